@@ -1,0 +1,17 @@
+"""Dagster wiring: one module per pipeline stage, assembled by :func:`build_definitions`."""
+
+
+import dagster as dg
+
+from codedpo_assets.assets import seeds
+from codedpo_assets.assets.resources import DuckDBStore, SeedSources, sources_from_env
+
+
+def build_definitions(store: DuckDBStore | None = None, sources: SeedSources | None = None) -> dg.Definitions:
+    """All assets, jobs and sensors; resources default to $CODEDPO_DB / $CODEDPO_SOURCES."""
+    return dg.Definitions(
+        assets=[seeds.seed_sources, seeds.seeds],
+        jobs=[seeds.prune_seed_partitions],
+        sensors=[seeds.seed_sources_sensor],
+        resources={"store": store or DuckDBStore(), "sources": sources or sources_from_env()},
+    )

@@ -1,0 +1,66 @@
+"""Dagster resources: the DuckDB store and the configured seed sources."""
+
+
+import json
+import os
+
+from dagster import Config, ConfigurableResource
+from pydantic import Field
+
+from codedpo_assets.sources import SourceConfigError, SourceSpec, parse_sources
+from codedpo_assets.store import DB_ENV, DEFAULT_DB, Store
+
+DUCKDB_POOL = "duckdb"  # every asset/op writing the database runs in this pool (limit 1 in dagster.yaml)
+SOURCES_ENV = "CODEDPO_SOURCES"
+
+
+class DuckDBStore(ConfigurableResource):
+    """The project's DuckDB file. Connections are opened per operation, never held during compute."""
+
+    database: str = Field(default="", description=f"Database file; empty means ${DB_ENV} or {DEFAULT_DB}.")
+
+    def get(self) -> Store:
+        return Store(self.database or None)
+
+
+class SeedSource(Config):
+    """One seed source; see README 'Seed sources'. Validated by codedpo_assets.sources.parse_sources."""
+
+    name: str = Field(description="Unique name; prefix of this source's partition keys.")
+    kind: str = Field(description="stdlib | directory | git | jsonl")
+    path: str = Field(default="", description="Directory, git checkout, or JSONL file/folder (not for stdlib).")
+    include: list[str] = Field(default=list(SourceSpec.include), description="fnmatch patterns of files to harvest.")
+    exclude: list[str] = Field(default=[], description="fnmatch patterns of files to skip.")
+    modules: list[str] = Field(default=list(SourceSpec.modules), description="stdlib: files to use; ['*'] = all.")
+    license: str = Field(default="", description="License id; empty = detect from LICENSE/COPYING.")
+    shards: int = Field(default=SourceSpec.shards, description="jsonl: partitions per file (hash buckets).")
+    code_field: str = Field(default=SourceSpec.code_field, description="jsonl: field holding the code.")
+    lang_field: str = Field(default=SourceSpec.lang_field, description="jsonl: language field (non-Python rows skipped).")
+
+
+class SeedSources(ConfigurableResource):
+    """Where seeds come from. Default: a demo slice of the installed CPython standard library."""
+
+    sources: list[SeedSource] = Field(
+        default=[{"name": "stdlib", "kind": "stdlib"}],
+        description=f"Seed sources; the {SOURCES_ENV} environment variable (a JSON file) overrides the default.",
+    )
+
+    def specs(self) -> list[SourceSpec]:
+        return parse_sources([s.model_dump() for s in self.sources])
+
+
+def sources_from_env() -> SeedSources:
+    """``SeedSources`` from the JSON file named by $CODEDPO_SOURCES, else the embedded default."""
+    path = os.environ.get(SOURCES_ENV)
+    if not path:
+        return SeedSources()
+    try:
+        with open(path) as fh:
+            raw = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SourceConfigError(f"{SOURCES_ENV}={path!r}: cannot read a JSON list of sources: {exc}") from exc
+    if not isinstance(raw, list):
+        raise SourceConfigError(f"{SOURCES_ENV}={path!r}: expected a JSON list of source objects")
+    parse_sources(raw)  # fail early, naming the field
+    return SeedSources(sources=[SeedSource(**item) for item in raw])

@@ -1,0 +1,2 @@
+-- Seeds, partitions, rejections and decontamination drops per source.
+SELECT * FROM seeds_summary;
