@@ -93,13 +93,18 @@ class Store:
                     conn.unregister("_incoming")
         return {name: frame.height for name, frame in frames.items()}
 
-    def delete_partitions(self, tables: Sequence[str], keys: Sequence[str]) -> int:
-        """Remove the rows of partitions that no longer exist; returns rows deleted."""
+    def delete_partitions(self, keys: Sequence[str]) -> int:
+        """Remove the rows of partitions that no longer exist from every partitioned table."""
         if not keys:
             return 0
         deleted = 0
         with self.transaction() as conn:
-            for name in tables:
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.columns JOIN information_schema.tables "
+                "USING (table_catalog, table_schema, table_name) "
+                "WHERE column_name = 'partition_key' AND table_type = 'BASE TABLE' ORDER BY table_name"
+            ).fetchall()
+            for (name,) in tables:
                 row = conn.execute(f'DELETE FROM "{name}" WHERE partition_key IN (SELECT unnest(?))', [list(keys)]).fetchone()
                 deleted += row[0] if row else 0
         return deleted

@@ -1,10 +1,10 @@
-"""Dagster resources: the DuckDB store and the configured seed sources."""
+"""Shared Dagster wiring: the DuckDB store and seed source resources, the DuckDB pool, automation."""
 
 
 import json
 import os
 
-from dagster import Config, ConfigurableResource
+from dagster import AutomationCondition, Config, ConfigurableResource
 from pydantic import Field
 
 from codedpo_assets.sources import SourceConfigError, SourceSpec, parse_sources
@@ -12,6 +12,16 @@ from codedpo_assets.store import DB_ENV, DEFAULT_DB, Store
 
 DUCKDB_POOL = "duckdb"  # every asset/op writing the database runs in this pool (limit 1 in dagster.yaml)
 SOURCES_ENV = "CODEDPO_SOURCES"
+
+# eager() rebuilds a partition when its upstream changes or when it newly goes missing, but skips
+# partitions already missing at its first evaluation (the daemon starting after the sensor
+# registered them); those are built once as well. Failed partitions are not retried in a loop.
+EAGER_OR_MISSING_AT_START = AutomationCondition.eager() | (
+    AutomationCondition.initial_evaluation()
+    & AutomationCondition.missing()
+    & ~AutomationCondition.any_deps_missing()
+    & ~AutomationCondition.in_progress()
+).with_label("missing_at_start")
 
 
 class DuckDBStore(ConfigurableResource):
@@ -43,6 +53,7 @@ class SeedSources(ConfigurableResource):
 
     sources: list[SeedSource] = Field(
         default=[{"name": "stdlib", "kind": "stdlib"}],
+        validate_default=True,
         description=f"Seed sources; the {SOURCES_ENV} environment variable (a JSON file) overrides the default.",
     )
 

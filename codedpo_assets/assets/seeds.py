@@ -14,13 +14,14 @@ from collections import Counter
 import dagster as dg
 from pydantic import Field
 
-from codedpo_assets.assets.resources import DUCKDB_POOL, DuckDBStore, SeedSources
+from codedpo_assets.assets.resources import DUCKDB_POOL, EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources
 from codedpo_assets.decontam import humaneval_decontaminator
 from codedpo_assets.harvest import HarvestRules, harvest_unit
 from codedpo_assets.sources import find_unit, plan_partitions, scan_sources, source_revision
 
 SEED_PARTITIONS = dg.DynamicPartitionsDefinition(name="seeds")
 SEED_SOURCES_KEY = dg.AssetKey("seed_sources")
+DATA_VERSION_TAG = "dagster/data_version"  # the tag Dagster reads an observation's data version from
 
 
 class SeedsConfig(dg.Config):
@@ -61,7 +62,7 @@ def _preview(rows: list[dict]) -> str:
     partitions_def=SEED_PARTITIONS,
     deps=[SEED_SOURCES_KEY],
     pool=DUCKDB_POOL,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=EAGER_OR_MISSING_AT_START,
     group_name="seeds",
     kinds={"python", "duckdb"},
     owners=["team:codedpo"],
@@ -103,13 +104,8 @@ class PruneConfig(dg.Config):
 
 @dg.op(pool=DUCKDB_POOL, description="Delete rows of removed seed partitions from every partitioned table.")
 def prune_partitions(context: dg.OpExecutionContext, config: PruneConfig, store: DuckDBStore) -> None:
-    db = store.get()
-    tables = db.query(
-        "SELECT table_name FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name) "
-        "WHERE column_name = 'partition_key' AND table_type = 'BASE TABLE'"
-    )["table_name"].to_list()
-    deleted = db.delete_partitions(tables, config.partition_keys)
-    context.log.info(f"deleted {deleted} rows of {len(config.partition_keys)} removed partitions from {tables}")
+    deleted = store.get().delete_partitions(config.partition_keys)
+    context.log.info(f"deleted {deleted} rows of {len(config.partition_keys)} removed partitions")
 
 
 @dg.job(description="Removes rows of seed partitions whose source unit disappeared.")
@@ -123,13 +119,13 @@ def observed_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[str
     for key in keys:
         record = instance.get_latest_data_version_record(SEED_SOURCES_KEY, is_source=True, partition_key=key)
         tags = (record.asset_observation.tags if record and record.asset_observation else None) or {}
-        if dg.DATA_VERSION_TAG in tags:
-            versions[key] = tags[dg.DATA_VERSION_TAG]
+        if DATA_VERSION_TAG in tags:
+            versions[key] = tags[DATA_VERSION_TAG]
     return versions
 
 
 def observation(key: str, content_hash: str) -> dg.AssetObservation:
-    return dg.AssetObservation(asset_key=SEED_SOURCES_KEY, partition=key, tags={dg.DATA_VERSION_TAG: content_hash})
+    return dg.AssetObservation(asset_key=SEED_SOURCES_KEY, partition=key, tags={DATA_VERSION_TAG: content_hash})
 
 
 @dg.sensor(

@@ -1,0 +1,99 @@
+"""Command line: ``run`` the pipeline on the configured sources, or query the database with ``sql``.
+
+``run`` does what the sensor + automation do in ``dagster dev``, in one process: sync the seed
+partitions with the sources, record observations, prune removed partitions and materialize the
+partitions that are new, changed or never built. Runs land in the Dagster instance
+($DAGSTER_HOME, default ``dagster_home/``), so the UI shows them afterwards.
+"""
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import polars as pl
+
+REPO = Path(__file__).resolve().parent.parent
+QUERIES = REPO / "sql" / "queries"
+
+
+def _print_table(frame: pl.DataFrame, title: str = "") -> None:
+    if title:
+        print(f"\n{title}")
+    with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=80, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
+        print(frame)
+
+
+def run(rebuild: bool) -> int:
+    os.environ.setdefault("DAGSTER_HOME", str(REPO / "dagster_home"))
+    warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
+    import dagster as dg
+
+    from codedpo_assets.assets import build_definitions, seeds
+    from codedpo_assets.sources import plan_partitions, scan_sources
+
+    started = time.monotonic()
+    defs = build_definitions()
+    resources = defs.resources
+    store = resources["store"].get()
+    instance = dg.DagsterInstance.get()
+    units = scan_sources(resources["sources"].specs())
+    current = {k: u.content_hash for k, u in units.items()}
+    name = seeds.SEED_PARTITIONS.name
+    registered = set(instance.get_dynamic_partitions(name))
+    plan = plan_partitions(current, registered, seeds.observed_versions(instance, sorted(registered)))
+    instance.add_dynamic_partitions(name, plan.added)
+    for key in plan.removed:
+        instance.delete_dynamic_partition(name, key)
+    store.delete_partitions(plan.removed)
+    for key in plan.to_observe:
+        instance.report_runless_asset_event(seeds.observation(key, current[key]))
+    built = instance.get_materialized_partitions(seeds.seeds.key)
+    todo = sorted(current) if rebuild else sorted(set(plan.to_observe) | (current.keys() - built))
+    print(f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}")
+    for i, key in enumerate(todo, 1):
+        result = dg.materialize(
+            [seeds.seed_sources, seeds.seeds], selection=[seeds.seeds], partition_key=key, instance=instance, resources=resources,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        if not result.success:
+            print(f"FAILED: seeds[{key}]", file=sys.stderr)
+            return 1
+        print(f"  [{i}/{len(todo)}] seeds[{key}]")
+    _print_table(store.query("SELECT * FROM seeds_summary"), "Built (seeds_summary):")
+    _print_table(
+        store.query("SELECT reason, count(*) AS n FROM seeds_rejected GROUP BY reason ORDER BY n DESC, reason"),
+        "Rejected inputs by reason (seeds_rejected):",
+    )
+    print(f"\nDatabase: {store.path}\nDagster home: {os.environ['DAGSTER_HOME']}\nDone in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def sql(query: str | None) -> int:
+    from codedpo_assets.store import Store
+
+    if not query:
+        for path in sorted(QUERIES.glob("*.sql")):
+            print(f"{path.stem:40s} {path.read_text().splitlines()[0].lstrip('- ')}")
+        return 0
+    named = QUERIES / f"{query}.sql"
+    text = named.read_text() if named.exists() else Path(query).read_text() if query.endswith(".sql") else query
+    _print_table(Store().query(text))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="codedpo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="sync partitions with the sources and materialize what changed")
+    run_p.add_argument("--rebuild", action="store_true", help="rematerialize every partition")
+    sql_p = sub.add_parser("sql", help="run a named query from sql/queries (no name: list them), a .sql file or SQL text")
+    sql_p.add_argument("query", nargs="?")
+    args = parser.parse_args(argv)
+    return run(args.rebuild) if args.command == "run" else sql(args.query)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

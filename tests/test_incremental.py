@@ -1,0 +1,101 @@
+"""Incremental rule: sensor keeps partitions in step with files; automation rebuilds only what changed."""
+
+import dagster as dg
+import pytest
+from conftest import module_with_function, write
+
+from codedpo_assets.assets import build_definitions
+from codedpo_assets.assets.resources import DuckDBStore, SeedSource, SeedSources
+from codedpo_assets.assets.seeds import SEED_PARTITIONS, seed_sources, seed_sources_sensor, seeds
+
+N_FILES = 24
+
+
+@pytest.fixture
+def setup(tree, tmp_path):
+    for i in range(N_FILES):
+        write(tree, f"pkg{i % 3}/mod{i:02d}.py", module_with_function(i))
+    sources = SeedSources(sources=[SeedSource(name="local", kind="directory", path=str(tree))])
+    store = DuckDBStore(database=str(tmp_path / "db.duckdb"))
+    with dg.instance_for_test() as instance:
+        yield tree, build_definitions(store, sources), instance
+
+
+def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    """One sensor evaluation, applied to the instance the way the daemon applies it."""
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"sources": defs.resources["sources"]})
+    result = seed_sources_sensor(ctx)
+    for request in result.dynamic_partitions_requests:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    return result
+
+
+def requested(defs, instance, cursor):
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    return sorted(result.get_requested_partitions(seeds.key)), result.cursor
+
+
+def build(defs, instance, keys):
+    for key in keys:
+        assert dg.materialize(
+            [seed_sources, seeds], selection=[seeds], partition_key=key, instance=instance, resources=defs.resources
+        ).success
+
+
+def test_changing_one_file_requests_exactly_one_partition(setup):
+    tree, defs, instance = setup
+    first = tick(defs, instance, None)
+    keys = sorted(instance.get_dynamic_partitions(SEED_PARTITIONS.name))
+    assert len(keys) == N_FILES and len(first.asset_events) == N_FILES
+    todo, auto_cursor = requested(defs, instance, None)
+    assert todo == keys  # new partitions are built once
+    build(defs, instance, todo)
+    store = defs.resources["store"].get()
+    assert store.query("SELECT count(*) FROM seeds").item() == N_FILES
+
+    quiet = tick(defs, instance, first.cursor)
+    assert quiet.asset_events == [] and quiet.run_requests == []
+    todo, auto_cursor = requested(defs, instance, auto_cursor)
+    assert todo == []
+
+    write(tree, "pkg1/mod07.py", module_with_function(7).replace("factor", "weight"))
+    changed = tick(defs, instance, quiet.cursor)
+    assert [e.partition for e in changed.asset_events] == ["local:pkg1/mod07.py"]
+    todo, auto_cursor = requested(defs, instance, auto_cursor)
+    assert todo == ["local:pkg1/mod07.py"]
+    build(defs, instance, todo)
+    code = store.query("SELECT code FROM seeds WHERE partition_key = 'local:pkg1/mod07.py'").item()
+    assert "weight" in code
+
+
+def test_added_and_deleted_files_add_and_remove_partitions(setup):
+    tree, defs, instance = setup
+    first = tick(defs, instance, None)
+    build(defs, instance, ["local:pkg0/mod00.py", "local:pkg1/mod01.py"])
+    _, auto_cursor = requested(defs, instance, None)
+    (tree / "pkg0/mod00.py").unlink()
+    write(tree, "pkg2/new.py", module_with_function(100))
+    result = tick(defs, instance, first.cursor)
+    keys = set(instance.get_dynamic_partitions(SEED_PARTITIONS.name))
+    assert "local:pkg2/new.py" in keys and "local:pkg0/mod00.py" not in keys and len(keys) == N_FILES
+    assert [e.partition for e in result.asset_events] == ["local:pkg2/new.py"]
+    assert requested(defs, instance, auto_cursor)[0] == ["local:pkg2/new.py"]  # added later: built too
+    (prune,) = result.run_requests
+    run_config = prune.run_config.to_config_dict() if hasattr(prune.run_config, "to_config_dict") else prune.run_config
+    job = defs.get_job_def("prune_seed_partitions")
+    assert job.execute_in_process(run_config=run_config, instance=instance, resources=defs.resources).success
+    store = defs.resources["store"].get()
+    assert store.query("SELECT DISTINCT partition_key FROM seeds").rows() == [("local:pkg1/mod01.py",)]
+
+
+def test_restarted_sensor_without_cursor_uses_recorded_versions(setup):
+    _, defs, instance = setup
+    tick(defs, instance, None)
+    again = tick(defs, instance, None)  # e.g. the daemon's cursor was reset
+    assert again.asset_events == [] and again.dynamic_partitions_requests[0].partition_keys == []
