@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from conftest import module_with_function, write
 
 from codedpo_assets.assets import build_definitions
@@ -27,7 +28,8 @@ def test_definitions_module_exposes_seeds_assets_sensor_and_pool():
     assert defs.resolve_assets_def("seeds").partitions_def.name == "seeds"
     assert defs.resolve_assets_def("seeds").op.pool == "duckdb"  # all DuckDB writers share one pool
     assert defs.resolve_job_def("prune_seed_partitions").graph.node_defs[0].pool == "duckdb"
-    assert defs.resolve_sensor_def("seed_sources_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    for sensor in ("seed_sources_sensor", "codedpo_automation"):  # incremental rebuilds need no click
+        assert defs.resolve_sensor_def(sensor).default_status == dg.DefaultSensorStatus.RUNNING
     defs.validate_loadable(defs)
 
 
@@ -53,23 +55,16 @@ def test_materialize_default_stdlib_partition_in_process(tmp_path):
         assert mat.metadata["dagster/row_count"].value == store.get().query("SELECT count(*) FROM seeds").item() > 0
 
 
-def test_sources_env_file_is_validated(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(json.dumps([{"name": "x", "kind": "directory"}]), r"sources\[0\]\.path"), ("{oops", "CODEDPO_SOURCES")],
+)
+def test_sources_env_file_is_validated(tmp_path, monkeypatch, content, message):
     cfg = tmp_path / "sources.json"
-    cfg.write_text(json.dumps([{"name": "x", "kind": "directory"}]))
+    cfg.write_text(content)
     monkeypatch.setenv("CODEDPO_SOURCES", str(cfg))
-    try:
+    with pytest.raises(SourceConfigError, match=message):
         sources_from_env()
-    except SourceConfigError as exc:
-        assert "sources[0].path" in str(exc)
-    else:
-        raise AssertionError("missing path accepted")
-    cfg.write_text("{oops")
-    try:
-        sources_from_env()
-    except SourceConfigError as exc:
-        assert "CODEDPO_SOURCES" in str(exc)
-    else:
-        raise AssertionError("bad JSON accepted")
 
 
 def test_cli_run_is_incremental(tmp_path):

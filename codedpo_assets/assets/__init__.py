@@ -6,12 +6,21 @@ import dagster as dg
 from codedpo_assets.assets import seeds
 from codedpo_assets.assets.resources import DuckDBStore, SeedSources, sources_from_env
 
+# Dagster's default automation sensor starts stopped; this one runs as soon as the daemon does.
+AUTOMATION_SENSOR = dg.AutomationConditionSensorDefinition(
+    "codedpo_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates the assets' automation conditions (eager rebuilds of changed partitions).",
+)
+
 
 def build_definitions(store: DuckDBStore | None = None, sources: SeedSources | None = None) -> dg.Definitions:
     """All assets, jobs and sensors; resources default to $CODEDPO_DB / $CODEDPO_SOURCES."""
     return dg.Definitions(
         assets=[seeds.seed_sources, seeds.seeds],
         jobs=[seeds.prune_seed_partitions],
-        sensors=[seeds.seed_sources_sensor],
+        sensors=[seeds.seed_sources_sensor, AUTOMATION_SENSOR],
         resources={"store": store or DuckDBStore(), "sources": sources or sources_from_env()},
     )
