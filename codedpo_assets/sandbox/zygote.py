@@ -113,7 +113,11 @@ def _flush(fd, messages):
         data = data[_write(fd, data) :]
 
 
+_fired = [False]  # set by the CPU timer even if the candidate swallows _Timeout
+
+
 def _on_prof(signum, frame):
+    _fired[0] = True
     raise _Timeout()
 
 
@@ -162,6 +166,7 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
         _send(result_fd, {"setup_error": f"{_type(exc).__name__}: {exc}"})
         _exit(71)
     limit = float(req["time_limit"])
+    limit_ns = int(limit * 1e9)
     namespace = {"__name__": "candidate", "__builtins__": __builtins__}
     try:
         _setitimer(signal.ITIMER_PROF, limit)
@@ -177,10 +182,14 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
     # Buffered: results go out in batches (cheap tests cost no pipe round trip each), at least
     # every FLUSH_NS; unbuffered (after an unexplained death) one line per test pins the culprit.
     pending = [{"load": "ok"}]
+    if not buffered:
+        _flush(result_fd, pending)
+        pending = []
     last_flush = _mono()
     for i in range(start, _len(compiled)):
         kind, code = compiled[i]
         result = {"i": i}
+        _fired[0] = False
         t0 = _ptime()
         try:
             if kind == "invalid":
@@ -206,6 +215,9 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
             _setitimer(signal.ITIMER_PROF, 0)
             result["s"], result["e"] = "error", f"{_type(exc).__name__}: {str(exc)[:200]}"
         result["t"] = _ptime() - t0
+        if _fired[0] or result["t"] > limit_ns:  # the limit passed, whatever the code did about it
+            result["s"] = "timeout"
+            result.pop("v", None)
         pending.append(result)
         if not buffered or _mono() - last_flush > FLUSH_NS:
             _flush(result_fd, pending)
@@ -343,6 +355,8 @@ def _run_one(req, program, compiled, start, uid, results, buffered):
     shutil.rmtree(workdir, ignore_errors=True)
     if finished or load is not None and load["load"] != "ok":
         return len(compiled), load, output, False
+    if load is None and buffered:  # "load ok" may have died in the buffer: find out unbuffered
+        return start, None, output, True
     if load is None:  # died or hung while loading the program
         load = {"load": ended_by, "detail": "process ended while loading the program"}
         return len(compiled), load, output, False
@@ -391,6 +405,24 @@ def run(req):
     return {"results": results, "load": load, "output": outputs.decode("utf-8", "backslashreplace"), "children": children}
 
 
+def _expose_stdlib():
+    """Bind the interpreter's library dirs under /tmp so a dropped uid can import from them.
+
+    (They may live under a private home directory, e.g. pyenv in /root; the bind is read-only.)
+    """
+    moved = 0
+    for i, path in enumerate(list(sys.path)):
+        if not os.path.isdir(path):
+            continue
+        target = f"/tmp/.python-lib-{i}"
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        if LIBC.mount(path.encode(), target.encode(), None, MS_BIND, None) == 0:
+            LIBC.mount(None, target.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+            sys.path[i] = target
+            moved += 1
+    return f"{moved} library dirs bound read-only under /tmp"
+
+
 def isolate():
     """Enter fresh network + mount namespaces where the kernel allows; report what was achieved."""
     level = {"uid_drop": bool(UID), "network": "shared", "filesystem": "shared", "subreaper": False}
@@ -418,6 +450,8 @@ def isolate():
                 continue
             if LIBC.mount(None, mountpoint.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None) != 0:
                 failed.append(mountpoint)
+        if tmp_ok:
+            level["stdlib"] = _expose_stdlib()
         if tmp_ok and not failed:
             level["filesystem"] = "read-only, private /tmp (mount namespace)"
         elif tmp_ok:
