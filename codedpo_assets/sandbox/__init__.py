@@ -124,3 +124,8 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, checks: list[Check]) -> N
         matrix.detail[i, j] = reason
         matrix.passed[i, j] = state == "pass"
         matrix.cpu_time_ns[i, j] = int(res.get("t", 0)) if isinstance(res.get("t", 0), int) else 0
+
+
+from codedpo_assets.sandbox.timing import Timing, compare, time_candidates  # noqa: E402  (uses run_pass_matrix)
+
+__all__ += ["Timing", "compare", "time_candidates"]

@@ -62,6 +62,7 @@ _AssertionError = AssertionError
 # thread CPU clock: with ITIMER_PROF armed, the process clock only advances at scheduler ticks here
 _write, _exit, _ptime, _setitimer = os.write, os._exit, time.thread_time_ns, signal.setitimer
 _mono = time.monotonic_ns
+_stdout, _stderr = sys.stdout, sys.stderr
 _dumps, _type, _repr, _len = json.dumps, type, repr, len
 _int, _float, _str, _bool, _bytes, _complex = int, float, str, bool, bytes, complex
 _list, _tuple, _dict, _set, _frozenset, _none = list, tuple, dict, set, frozenset, type(None)
@@ -95,6 +96,16 @@ def _encode(value, depth=0):
     if t is _dict:
         return ["d", [[_encode(k, depth + 1), _encode(v, depth + 1)] for k, v in value.items()]]
     raise TypeError(f"unsupported result type {t.__name__}")
+
+
+def _finish(code=0):
+    """Flush what the candidate printed (to the output file), then exit without cleanup."""
+    for stream in (_stdout, _stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    _exit(code)
 
 
 def _send(fd, message):
@@ -174,11 +185,11 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
         _setitimer(signal.ITIMER_PROF, 0)
     except _Timeout:
         _send(result_fd, {"load": "timeout", "detail": "loading the program exceeded the CPU limit"})
-        _exit(0)
+        _finish()
     except BaseException as exc:
         _setitimer(signal.ITIMER_PROF, 0)
         _send(result_fd, {"load": "error", "detail": f"{_type(exc).__name__}: {str(exc)[:300]}"})
-        _exit(0)
+        _finish()
     # Buffered: results go out in batches (cheap tests cost no pipe round trip each), at least
     # every FLUSH_NS; unbuffered (after an unexplained death) one line per test pins the culprit.
     pending = [{"load": "ok"}]
@@ -224,7 +235,7 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
             pending, last_flush = [], _mono()
     pending.append({"done": 1})
     _flush(result_fd, pending)
-    _exit(0)
+    _finish()
 
 
 def _children(pid):

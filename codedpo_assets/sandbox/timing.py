@@ -1,0 +1,76 @@
+"""Efficiency timing protocol: CPU time of candidates over a set of tests, noise-aware.
+
+Hardware instruction counters are unavailable on these VMs, so we time CPU (not wall) time:
+one warm-up round, then ``repetitions`` rounds; every round runs each candidate once in a fresh
+child, in a freshly shuffled order (interleaving spreads machine drift over all candidates).
+The estimate is the median; the dispersion is the median absolute deviation (MAD).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from codedpo_assets.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIME_LIMIT_S, run_pass_matrix
+from codedpo_assets.sandbox.pool import Pool
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ns: float
+    mad_ns: float  # median absolute deviation of the samples
+    samples_ns: tuple[int, ...]
+    all_passed: bool  # every repetition passed every test (timings of failing runs mean little)
+
+    @property
+    def relative_noise(self) -> float:
+        return self.mad_ns / self.median_ns if self.median_ns else float("inf")
+
+
+def time_candidates(
+    codes: Sequence[str],
+    tests: Sequence[str],
+    *,
+    setup: str = "",
+    repetitions: int = 5,
+    warmup: int = 1,
+    seed: int = 0,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    pool: Pool | None = None,
+) -> list[Timing]:
+    """Per candidate: total CPU time over ``tests`` (median of ``repetitions`` interleaved runs)."""
+    if repetitions < 5:
+        raise ValueError(f"repetitions must be >= 5 for a usable dispersion estimate, got {repetitions}")
+    rng = random.Random(seed)
+    samples: list[list[int]] = [[] for _ in codes]
+    passed = np.ones(len(codes), dtype=bool)
+    for round_ in range(warmup + repetitions):
+        order = list(range(len(codes)))
+        rng.shuffle(order)
+        matrix = run_pass_matrix([codes[i] for i in order], tests, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb, pool=pool)
+        if round_ < warmup:
+            continue
+        totals = matrix.cpu_time_ns.sum(axis=1)
+        for row, i in enumerate(order):
+            samples[i].append(int(totals[row]))
+            passed[i] &= bool(matrix.passed[row].all())
+    timings = []
+    for i, s in enumerate(samples):
+        arr = np.asarray(s, dtype=float)
+        med = float(np.median(arr)) if arr.size else 0.0
+        timings.append(Timing(med, float(np.median(np.abs(arr - med))) if arr.size else 0.0, tuple(s), bool(passed[i])))
+    return timings
+
+
+def compare(a: Timing, b: Timing, *, min_ratio: float = 1.1, noise_k: float = 3.0) -> int:
+    """-1 if ``a`` is faster, 1 if slower, 0 for a tie: the gap must exceed both ``noise_k`` MADs
+    and ``min_ratio`` (the paper's 10%) to count."""
+    fast, slow = sorted((a.median_ns, b.median_ns))
+    gap = slow - fast
+    if gap <= noise_k * max(a.mad_ns, b.mad_ns) or slow < min_ratio * fast:
+        return 0
+    return -1 if a.median_ns < b.median_ns else 1
