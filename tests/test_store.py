@@ -37,6 +37,8 @@ def test_replace_partition_replaces_only_that_partition_and_is_idempotent(tmp_pa
     store.replace_partition("a", {"seeds": seed_rows("a", 1, "v2")})
     assert versions(store, "a") == [("v2", 1)]
     assert versions(store, "b") == [("v1", 2)]
+    part = store.read_partition("seeds", "b", ["seed_id", "imports"])  # pushdown: one partition, some columns
+    assert part.columns == ["seed_id", "imports"] and part["seed_id"].to_list() == ["v1-0", "v1-1"]
     store.replace_partition("b", {"seeds": []})  # an empty result clears the partition
     assert versions(store, "b") == []
 

@@ -98,14 +98,16 @@ def _encode(value, depth=0):
     raise TypeError(f"unsupported result type {t.__name__}")
 
 
-def _finish(code=0):
-    """Flush what the candidate printed (to the output file), then exit without cleanup."""
+def _finish(result_fd, messages):
+    """Flush what the candidate printed, *then* send the last messages (the zygote kills the
+    child as soon as it has them), then exit without cleanup."""
     for stream in (_stdout, _stderr):
         try:
             stream.flush()
         except BaseException:
             pass
-    _exit(code)
+    _flush(result_fd, messages)
+    _exit(0)
 
 
 def _send(fd, message):
@@ -184,12 +186,10 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
         exec(program, namespace)
         _setitimer(signal.ITIMER_PROF, 0)
     except _Timeout:
-        _send(result_fd, {"load": "timeout", "detail": "loading the program exceeded the CPU limit"})
-        _finish()
+        _finish(result_fd, [{"load": "timeout", "detail": "loading the program exceeded the CPU limit"}])
     except BaseException as exc:
         _setitimer(signal.ITIMER_PROF, 0)
-        _send(result_fd, {"load": "error", "detail": f"{_type(exc).__name__}: {str(exc)[:300]}"})
-        _finish()
+        _finish(result_fd, [{"load": "error", "detail": f"{_type(exc).__name__}: {str(exc)[:300]}"}])
     # Buffered: results go out in batches (cheap tests cost no pipe round trip each), at least
     # every FLUSH_NS; unbuffered (after an unexplained death) one line per test pins the culprit.
     pending = [{"load": "ok"}]
@@ -234,8 +234,7 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
             _flush(result_fd, pending)
             pending, last_flush = [], _mono()
     pending.append({"done": 1})
-    _flush(result_fd, pending)
-    _finish()
+    _finish(result_fd, pending)
 
 
 def _children(pid):
