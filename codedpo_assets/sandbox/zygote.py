@@ -159,20 +159,15 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
     try:
         os.setsid()
         LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        null = os.open("/dev/null", os.O_RDONLY)
         out = os.open(os.path.join(workdir, "output"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(null, 0)
+        os.dup2(DEVNULL_FD, 0)
         os.dup2(out, 1)
         os.dup2(out, 2)
         if result_fd != 3:
             os.dup2(result_fd, 3)
             result_fd = 3
         os.closerange(4, 1 << 16)
-        os.chdir(workdir)
-        os.environ.clear()
-        os.environ.update(SAFE_ENV, HOME=workdir, TMPDIR=workdir)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead
-        signal.signal(signal.SIGPROF, _on_prof)
+        os.chdir(workdir)  # environment (SAFE_ENV) and signal handlers were set up in the zygote
         _apply_limits(req, uid, _len(compiled) - start)
         sys.argv = ["candidate"]  # sys.stdin/out/err wrap fds 0-2, now /dev/null and the output file
     except BaseException as exc:  # setup failure is the sandbox's fault, not the candidate's
@@ -491,8 +486,13 @@ def main():
     global UID, WORK_ROOT
     UID = int(sys.argv[1]) if os.geteuid() == 0 else 0
     os.environ.clear()
-    os.environ.update(SAFE_ENV)
+    os.environ.update(SAFE_ENV, HOME="/tmp", TMPDIR="/tmp")  # /tmp: the private tmpfs when isolated
     level = isolate()
+    global DEVNULL_FD
+    DEVNULL_FD = os.open("/dev/null", os.O_RDONLY)
+    # inherited by every child: oversized writes fail with EFBIG, ITIMER_PROF raises _Timeout
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.signal(signal.SIGPROF, _on_prof)
     WORK_ROOT = tempfile.mkdtemp(prefix="codedpo-sandbox-", dir="/tmp")
     os.chmod(WORK_ROOT, 0o711)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -517,6 +517,7 @@ def main():
 
 UID = 0
 WORK_ROOT = "/tmp"
+DEVNULL_FD = 0
 
 if __name__ == "__main__":
     main()
