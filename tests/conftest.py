@@ -1,7 +1,10 @@
-"""Shared fixtures: temporary source trees and databases (no network, no DAGSTER_HOME)."""
+"""Shared fixtures: temporary source trees, a tiny model, a local OpenAI-compatible server."""
 
+import json
 import textwrap
+import threading
 import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,76 @@ def tree(tmp_path: Path) -> Path:
     root = tmp_path / "src"
     root.mkdir()
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny Qwen2-shaped causal LM with a locally trained byte-level BPE tokenizer (no download)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    path = tmp_path_factory.mktemp("tiny-model")
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = ["def add(a, b):\n    return a + b\n", "assert add(1, 2) == 3\n", "Write a Python function.\n"] * 50
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None)
+    fast.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    config = Qwen2Config(hidden_size=8, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2,
+                         intermediate_size=32, vocab_size=len(fast), eos_token_id=fast.eos_token_id,
+                         pad_token_id=fast.pad_token_id)  # fmt: skip
+    import torch
+
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(config).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+class FakeServer:
+    """A real OpenAI-compatible HTTP server on 127.0.0.1 with scripted, seed-dependent answers."""
+
+    def __init__(self, fail_first: int = 0):
+        self.calls = 0
+        self.fail_first = fail_first
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.calls += 1
+                if server.calls <= server.fail_first:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                text = server.answer(body["messages"][-1]["content"], body["seed"])
+                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    @staticmethod
+    def answer(prompt: str, seed: int) -> str:
+        if "programming problem" in prompt:
+            return "Return the sum of two integers a and b."
+        if "test cases" in prompt:
+            return "```python\nassert add(1, 2) == 3\nassert add(2, 5) == 7\nassert add(0, 0) == 0\n```"
+        return "```python\ndef add(a, b):\n    return a + b\n```" if seed % 2 else "Here:\n```python\ndef add(a, b):\n    return a - b\n```"
+
+    def close(self):
+        self.httpd.shutdown()

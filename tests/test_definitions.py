@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import module_with_function, write
+from conftest import FakeServer, module_with_function, write
 
 from codedpo_assets.assets import build_definitions
 from codedpo_assets.assets.resources import DuckDBStore, SeedSources, sources_from_env
@@ -75,8 +75,10 @@ def test_cli_run_is_incremental(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home)
+    server = FakeServer()  # generation goes to a local OpenAI-compatible server, not the embedded model
     env = {**os.environ, "DAGSTER_HOME": str(home), "CODEDPO_DB": str(tmp_path / "db.duckdb"),
-           "CODEDPO_SOURCES": str(tmp_path / "sources.json")}  # fmt: skip
+           "CODEDPO_SOURCES": str(tmp_path / "sources.json"), "CODEDPO_GENERATOR": "openai",
+           "CODEDPO_OPENAI_BASE_URL": server.url, "CODEDPO_OPENAI_MODEL": "fake"}  # fmt: skip
 
     def run() -> str:
         done = subprocess.run([sys.executable, "-m", "codedpo_assets.cli", "run"], cwd=tmp_path, env=env,
@@ -94,3 +96,4 @@ def test_cli_run_is_incremental(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert "local:m0.py" in sql.stdout and "local:m1.py" in sql.stdout and "local:m2.py" not in sql.stdout
     assert "weight" in sql.stdout
+    server.close()

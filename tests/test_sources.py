@@ -141,7 +141,7 @@ def test_jsonl_shards_are_stable_hash_buckets(tree):
 def test_stdlib_default_is_an_offline_demo_slice():
     spec = parse_sources([{"name": "stdlib", "kind": "stdlib"}])[0]
     units = scan_source(spec)
-    assert len(units) == len(STDLIB_DEMO_MODULES) >= 20
+    assert len(units) == len(STDLIB_DEMO_MODULES) >= 8
     assert all(u.issue is None for u in units)
     _, unit = find_unit([spec], "stdlib:colorsys.py")
     seeds, _ = harvest_unit(spec, unit)

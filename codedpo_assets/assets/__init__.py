@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from codedpo_assets.assets import seeds
+from codedpo_assets.assets import generation, pass_matrix, seeds
 from codedpo_assets.assets.resources import DuckDBStore, SeedSources, sources_from_env
 
 # Dagster's default automation sensor starts stopped; this one runs as soon as the daemon does.
@@ -16,11 +16,24 @@ AUTOMATION_SENSOR = dg.AutomationConditionSensorDefinition(
 )
 
 
-def build_definitions(store: DuckDBStore | None = None, sources: SeedSources | None = None) -> dg.Definitions:
-    """All assets, jobs and sensors; resources default to $CODEDPO_DB / $CODEDPO_SOURCES."""
+def build_definitions(
+    store: DuckDBStore | None = None, sources: SeedSources | None = None, generator: generation.Generator | None = None
+) -> dg.Definitions:
+    """All assets, jobs and sensors; resources default to $CODEDPO_DB / $CODEDPO_SOURCES / the embedded model."""
     return dg.Definitions(
-        assets=[seeds.seed_sources, seeds.seeds],
+        assets=[
+            seeds.seed_sources,
+            seeds.seeds,
+            generation.prompts,
+            generation.candidate_code,
+            generation.generated_tests,
+            pass_matrix.pass_matrix,
+        ],
         jobs=[seeds.prune_seed_partitions],
         sensors=[seeds.seed_sources_sensor, AUTOMATION_SENSOR],
-        resources={"store": store or DuckDBStore(), "sources": sources or sources_from_env()},
+        resources={
+            "store": store or DuckDBStore(),
+            "sources": sources or sources_from_env(),
+            "generator": generator or generation.generator_from_env(),
+        },
     )

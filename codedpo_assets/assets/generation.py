@@ -1,0 +1,174 @@
+"""Generation stage: ``prompts`` → ``candidate_code`` and ``generated_tests`` (partitioned like seeds)."""
+
+import os
+import time
+from collections.abc import Callable
+from functools import lru_cache
+
+import dagster as dg
+from pydantic import Field
+
+from codedpo_assets.assets.resources import DUCKDB_POOL, EAGER_OR_MISSING_AT_START, DuckDBStore
+from codedpo_assets.assets.seeds import SEED_PARTITIONS
+from codedpo_assets.generation.backends import Backend, GenerationError, GenerationParams, OpenAIBackend, TransformersBackend, embedded_model_dir
+from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
+from codedpo_assets.generation.tasks import (
+    generate_cached,
+    signature,
+    solution_messages,
+    task_messages,
+    task_text,
+    test_messages,
+)
+from codedpo_assets.normalize import content_hash
+from codedpo_assets.sandbox.verdicts import parse_test
+
+BACKENDS = ("embedded", "transformers", "openai")
+
+
+@lru_cache(maxsize=4)
+def _backend(kind: str, model_path: str, base_url: str, model: str, api_key: str, concurrency: int, batch_size: int) -> Backend:
+    if kind == "embedded":
+        return TransformersBackend(embedded_model_dir(), batch_size=batch_size)
+    if kind == "transformers":
+        if not model_path:
+            raise GenerationError("generator.model_path: required for backend 'transformers' (a local dir or Hub id)")
+        return TransformersBackend(model_path, batch_size=batch_size)
+    if kind == "openai":
+        if not base_url or not model:
+            raise GenerationError("generator.base_url and generator.model: required for backend 'openai'")
+        return OpenAIBackend(base_url, model, api_key=api_key, concurrency=concurrency)
+    raise GenerationError(f"generator.backend: {kind!r} is not one of {BACKENDS}")
+
+
+class Generator(dg.ConfigurableResource):
+    """Which model writes prompts, candidates and tests. Default: the embedded SmolLM2-135M-Instruct."""
+
+    backend: str = Field(default="embedded", description="embedded | transformers | openai")
+    model_path: str = Field(default="", description="transformers: local checkpoint dir or Hub id.")
+    base_url: str = Field(default="", description="openai: server URL, e.g. http://127.0.0.1:8000/v1")
+    model: str = Field(default="", description="openai: served model name.")
+    api_key: str = Field(default="", description="openai: API key (use an EnvVar).")
+    concurrency: int = Field(default=8, description="openai: requests in flight.")
+    batch_size: int = Field(default=16, description="transformers/embedded: sequences per generate() batch (16: 6.4x one-at-a-time on 2 CPU cores).")
+
+    def get(self) -> Backend:
+        return _backend(self.backend, self.model_path, self.base_url, self.model, self.api_key, self.concurrency, self.batch_size)
+
+
+GENERATOR_ENV = {  # environment overrides of the Generator resource (CLI, sensor-driven runs and UI alike)
+    "backend": "CODEDPO_GENERATOR",
+    "model_path": "CODEDPO_MODEL_PATH",
+    "base_url": "CODEDPO_OPENAI_BASE_URL",
+    "model": "CODEDPO_OPENAI_MODEL",
+    "api_key": "CODEDPO_OPENAI_API_KEY",
+}
+
+
+def generator_from_env() -> Generator:
+    """``Generator`` with fields taken from the CODEDPO_* variables above where set."""
+    return Generator(**{field: os.environ[var] for field, var in GENERATOR_ENV.items() if os.environ.get(var)})
+
+
+class SamplingConfig(dg.Config):
+    """Sampling parameters; defaults are the paper's (temperature 1.5). README lists the quick profile."""
+
+    temperature: float = Field(default=1.5, description="Sampling temperature (paper: 1.5).")
+    top_p: float = Field(default=1.0, description="Nucleus sampling.")
+    max_new_tokens: int = Field(default=512, description="Longest completion.")
+    max_seeds: int = Field(default=0, description="prompts: seeds per partition to use (0 = all).")
+    n_samples: int = Field(default=15, description="candidate_code: N solutions; generated_tests: M test samples (paper: 15 + 15).")
+
+    def params(self) -> GenerationParams:
+        return GenerationParams(self.temperature, self.top_p, self.max_new_tokens)
+
+
+# `make run` on a 2-core CPU: one seed per partition, 3 solutions and 3 test samples, short outputs.
+QUICK_PROFILE = {"temperature": 0.8, "max_new_tokens": 128, "max_seeds": 1, "n_samples": 3}
+
+
+def _progress(context: dg.AssetExecutionContext, total: int) -> Callable[[int, int], None]:
+    start = time.monotonic()
+    tokens = [0]
+
+    def report(done: int, new_tokens: int) -> None:
+        tokens[0] += new_tokens
+        elapsed = time.monotonic() - start
+        context.log.info(f"generated {done}/{total} ({tokens[0] / max(elapsed, 1e-9):.1f} tokens/s, {elapsed:.0f} s)")
+
+    return report
+
+
+ASSET_ARGS = dict(
+    partitions_def=SEED_PARTITIONS,
+    pool=DUCKDB_POOL,
+    automation_condition=EAGER_OR_MISSING_AT_START,
+    group_name="generation",
+    kinds={"python", "duckdb"},
+    owners=["team:codedpo"],
+)
+
+
+@dg.asset(deps=["seeds"], description="One programming task per seed, written by the model (OSS-Instruct style); entry point = the seed's signature.", **ASSET_ARGS)
+def prompts(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
+    db, key = store.get(), context.partition_key
+    limit = f"LIMIT {int(config.max_seeds)}" if config.max_seeds > 0 else ""
+    seeds = db.query(f"SELECT seed_id, symbol, code FROM seeds WHERE partition_key = ? ORDER BY seed_id {limit}", [key]).rows()
+    backend = generator.get()
+    sigs = [signature(code, symbol) for _, symbol, code in seeds]
+    jobs = [(task_messages(code, sig), 0) for (_, _, code), sig in zip(seeds, sigs)]
+    texts, calls = generate_cached(db, backend, jobs, config.params(), _progress(context, len(jobs)))
+    rows = []
+    for (seed_id, symbol, _), sig, text in zip(seeds, sigs, texts):
+        prompt = task_text(text, sig)
+        reason = "empty_output" if not text.strip() else None
+        rows.append({"partition_key": key, "prompt_id": content_hash(f"{seed_id}\0{backend.identity}\0{prompt}"), "seed_id": seed_id,
+                     "entry_point": symbol, "signature": sig, "prompt": prompt, "model": backend.identity, "reason": reason, "raw": text})  # fmt: skip
+    db.replace_partition(key, {"prompts": rows})
+    usable = sum(r["reason"] is None for r in rows)
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), "usable": usable, "model_calls": calls, "model": backend.identity})
+
+
+def _usable_prompts(db, key: str) -> list[tuple[str, str, str]]:
+    return db.query("SELECT prompt_id, entry_point, prompt FROM prompts WHERE partition_key = ? AND reason IS NULL ORDER BY prompt_id", [key]).rows()
+
+
+@dg.asset(deps=[prompts], description="N sampled solutions per prompt; code extracted, deduplicated by normalized AST; drops keep a reason.", **ASSET_ARGS)
+def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
+    db, key = store.get(), context.partition_key
+    todo = _usable_prompts(db, key)
+    jobs = [(solution_messages(prompt), i) for _, _, prompt in todo for i in range(config.n_samples)]
+    texts, calls = generate_cached(db, generator.get(), jobs, config.params(), _progress(context, len(jobs)))
+    rows = []
+    for p, (prompt_id, entry, _) in enumerate(todo):
+        outs = texts[p * config.n_samples : (p + 1) * config.n_samples]
+        for item, raw in zip(dedupe([extract_program(t, entry, i) for i, t in enumerate(outs)]), outs):
+            rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": content_hash(f"{prompt_id}\0{item.sample_index}"),
+                         "sample_index": item.sample_index, "code": item.text or None, "norm_hash": item.norm_hash or None,
+                         "reason": item.reason or None, "detail": item.detail or None, "raw": raw})  # fmt: skip
+    db.replace_partition(key, {"candidate_code": rows})
+    kept = sum(r["reason"] is None for r in rows)
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), "kept": kept, "model_calls": calls})
+
+
+@dg.asset(deps=[prompts], description="M sampled test sets per prompt, split into standalone asserts calling the entry point; deduplicated; drops keep a reason.", **ASSET_ARGS)
+def generated_tests(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
+    db, key = store.get(), context.partition_key
+    todo = _usable_prompts(db, key)
+    jobs = [(test_messages(prompt, entry), i) for _, entry, prompt in todo for i in range(config.n_samples)]
+    texts, calls = generate_cached(db, generator.get(), jobs, config.params(), _progress(context, len(jobs)))
+    rows = []
+    for p, (prompt_id, entry, _) in enumerate(todo):
+        outs = texts[p * config.n_samples : (p + 1) * config.n_samples]
+        items = dedupe([t for i, out in enumerate(outs) for t in extract_tests(out, entry, i)])
+        for n, item in enumerate(items):
+            rows.append({"partition_key": key, "prompt_id": prompt_id, "test_id": content_hash(f"{prompt_id}\0{n}\0{item.text}"),
+                         "sample_index": item.sample_index, "test": item.text or None, "norm_hash": item.norm_hash or None,
+                         "verified": parse_test(item.text).verified if item.text else None,
+                         "reason": item.reason or None, "detail": item.detail or None})  # fmt: skip
+    db.replace_partition(key, {"generated_tests": rows})
+    kept = sum(r["reason"] is None for r in rows)
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), "kept": kept, "model_calls": calls})
+
+
+SAMPLING_ASSETS = (prompts, candidate_code, generated_tests)  # the assets configured by SamplingConfig

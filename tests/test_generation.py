@@ -1,0 +1,121 @@
+"""Generation: parsing rules, OpenAI-compatible backend against a real local HTTP server, cache,
+and the seeds → prompts → candidate_code / generated_tests → pass_matrix chain in Dagster."""
+
+import dagster as dg
+import pytest
+
+from codedpo_assets.assets import build_definitions
+from codedpo_assets.assets.generation import Generator, candidate_code, generated_tests, prompts
+from codedpo_assets.assets.pass_matrix import pass_matrix
+from codedpo_assets.assets.resources import DuckDBStore, SeedSource, SeedSources
+from codedpo_assets.assets.seeds import seed_sources, seeds
+from codedpo_assets.generation.backends import GenerationError, GenerationParams, OpenAIBackend, Request
+from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
+from conftest import FakeServer
+
+SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
+
+
+def test_extract_program_handles_fences_prose_guards_and_truncation():
+    out = "Sure!\n```python\nimport math\n\ndef add(a, b):\n    return a + b\n\nprint(add(1, 2))\nif __name__ == '__main__':\n    add(1, 2)\n```\nDone."
+    parsed = extract_program(out, "add", 0)
+    assert parsed.kept and "print" not in parsed.text and "__main__" not in parsed.text and "import math" in parsed.text
+    truncated = "def add(a, b):\n    return a + b\n\ndef helper(x):\n    return [x,"
+    assert extract_program(truncated, "add", 1).kept
+    assert extract_program("I think you should add the numbers.", "add", 2).reason in ("no_code", "no_entry_point")
+    assert extract_program("", "add", 3).reason == "empty_output"
+    assert extract_program("```python\ndef other(a):\n    return a\n```", "add", 4).reason == "no_entry_point"
+    assert extract_program("x" * 30000, "add", 5).reason == "output_too_long"
+
+
+def test_tests_are_split_filtered_and_deduplicated():
+    out = "```python\nassert add(1, 2) == 3\nassert add(1,2)==3\nassert 1 == 1\nassert add(2, 2) == add(2, 2)\nassert add(0, 0) == 0\n```"
+    items = dedupe(extract_tests(out, "add", 0))
+    assert [(i.text, i.reason) for i in items] == [
+        ("assert add(1, 2) == 3", ""),
+        ("assert add(1, 2) == 3", "duplicate"),
+        ("assert 1 == 1", "no_entry_point_call"),
+        ("assert add(2, 2) == add(2, 2)", "trivial"),
+        ("assert add(0, 0) == 0", ""),
+    ]
+    assert extract_tests("no tests here", "add", 1)[0].reason == "no_assert"
+
+
+def test_renamed_candidates_are_duplicates():
+    a = extract_program("def add(a, b):\n    s = a + b\n    return s\n", "add", 0)
+    b = extract_program("def add(x, y):\n    total = x + y\n    return total\n", "add", 1)
+    assert [p.reason for p in dedupe([a, b])] == ["", "duplicate"]
+
+
+@pytest.fixture
+def server():
+    s = FakeServer()
+    yield s
+    s.close()
+
+
+def test_openai_backend_retries_then_succeeds_and_names_url_when_unreachable():
+    flaky = FakeServer(fail_first=2)
+    try:
+        backend = OpenAIBackend(flaky.url, "m", retries=3)
+        out = backend.generate([Request([{"role": "user", "content": "programming problem"}], 1)], GenerationParams())
+        assert out == ["Return the sum of two integers a and b."] and flaky.calls == 3
+    finally:
+        flaky.close()
+    dead = OpenAIBackend("http://127.0.0.1:9/v1", "m", retries=1, timeout_s=2)
+    with pytest.raises(GenerationError, match=r"127\.0\.0\.1:9/v1/chat/completions unreachable after 2 attempts"):
+        dead.generate([Request([{"role": "user", "content": "x"}], 1)], GenerationParams())
+
+
+def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path):
+    (tree / "calc.py").write_text(SEED)
+    defs = build_definitions(
+        DuckDBStore(database=str(tmp_path / "db.duckdb")),
+        SeedSources(sources=[SeedSource(name="local", kind="directory", path=str(tree))]),
+        Generator(backend="openai", base_url=server.url, model="fake"),
+    )
+    chain = [seed_sources, seeds, prompts, candidate_code, generated_tests, pass_matrix]
+    config = dg.RunConfig({name: {"config": {"n_samples": 4, "temperature": 0.8}} for name in ("prompts", "candidate_code", "generated_tests")})
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("seeds", ["local:calc.py"])
+
+        def run():
+            result = dg.materialize(chain, selection=chain[1:], partition_key="local:calc.py", instance=instance,
+                                    resources=defs.resources, run_config=config)  # fmt: skip
+            assert result.success
+
+        run()
+        first_calls = server.calls
+        assert first_calls == 1 + 4 + 4  # one task, N candidates, M test samples
+        db = defs.resources["store"].get()
+        assert db.query("SELECT count(*) FROM prompts WHERE reason IS NULL").item() == 1
+        codes = db.query("SELECT code, reason FROM candidate_code ORDER BY sample_index").rows()
+        assert len(codes) == 4 and {r for _, r in codes} <= {None, "duplicate"}
+        kept = [c for c, r in codes if r is None]
+        assert len(kept) == len(set(kept)) >= 1  # the server writes at most two distinct programs
+        tests = db.query("SELECT test, verified, reason FROM generated_tests WHERE reason IS NULL").rows()
+        assert len(tests) == 3 and all(v for _, v, _ in tests)
+        grid = db.query("SELECT cells FROM pass_matrix_grid ORDER BY code_index").to_series().to_list()
+        assert grid == ["PPP" if "a + b" in c else "FFP" for c in kept]  # a - b passes only add(0, 0) == 0
+        run()  # unchanged partition: everything comes from the generation cache
+        assert server.calls == first_calls
+
+
+def test_transformers_backend_batches_and_is_deterministic(tiny_model_dir):
+    from codedpo_assets.generation.backends import TransformersBackend
+
+    backend = TransformersBackend(tiny_model_dir, batch_size=3)
+    requests = [Request([{"role": "user", "content": f"Write a Python function {i}."}], seed=7) for i in range(5)]
+    params = GenerationParams(temperature=1.0, max_new_tokens=12)
+    first = backend.generate(requests, params)
+    assert len(first) == 5 and all(isinstance(t, str) for t in first)
+    assert backend.generate(requests, params) == first  # same config on CPU -> same outputs
+    assert backend.identity.startswith(tiny_model_dir.name + "@")
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path, monkeypatch):
+    from codedpo_assets.generation.backends import TransformersBackend
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(GenerationError, match="does not exist"):
+        TransformersBackend(tmp_path / "nope")
