@@ -91,7 +91,8 @@ class FakeServer:
                     self.end_headers()
                     return
                 text = server.answer(body["messages"][-1]["content"], body["seed"])
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}],
+                                      "usage": {"completion_tokens": len(text.split())}}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))

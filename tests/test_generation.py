@@ -58,8 +58,11 @@ def test_openai_backend_retries_then_succeeds_and_names_url_when_unreachable():
     flaky = FakeServer(fail_first=2)
     try:
         backend = OpenAIBackend(flaky.url, "m", retries=3)
-        out = backend.generate([Request([{"role": "user", "content": "programming problem"}], 1)], GenerationParams())
+        seen = []
+        out = backend.generate([Request([{"role": "user", "content": "programming problem"}], 1)], GenerationParams(),
+                               progress=lambda done, tokens: seen.append((done, tokens)))  # fmt: skip
         assert out == ["Return the sum of two integers a and b."] and flaky.calls == 3
+        assert seen == [(1, 9)]  # progress: items done and the server-reported token count
     finally:
         flaky.close()
     dead = OpenAIBackend("http://127.0.0.1:9/v1", "m", retries=1, timeout_s=2)

@@ -167,7 +167,7 @@ class OpenAIBackend:
             f"timeout {self.timeout_s} s each): {last}"
         )
 
-    def _one(self, request: Request, params: GenerationParams) -> str:
+    def _one(self, request: Request, params: GenerationParams) -> tuple[str, int]:
         body = {
             "model": self.model,
             "messages": request.messages,
@@ -179,8 +179,9 @@ class OpenAIBackend:
         }
         reply = self._post(body)
         try:
-            return reply["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError) as exc:
+            tokens = int((reply.get("usage") or {}).get("completion_tokens") or 0)
+            return reply["choices"][0]["message"]["content"] or "", tokens
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise GenerationError(f"{self.url}: unexpected reply {str(reply)[:300]}") from exc
 
     def generate(self, requests, params, progress=None):
@@ -188,7 +189,8 @@ class OpenAIBackend:
             futures = [pool.submit(self._one, r, params) for r in requests]
             outputs = []
             for f in futures:
-                outputs.append(f.result())
+                text, tokens = f.result()
+                outputs.append(text)
                 if progress:
-                    progress(len(outputs), 0)
+                    progress(len(outputs), tokens)  # tokens as reported by the server's usage field
         return outputs
