@@ -51,7 +51,9 @@ def run(rebuild: bool) -> int:
     store.delete_partitions(plan.removed)
     for key in plan.to_observe:
         instance.report_runless_asset_event(seeds.observation(key, current[key]))
-    chain = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and not a.is_external]
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and not a.is_external]
+    chain = [a for a in assets if a.partitions_def is not None]
+    totals = [a for a in assets if a.partitions_def is None]  # aggregates over all partitions (export)
     built = set(current)
     for asset in chain:
         built &= instance.get_materialized_partitions(asset.key)
@@ -69,6 +71,13 @@ def run(rebuild: bool) -> int:
             print(f"FAILED: partition {key}; see the run in the Dagster UI", file=sys.stderr)
             return 1
         print(f"  [{i}/{len(todo)}] {key} ({time.monotonic() - t0:.0f} s)")
+    if todo or plan.removed:
+        result = dg.materialize([seeds.seed_sources, *assets], selection=totals, instance=instance, resources=resources,
+                                run_config={"loggers": run_config["loggers"]}, raise_on_error=False)  # fmt: skip
+        checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+        if not result.success or checks:
+            print(f"FAILED: {[a.key.to_user_string() for a in totals]} or its checks {checks}", file=sys.stderr)
+            return 1
     _print_table(store.query("SELECT * FROM seeds_summary"), "Built (seeds_summary):")
     _print_table(
         store.query("SELECT reason, count(*) AS n FROM seeds_rejected GROUP BY reason ORDER BY n DESC, reason"),
@@ -78,7 +87,9 @@ def run(rebuild: bool) -> int:
     _print_table(store.query("SELECT count(*) AS prompts, sum(codes) AS codes, sum(tests) AS tests, sum(cells) AS cells, "
                              "round(sum(cells_passed) / nullif(sum(cells), 0), 3) AS pass_rate FROM pass_matrix_summary"),
                  "Pass matrix (pass_matrix_summary):")  # fmt: skip
-    print(f"\nDatabase: {store.path}\nDagster home: {os.environ['DAGSTER_HOME']}\nDone in {time.monotonic() - started:.1f} s")
+    _print_table(store.query((QUERIES / "preference_pairs_stats.sql").read_text()), "Preference pairs (preference_pairs_stats):")
+    print(f"\nDatabase: {store.path}\nPair export: {Path('data/export').resolve()}\nDagster home: {os.environ['DAGSTER_HOME']}\n"
+          f"Done in {time.monotonic() - started:.1f} s")  # fmt: skip
     return 0
 
 

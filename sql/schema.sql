@@ -133,3 +133,78 @@ SELECT partition_key, prompt_id, count(DISTINCT code_id) AS codes, count(DISTINC
        round(avg(passed::INT), 3) AS pass_rate,
        count(*) FILTER (WHERE status = 'timeout') AS timeouts, count(*) FILTER (WHERE status = 'crash') AS crashes
 FROM pass_matrix GROUP BY partition_key, prompt_id;
+
+-- verification_scores: per prompt, every ranker's score and rank for each code (and, for
+-- self_verification, each test); rankers side by side for ablations.
+CREATE TABLE IF NOT EXISTS verification_scores (
+    partition_key  VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,
+    ranker         VARCHAR NOT NULL,
+    kind           VARCHAR NOT NULL,   -- code | test
+    item_id        VARCHAR NOT NULL,
+    item_index     INTEGER NOT NULL,
+    score          DOUBLE NOT NULL,
+    rank           INTEGER NOT NULL    -- 1 = best; ties share a rank
+);
+
+-- trusted_tests: tests passed by every top-scored code of the pairs ranker.
+CREATE TABLE IF NOT EXISTS trusted_tests (
+    partition_key  VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,
+    ranker         VARCHAR NOT NULL,
+    test_id        VARCHAR NOT NULL,
+    test_index     INTEGER NOT NULL
+);
+
+-- timings: CPU time of candidates that pass every trusted test (sandbox timing protocol).
+CREATE TABLE IF NOT EXISTS timings (
+    partition_key  VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,
+    code_id        VARCHAR NOT NULL,
+    code_index     INTEGER NOT NULL,
+    median_ns      DOUBLE NOT NULL,
+    mad_ns         DOUBLE NOT NULL,
+    repetitions    INTEGER NOT NULL,
+    samples_ns     BIGINT[],
+    all_passed     BOOLEAN NOT NULL
+);
+
+-- preference_pairs: TRL preference rows (prompt, chosen, rejected) with provenance.
+CREATE TABLE IF NOT EXISTS preference_pairs (
+    partition_key     VARCHAR NOT NULL,
+    pair_id           VARCHAR NOT NULL,
+    prompt_id         VARCHAR NOT NULL,
+    seed_id           VARCHAR NOT NULL,
+    kind              VARCHAR NOT NULL,   -- correctness | efficiency
+    ranker            VARCHAR NOT NULL,
+    prompt            VARCHAR NOT NULL,
+    chosen            VARCHAR NOT NULL,
+    rejected          VARCHAR NOT NULL,
+    chosen_code_id    VARCHAR NOT NULL,
+    rejected_code_id  VARCHAR NOT NULL,
+    margin            DOUBLE NOT NULL,
+    chosen_score      DOUBLE,
+    rejected_score    DOUBLE,
+    trusted_test_ids  VARCHAR[]
+);
+
+-- preference_pairs_skipped: why a prompt produced no pair of a kind.
+CREATE TABLE IF NOT EXISTS preference_pairs_skipped (
+    partition_key  VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,
+    kind           VARCHAR NOT NULL,
+    reason         VARCHAR NOT NULL
+);
+
+-- preference_pairs_stats: pairs by kind and ranker.
+CREATE OR REPLACE VIEW preference_pairs_stats AS
+SELECT kind, ranker, count(*) AS pairs, count(DISTINCT prompt_id) AS prompts, round(avg(margin), 4) AS avg_margin
+FROM preference_pairs GROUP BY kind, ranker ORDER BY kind, ranker;
+
+-- verification_scores_agreement: per pair of rankers, how often they pick the same top code.
+CREATE OR REPLACE VIEW verification_scores_agreement AS
+WITH top AS (
+    SELECT prompt_id, ranker, arg_max(item_index, score) AS best FROM verification_scores WHERE kind = 'code' GROUP BY ALL
+)
+SELECT a.ranker AS ranker_a, b.ranker AS ranker_b, count(*) AS prompts, round(avg((a.best = b.best)::INT), 3) AS same_top
+FROM top a JOIN top b ON a.prompt_id = b.prompt_id AND a.ranker < b.ranker GROUP BY ALL ORDER BY ALL;

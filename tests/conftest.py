@@ -76,6 +76,7 @@ class FakeServer:
 
     def __init__(self, fail_first: int = 0):
         self.calls = 0
+        self.solutions = 0
         self.fail_first = fail_first
         server = self
 
@@ -90,7 +91,7 @@ class FakeServer:
                     self.send_response(503)
                     self.end_headers()
                     return
-                text = server.answer(body["messages"][-1]["content"], body["seed"])
+                text = server.answer(body["messages"][-1]["content"])
                 payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}],
                                       "usage": {"completion_tokens": len(text.split())}}).encode()
                 self.send_response(200)
@@ -103,13 +104,13 @@ class FakeServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
-    @staticmethod
-    def answer(prompt: str, seed: int) -> str:
+    def answer(self, prompt: str) -> str:
         if "programming problem" in prompt:
             return "Return the sum of two integers a and b."
         if "test cases" in prompt:
             return "```python\nassert add(1, 2) == 3\nassert add(2, 5) == 7\nassert add(0, 0) == 0\n```"
-        return "```python\ndef add(a, b):\n    return a + b\n```" if seed % 2 else "Here:\n```python\ndef add(a, b):\n    return a - b\n```"
+        self.solutions += 1  # alternate: every batch of samples holds a right and a wrong program
+        return "```python\ndef add(a, b):\n    return a + b\n```" if self.solutions % 2 else "Here:\n```python\ndef add(a, b):\n    return a - b\n```"
 
     def close(self):
         self.httpd.shutdown()

@@ -7,6 +7,14 @@ import pytest
 from codedpo_assets.assets import build_definitions
 from codedpo_assets.assets.generation import Generator, candidate_code, generated_tests, prompts
 from codedpo_assets.assets.pass_matrix import pass_matrix
+from codedpo_assets.assets.preferences import (
+    pairs_are_sound,
+    preference_pairs,
+    preference_pairs_export,
+    timings,
+    trusted_tests,
+    verification_scores,
+)
 from codedpo_assets.assets.resources import DuckDBStore, SeedSource, SeedSources
 from codedpo_assets.assets.seeds import seed_sources, seeds
 from codedpo_assets.generation.backends import GenerationError, GenerationParams, OpenAIBackend, Request
@@ -77,7 +85,8 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path):
         SeedSources(sources=[SeedSource(name="local", kind="directory", path=str(tree))]),
         Generator(backend="openai", base_url=server.url, model="fake"),
     )
-    chain = [seed_sources, seeds, prompts, candidate_code, generated_tests, pass_matrix]
+    chain = [seed_sources, seeds, prompts, candidate_code, generated_tests, pass_matrix, verification_scores, trusted_tests,
+             timings, preference_pairs]  # fmt: skip
     config = dg.RunConfig({name: {"config": {"n_samples": 4, "temperature": 0.8}} for name in ("prompts", "candidate_code", "generated_tests")})
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("seeds", ["local:calc.py"])
@@ -95,11 +104,25 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path):
         codes = db.query("SELECT code, reason FROM candidate_code ORDER BY sample_index").rows()
         assert len(codes) == 4 and {r for _, r in codes} <= {None, "duplicate"}
         kept = [c for c, r in codes if r is None]
-        assert len(kept) == len(set(kept)) >= 1  # the server writes at most two distinct programs
+        assert len(kept) == len(set(kept)) == 2  # the server alternates a right and a wrong program
         tests = db.query("SELECT test, verified, reason FROM generated_tests WHERE reason IS NULL").rows()
         assert len(tests) == 3 and all(v for _, v, _ in tests)
         grid = db.query("SELECT cells FROM pass_matrix_grid ORDER BY code_index").to_series().to_list()
         assert grid == ["PPP" if "a + b" in c else "FFP" for c in kept]  # a - b passes only add(0, 0) == 0
+        (pair,) = db.query("SELECT kind, chosen, rejected, margin, trusted_test_ids FROM preference_pairs").rows()
+        assert pair[0] == "correctness" and "a + b" in pair[1] and "a - b" in pair[2] and pair[3] > 0 and len(pair[4]) == 3
+        skipped = db.query("SELECT kind, reason FROM preference_pairs_skipped").rows()
+        assert skipped == [("efficiency", "fewer_than_two_correct_timed")]
+        assert db.query("SELECT count(*) FROM timings WHERE all_passed").item() == 1
+        export = dg.materialize([*chain, preference_pairs_export, pairs_are_sound], selection=[preference_pairs_export, pairs_are_sound],
+                                instance=instance, resources=defs.resources,
+                                run_config={"ops": {"preference_pairs_export": {"config": {"directory": str(tmp_path / "export")}}}})  # fmt: skip
+        assert export.success and all(e.passed for e in export.get_asset_check_evaluations())
+        from datasets import load_dataset
+
+        ds = load_dataset("parquet", data_files=str(tmp_path / "export" / "preference_pairs.parquet"))["train"]
+        assert ds.num_rows == 1 and {"prompt", "chosen", "rejected", "kind"} <= set(ds.column_names)
+        assert "| correctness | self_verification | 1 |" in (tmp_path / "export" / "README.md").read_text()
         run()  # unchanged partition: everything comes from the generation cache
         assert server.calls == first_calls
 

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from codedpo_assets.assets import generation, pass_matrix, seeds
+from codedpo_assets.assets import generation, pass_matrix, preferences, seeds
 from codedpo_assets.assets.resources import DuckDBStore, SeedSources, sources_from_env
 
 # Dagster's default automation sensor starts stopped; this one runs as soon as the daemon does.
@@ -28,12 +28,19 @@ def build_definitions(
             generation.candidate_code,
             generation.generated_tests,
             pass_matrix.pass_matrix,
+            preferences.verification_scores,
+            preferences.trusted_tests,
+            preferences.timings,
+            preferences.preference_pairs,
+            preferences.preference_pairs_export,
         ],
+        asset_checks=[preferences.pairs_are_sound],
         jobs=[seeds.prune_seed_partitions],
         sensors=[seeds.seed_sources_sensor, AUTOMATION_SENSOR],
         resources={
             "store": store or DuckDBStore(),
             "sources": sources or sources_from_env(),
             "generator": generator or generation.generator_from_env(),
+            "ranking": preferences.Ranking(),
         },
     )

@@ -1,0 +1,217 @@
+"""Scoring stage: verification_scores → trusted_tests → timings → preference_pairs → export."""
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+from pydantic import Field
+
+from codedpo_assets.assets.generation import ASSET_ARGS
+from codedpo_assets.assets.pass_matrix import pass_matrix
+from codedpo_assets.assets.resources import DUCKDB_POOL, DuckDBStore
+from codedpo_assets.normalize import content_hash
+from codedpo_assets.pairs import Pair, correctness_pair, efficiency_pair, trusted_tests as trusted_mask
+from codedpo_assets.sandbox.timing import Timing, time_candidates
+from codedpo_assets.scoring import RANKERS, rank_candidates, ranks, self_verification_scores
+
+SCORING_ARGS = {**ASSET_ARGS, "group_name": "preferences"}
+
+
+class Ranking(dg.ConfigurableResource):
+    """Which ranker picks trusted tests and pairs (an ablation run is a change here), and its knobs."""
+
+    ranker: str = Field(default="self_verification", description=f"One of {RANKERS}.")
+    damping: float = Field(default=0.85, description="self_verification damping d.")
+    iterations: int = Field(default=10, description="self_verification iterations.")
+
+    def checked(self) -> str:
+        if self.ranker not in RANKERS:
+            raise dg.Failure(f"ranking.ranker: {self.ranker!r} is not one of {RANKERS}")
+        return self.ranker
+
+
+def _matrices(db, key: str) -> dict[str, tuple[list[str], list[str], np.ndarray]]:
+    """prompt_id → (code ids, test ids, passed[codes, tests]) from the partition's pass_matrix."""
+    rows = db.query(
+        "SELECT prompt_id, code_index, test_index, code_id, test_id, passed FROM pass_matrix WHERE partition_key = ? ORDER BY ALL", [key]
+    ).rows()
+    out: dict[str, tuple[list[str], list[str], np.ndarray]] = {}
+    grouped: dict[str, list[tuple]] = {}
+    for row in rows:
+        grouped.setdefault(row[0], []).append(row)
+    for prompt_id, cells in grouped.items():
+        n, m = max(c[1] for c in cells) + 1, max(c[2] for c in cells) + 1
+        codes, tests, passed = [""] * n, [""] * m, np.zeros((n, m), dtype=bool)
+        for _, i, j, code_id, test_id, ok in cells:
+            codes[i], tests[j], passed[i, j] = code_id, test_id, ok
+        out[prompt_id] = (codes, tests, passed)
+    return out
+
+
+@dg.asset(deps=[pass_matrix], description="Score and rank of every code (and test) per prompt, for every ranker side by side.", **SCORING_ARGS)
+def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
+    db, key = store.get(), context.partition_key
+    rows = []
+    for prompt_id, (codes, tests, passed) in _matrices(db, key).items():
+        for ranker in RANKERS:
+            kw = {"damping": ranking.damping, "iterations": ranking.iterations} if ranker == "self_verification" else {}
+            scores = rank_candidates(passed, ranker, seed=int(prompt_id[:8], 16), **kw)
+            items = [("code", codes, scores)]
+            if ranker == "self_verification":
+                items.append(("test", tests, self_verification_scores(passed, damping=ranking.damping, iterations=ranking.iterations)[1]))
+            for kind, ids, values in items:
+                for idx, (item_id, score, rank) in enumerate(zip(ids, values, ranks(values))):
+                    rows.append({"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "kind": kind,
+                                 "item_id": item_id, "item_index": idx, "score": float(score), "rank": int(rank)})  # fmt: skip
+    if any(not np.isfinite(r["score"]) for r in rows):
+        raise dg.Failure("non-finite score computed; nothing written")
+    db.replace_partition(key, {"verification_scores": rows})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows)})
+
+
+def _scores(db, key: str, ranker: str) -> dict[str, np.ndarray]:
+    rows = db.query("SELECT prompt_id, item_index, score FROM verification_scores WHERE partition_key = ? AND ranker = ? AND kind = 'code' ORDER BY ALL",
+                    [key, ranker]).rows()  # fmt: skip
+    out: dict[str, list[float]] = {}
+    for prompt_id, _, score in rows:
+        out.setdefault(prompt_id, []).append(score)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+@dg.asset(deps=[verification_scores], description="Tests passed by every top-scored code of the configured ranker (ties kept).", **SCORING_ARGS)
+def trusted_tests(context: dg.AssetExecutionContext, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
+    db, key, ranker = store.get(), context.partition_key, ranking.checked()
+    scores = _scores(db, key, ranker)
+    rows = []
+    for prompt_id, (_, tests, passed) in _matrices(db, key).items():
+        mask = trusted_mask(passed, scores[prompt_id])
+        rows += [{"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "test_id": tests[j], "test_index": j}
+                 for j in np.flatnonzero(mask)]  # fmt: skip
+    db.replace_partition(key, {"trusted_tests": rows})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows)})
+
+
+class TimingConfig(dg.Config):
+    repetitions: int = Field(default=5, description="Timed rounds (after one warm-up), interleaved across candidates.")
+    time_limit_s: float = Field(default=2.0, description="CPU seconds per test.")
+
+
+def _texts(db, key: str, table: str, id_col: str, text_col: str) -> dict[str, str]:
+    return dict(db.query(f"SELECT {id_col}, {text_col} FROM {table} WHERE partition_key = ?", [key]).rows())
+
+
+@dg.asset(deps=[trusted_tests], description="Median CPU time (and MAD) of candidates passing every trusted test, timed on the trusted tests.", **SCORING_ARGS)
+def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: DuckDBStore) -> dg.MaterializeResult:
+    db, key = store.get(), context.partition_key
+    trusted = db.query("SELECT prompt_id, test_index, test_id FROM trusted_tests WHERE partition_key = ? ORDER BY ALL", [key]).rows()
+    by_prompt: dict[str, list[tuple[int, str]]] = {}
+    for prompt_id, j, test_id in trusted:
+        by_prompt.setdefault(prompt_id, []).append((j, test_id))
+    codes_text, tests_text = _texts(db, key, "candidate_code", "code_id", "code"), _texts(db, key, "generated_tests", "test_id", "test")
+    rows = []
+    for prompt_id, (codes, _, passed) in _matrices(db, key).items():
+        cols = [j for j, _ in by_prompt.get(prompt_id, [])]
+        if not cols:
+            continue
+        correct = [i for i in range(len(codes)) if passed[i, cols].all()]
+        if not correct:
+            continue
+        results = time_candidates([codes_text[codes[i]] for i in correct], [tests_text[t] for _, t in by_prompt[prompt_id]],
+                                  repetitions=config.repetitions, time_limit_s=config.time_limit_s)  # fmt: skip
+        for i, t in zip(correct, results):
+            rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": codes[i], "code_index": i, "median_ns": t.median_ns,
+                         "mad_ns": t.mad_ns, "repetitions": len(t.samples_ns), "samples_ns": list(t.samples_ns), "all_passed": t.all_passed})  # fmt: skip
+    db.replace_partition(key, {"timings": rows})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows)})
+
+
+class PairsConfig(dg.Config):
+    min_speedup: float = Field(default=1.1, description="Efficiency pairs need the slow code this much slower (paper: 10%).")
+
+
+def _pair_row(key, prompt, kind, ranker, pair: Pair, codes, code_text, scores, trusted_ids) -> dict:
+    chosen, rejected = codes[pair.chosen], codes[pair.rejected]
+    return {"partition_key": key, "pair_id": content_hash(f"{prompt['prompt_id']}\0{kind}\0{ranker}\0{chosen}\0{rejected}"),
+            "prompt_id": prompt["prompt_id"], "seed_id": prompt["seed_id"], "kind": kind, "ranker": ranker,
+            "prompt": prompt["prompt"], "chosen": code_text[chosen], "rejected": code_text[rejected],
+            "chosen_code_id": chosen, "rejected_code_id": rejected, "margin": float(pair.margin),
+            "chosen_score": float(scores[pair.chosen]), "rejected_score": float(scores[pair.rejected]),
+            "trusted_test_ids": trusted_ids}  # fmt: skip
+
+
+@dg.asset(deps=[timings], description="Correctness (top vs bottom score) and efficiency (fast vs slow) pairs in TRL's prompt/chosen/rejected format.", **SCORING_ARGS)
+def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
+    db, key, ranker = store.get(), context.partition_key, ranking.checked()
+    prompts = {r[0]: {"prompt_id": r[0], "seed_id": r[1], "prompt": r[2]} for r in
+               db.query("SELECT prompt_id, seed_id, prompt FROM prompts WHERE partition_key = ? AND reason IS NULL", [key]).rows()}  # fmt: skip
+    code_text = _texts(db, key, "candidate_code", "code_id", "code")
+    norm = _texts(db, key, "candidate_code", "code_id", "norm_hash")
+    scores = _scores(db, key, ranker)
+    trusted: dict[str, list[str]] = {}
+    for prompt_id, test_id in db.query("SELECT prompt_id, test_id FROM trusted_tests WHERE partition_key = ? ORDER BY test_index", [key]).rows():
+        trusted.setdefault(prompt_id, []).append(test_id)
+    timed: dict[str, dict[int, Timing]] = {}
+    for prompt_id, i, med, mad, samples, ok in db.query(
+        "SELECT prompt_id, code_index, median_ns, mad_ns, samples_ns, all_passed FROM timings WHERE partition_key = ?", [key]
+    ).rows():
+        timed.setdefault(prompt_id, {})[i] = Timing(med, mad, tuple(samples), ok)
+    matrices = _matrices(db, key)
+    pairs, skipped = [], []
+    for prompt_id in sorted(prompts):
+        if prompt_id not in matrices:
+            skipped += [{"partition_key": key, "prompt_id": prompt_id, "kind": k, "reason": "no_candidates_or_tests"} for k in ("correctness", "efficiency")]
+            continue
+        codes, _, _ = matrices[prompt_id]
+        hashes = [norm[c] for c in codes]
+        found = {"correctness": correctness_pair(scores[prompt_id], hashes),
+                 "efficiency": efficiency_pair(timed.get(prompt_id, {}), hashes, min_ratio=config.min_speedup)}  # fmt: skip
+        if not trusted.get(prompt_id):
+            found = {k: "no_trusted_tests" for k in found}
+        for kind, result in found.items():
+            if isinstance(result, Pair):
+                pairs.append(_pair_row(key, prompts[prompt_id], kind, ranker, result, codes, code_text, scores[prompt_id], trusted[prompt_id]))
+            else:
+                skipped.append({"partition_key": key, "prompt_id": prompt_id, "kind": kind, "reason": result})
+    db.replace_partition(key, {"preference_pairs": pairs, "preference_pairs_skipped": skipped})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(pairs), "skipped": len(skipped),
+                                          "by_kind": dg.MetadataValue.json({k: sum(p["kind"] == k for p in pairs) for k in ("correctness", "efficiency")})})  # fmt: skip
+
+
+class ExportConfig(dg.Config):
+    directory: str = Field(default="data/export", description="Where preference_pairs.{parquet,jsonl} and README.md go.")
+
+
+@dg.asset(deps=[preference_pairs], pool=DUCKDB_POOL, group_name="preferences", kinds={"parquet", "duckdb"},
+          description="All preference pairs as Parquet + JSONL that `datasets.load_dataset` reads, with a dataset card.")  # fmt: skip
+def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportConfig, store: DuckDBStore) -> dg.MaterializeResult:
+    db, out = store.get(), Path(config.directory).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    select = "SELECT prompt, chosen, rejected, kind, margin, ranker, pair_id, prompt_id, seed_id, chosen_code_id, rejected_code_id FROM preference_pairs ORDER BY pair_id"
+    with db.connect() as conn:
+        conn.execute(f"COPY ({select}) TO '{out / 'preference_pairs.parquet'}' (FORMAT parquet)")
+        conn.execute(f"COPY ({select}) TO '{out / 'preference_pairs.jsonl'}' (FORMAT json)")
+        stats = conn.execute("SELECT kind, ranker, count(*) FROM preference_pairs GROUP BY ALL ORDER BY ALL").fetchall()
+        models = [r[0] for r in conn.execute("SELECT DISTINCT model FROM prompts ORDER BY 1").fetchall()]
+        sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM seeds ORDER BY 1").fetchall()]
+    total = sum(n for _, _, n in stats)
+    card = ["# codedpo preference pairs", "", "CodeDPO-style pairs (arXiv 2410.05605) built from self-generated, self-verified code.", "",
+            f"- pairs: {total}", f"- generator model(s): {', '.join(models) or 'none'}", f"- seed sources: {', '.join(sources) or 'none'}", "",
+            "| kind | ranker | pairs |", "|---|---|---|"] + [f"| {k} | {r} | {n} |" for k, r, n in stats] + [
+            "", "Columns: prompt, chosen, rejected (TRL preference format), kind, margin, ranker, ids tracing back to seed and codes.",
+            "", "```python", "from datasets import load_dataset", f"load_dataset('parquet', data_files='{out / 'preference_pairs.parquet'}')", "```"]  # fmt: skip
+    (out / "README.md").write_text("\n".join(card) + "\n")
+    return dg.MaterializeResult(metadata={"dagster/row_count": total, "path": dg.MetadataValue.path(str(out)),
+                                          "by_kind_ranker": dg.MetadataValue.json({f"{k}/{r}": n for k, r, n in stats})})  # fmt: skip
+
+
+@dg.asset_check(asset=preference_pairs_export, blocking=True, description="chosen ≠ rejected; correctness pairs ordered by score; every prompt with pairs has a trusted test; scores finite.")
+def pairs_are_sound(store: DuckDBStore) -> dg.AssetCheckResult:
+    db = store.get()
+    problems = {
+        "chosen_equals_rejected": db.query("SELECT count(*) FROM preference_pairs WHERE chosen = rejected").item(),
+        "correctness_not_ordered": db.query("SELECT count(*) FROM preference_pairs WHERE kind = 'correctness' AND NOT chosen_score > rejected_score").item(),
+        "prompts_without_trusted_test": db.query(
+            "SELECT count(DISTINCT prompt_id) FROM preference_pairs p WHERE NOT EXISTS (SELECT 1 FROM trusted_tests t WHERE t.prompt_id = p.prompt_id)").item(),
+        "non_finite_scores": db.query("SELECT count(*) FROM verification_scores WHERE NOT isfinite(score)").item(),
+    }  # fmt: skip
+    return dg.AssetCheckResult(passed=not any(problems.values()), metadata={k: int(v) for k, v in problems.items()})

@@ -1,0 +1,91 @@
+"""Self-verification scoring (CodeDPO) and the ablation rankers, vectorized over many prompts.
+
+Link(c, t) = code c passes test t. Tests passed by more (trusted) code become more trusted, and
+code passing more trusted tests becomes more likely correct:
+    S_c ← (1−d)·S_c + d·L·S_t        S_t ← (1−d)·S_t + d·Lᵀ·S_c
+both from the previous iteration's values, all scores starting at 1. The update is linear, so
+rescaling both vectors by one common factor per iteration (done for numerical stability) keeps
+the result proportional to the unscaled iteration and never changes the order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RANKERS = ("self_verification", "pass_count", "all_tests", "codet", "random")
+
+
+def _as_batch(passed: np.ndarray) -> tuple[np.ndarray, bool]:
+    arr = np.asarray(passed, dtype=bool)
+    if arr.ndim == 2:
+        return arr[None], True
+    if arr.ndim != 3:
+        raise ValueError(f"passed must be [codes, tests] or [prompts, codes, tests], got shape {arr.shape}")
+    return arr, False
+
+
+def self_verification_scores(
+    passed: np.ndarray, *, damping: float = 0.85, iterations: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """(code_scores, test_scores) for one matrix ``[n_codes, n_tests]`` or a batch ``[B, N, M]``.
+
+    In a batch, pad missing codes/tests with all-False rows/columns: they pass nothing and only
+    decay, so they never outrank real items of their prompt (whose scores are ≥ theirs).
+    """
+    if not 0 <= damping <= 1 or iterations < 0:
+        raise ValueError(f"need 0 <= damping <= 1 and iterations >= 0, got {damping}, {iterations}")
+    batch, single = _as_batch(passed)
+    links = batch.astype(np.float64)
+    b, n, m = links.shape
+    codes, tests = np.ones((b, n)), np.ones((b, m))
+    for _ in range(iterations):
+        new_codes = (1 - damping) * codes + damping * np.einsum("bnm,bm->bn", links, tests)
+        new_tests = (1 - damping) * tests + damping * np.einsum("bnm,bn->bm", links, codes)
+        scale = np.maximum(new_codes.max(axis=1, initial=0.0), new_tests.max(axis=1, initial=0.0))
+        scale = np.where(scale > 0, scale, 1.0)[:, None]  # one common factor per prompt
+        codes, tests = new_codes / scale, new_tests / scale
+    return (codes[0], tests[0]) if single else (codes, tests)
+
+
+def _codet(batch: np.ndarray) -> np.ndarray:
+    """CodeT dual agreement: codes with identical pass sets form a group; score = |group| × |tests passed|."""
+    out = np.zeros(batch.shape[:2])
+    for i, matrix in enumerate(batch):
+        if matrix.shape[0] == 0:
+            continue
+        _, inverse, counts = np.unique(matrix, axis=0, return_inverse=True, return_counts=True)
+        out[i] = counts[inverse.ravel()] * matrix.sum(axis=1)
+    return out
+
+
+def rank_candidates(passed: np.ndarray, method: str = "self_verification", *, seed: int = 0, **kwargs: float) -> np.ndarray:
+    """Code scores (higher = more likely correct) for one matrix or a batch, by ``method``."""
+    batch, single = _as_batch(passed)
+    if method == "self_verification":
+        scores = self_verification_scores(batch, **kwargs)[0]
+    elif method == "pass_count":
+        scores = batch.sum(axis=2).astype(np.float64)
+    elif method == "all_tests":
+        scores = (batch.all(axis=2) & (batch.shape[2] > 0)).astype(np.float64)
+    elif method == "codet":
+        scores = _codet(batch)
+    elif method == "random":
+        scores = np.random.default_rng(seed).random(batch.shape[:2])
+    else:
+        raise ValueError(f"unknown ranker {method!r}; choose from {RANKERS}")
+    return scores[0] if single else scores
+
+
+def ranks(scores: np.ndarray) -> np.ndarray:
+    """1 = best; ties share the best rank of their group (competition ranking)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.array([1 + int(np.sum(scores > s + 1e-12 * max(1.0, abs(s)))) for s in scores], dtype=np.int64)
+
+
+def top_set(scores: np.ndarray, rel_tol: float = 1e-9) -> np.ndarray:
+    """Mask of the codes tied at the top score."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return np.zeros(0, dtype=bool)
+    best = scores.max()
+    return np.isclose(scores, best, rtol=rel_tol, atol=1e-12)

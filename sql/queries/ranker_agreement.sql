@@ -1,0 +1,2 @@
+-- How often two rankers choose the same top code.
+SELECT * FROM verification_scores_agreement;

@@ -1,0 +1,40 @@
+"""Trusted tests and pair rules: ties, identical code, noise, degenerate prompts."""
+
+import numpy as np
+
+from codedpo_assets.pairs import Pair, correctness_pair, efficiency_pair, trusted_tests
+from codedpo_assets.sandbox.timing import Timing
+
+
+def test_trusted_tests_are_passed_by_every_top_code():
+    passed = np.array([[1, 1, 0], [1, 0, 1], [0, 0, 0]], dtype=bool)
+    assert trusted_tests(passed, np.array([2.0, 2.0, 0.1])).tolist() == [True, False, False]  # tie: both must pass
+    assert trusted_tests(passed, np.array([3.0, 2.0, 0.1])).tolist() == [True, True, False]
+    assert trusted_tests(np.zeros((0, 2), dtype=bool), np.array([])).tolist() == [False, False]
+
+
+def test_correctness_pair_rules():
+    assert correctness_pair(np.array([0.9, 0.1, 0.5]), ["a", "b", "c"]) == Pair(0, 1, 0.8)
+    assert correctness_pair(np.array([0.5, 0.5]), ["a", "b"]) == "scores_do_not_separate"  # all-pass / all-fail
+    assert correctness_pair(np.array([0.9]), ["a"]) == "fewer_than_two_candidates"
+    # bottom code is the same program as the top one: take the next distinct one
+    assert correctness_pair(np.array([0.9, 0.1, 0.5]), ["a", "a", "c"]) == Pair(0, 2, 0.4)
+    assert correctness_pair(np.array([0.9, 0.1]), ["a", "a"]) == "identical_code"
+    assert correctness_pair(np.array([np.nan, 0.1]), ["a", "b"]) == "non_finite_scores"
+
+
+def t(samples, ok=True):
+    arr = np.array(samples, dtype=float)
+    med = float(np.median(arr))
+    return Timing(med, float(np.median(np.abs(arr - med))), tuple(samples), ok)
+
+
+def test_efficiency_pair_needs_separation_beyond_noise_and_ten_percent():
+    fast, slow = t([100, 101, 99, 100, 102]), t([150, 149, 151, 150, 152])
+    pair = efficiency_pair({0: fast, 1: slow}, ["a", "b"])
+    assert (pair.chosen, pair.rejected) == (0, 1) and pair.margin == 1.5
+    overlapping = t([100, 160, 99, 100, 101])
+    assert efficiency_pair({0: overlapping, 1: slow}, ["a", "b"]) == "within_noise"
+    assert efficiency_pair({0: fast, 1: t([105, 106, 104, 105, 107])}, ["a", "b"]) == "within_noise"  # < 10%
+    assert efficiency_pair({0: fast, 1: slow}, ["a", "a"]) == "identical_code"
+    assert efficiency_pair({0: fast, 1: t([150] * 5, ok=False)}, ["a", "b"]) == "fewer_than_two_correct_timed"

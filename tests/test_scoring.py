@@ -1,0 +1,76 @@
+"""Scoring formula on hand-computed matrices, each ranker, ties and degenerate shapes."""
+
+import numpy as np
+import pytest
+
+from codedpo_assets.scoring import rank_candidates, ranks, self_verification_scores, top_set
+
+
+def reference(passed, d=0.85, iterations=10):
+    """The paper's update, unscaled, in plain Python."""
+    n, m = len(passed), len(passed[0]) if passed else 0
+    c, t = [1.0] * n, [1.0] * m
+    for _ in range(iterations):
+        c2 = [(1 - d) * c[i] + d * sum(passed[i][j] * t[j] for j in range(m)) for i in range(n)]
+        t2 = [(1 - d) * t[j] + d * sum(passed[i][j] * c[i] for i in range(n)) for j in range(m)]
+        c, t = c2, t2
+    return np.array(c), np.array(t)
+
+
+MATRICES = [
+    [[1, 1, 1], [1, 1, 0], [0, 0, 1]],
+    [[1, 0], [1, 0], [0, 1]],
+    [[1, 1], [1, 1]],  # all pass: all tied
+    [[0, 0], [0, 0]],  # all fail: all tied
+    [[1, 0, 0, 1], [0, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]],
+]
+
+
+@pytest.mark.parametrize("matrix", MATRICES)
+def test_scores_are_proportional_to_the_unscaled_update(matrix):
+    codes, tests = self_verification_scores(np.array(matrix, dtype=bool))
+    ref_c, ref_t = reference(matrix)
+    factor = ref_c.max() / codes.max() if codes.max() else 1.0
+    np.testing.assert_allclose(codes * factor, ref_c, rtol=1e-9)
+    np.testing.assert_allclose(tests * factor, ref_t, rtol=1e-9)  # one common factor for both
+
+
+def test_hand_computed_one_iteration():
+    # codes [[1,0],[1,1]], d=0.5, one step from ones: c = 0.5 + 0.5*[1, 2] = [1, 1.5]; t = 0.5 + 0.5*[2, 1] = [1.5, 1]
+    codes, tests = self_verification_scores(np.array([[1, 0], [1, 1]], dtype=bool), damping=0.5, iterations=1)
+    np.testing.assert_allclose(codes, [1 / 1.5, 1.0])
+    np.testing.assert_allclose(tests, [1.0, 1 / 1.5])
+
+
+def test_empty_and_batched_shapes():
+    codes, tests = self_verification_scores(np.zeros((0, 3), dtype=bool))
+    assert codes.shape == (0,) and tests.shape == (3,)
+    codes, tests = self_verification_scores(np.zeros((2, 0), dtype=bool))
+    assert codes.shape == (2,) and np.isfinite(codes).all()
+    batch = np.zeros((2, 3, 3), dtype=bool)
+    batch[0] = MATRICES[0]
+    batch[1, :2, :2] = MATRICES[2]  # padded prompt
+    c, t = self_verification_scores(batch)
+    np.testing.assert_allclose(c[0], self_verification_scores(np.array(MATRICES[0], dtype=bool))[0])
+    assert c.shape == (2, 3) and c[1, 2] < c[1, 0]  # padding never outranks real codes
+    big = np.random.default_rng(0).random((50, 15, 15)) < 0.5
+    assert np.isfinite(self_verification_scores(big, iterations=200)[0]).all()
+
+
+def test_rankers():
+    m = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=bool)
+    assert rank_candidates(m, "pass_count").tolist() == [2, 2, 1, 3]
+    assert rank_candidates(m, "all_tests").tolist() == [0, 0, 0, 1]
+    assert rank_candidates(m, "codet").tolist() == [4, 4, 1, 3]  # group of 2 x 2 tests
+    r1, r2 = rank_candidates(m, "random", seed=3), rank_candidates(m, "random", seed=3)
+    assert (r1 == r2).all() and not (r1 == rank_candidates(m, "random", seed=4)).all()
+    sv = rank_candidates(m, "self_verification")
+    assert sv.argmax() == 3 and sv[0] == pytest.approx(sv[1])
+    with pytest.raises(ValueError, match="unknown ranker"):
+        rank_candidates(m, "vibes")
+
+
+def test_ranks_and_top_set_keep_ties():
+    assert ranks(np.array([0.5, 0.9, 0.9, 0.1])).tolist() == [3, 1, 1, 4]
+    assert top_set(np.array([0.5, 0.9, 0.9 + 1e-15, 0.1])).tolist() == [False, True, True, False]
+    assert top_set(np.array([])).tolist() == []
