@@ -38,3 +38,19 @@ def test_efficiency_pair_needs_separation_beyond_noise_and_ten_percent():
     assert efficiency_pair({0: fast, 1: t([105, 106, 104, 105, 107])}, ["a", "b"]) == "within_noise"  # < 10%
     assert efficiency_pair({0: fast, 1: slow}, ["a", "a"]) == "identical_code"
     assert efficiency_pair({0: fast, 1: t([150] * 5, ok=False)}, ["a", "b"]) == "fewer_than_two_correct_timed"
+
+
+def test_pairs_check_fails_on_unsound_rows(tmp_path):
+    from codedpo_assets.assets.preferences import pairs_are_sound
+    from codedpo_assets.assets.resources import DuckDBStore
+
+    store = DuckDBStore(database=str(tmp_path / "db.duckdb"))
+    row = {"partition_key": "p", "pair_id": "x", "prompt_id": "q", "seed_id": "s", "kind": "correctness", "ranker": "self_verification",
+           "prompt": "P", "chosen": "same", "rejected": "same", "chosen_code_id": "a", "rejected_code_id": "b", "margin": 0.0,
+           "chosen_score": 0.1, "rejected_score": 0.5, "trusted_test_ids": []}  # fmt: skip
+    store.get().replace_partition("p", {"preference_pairs": [row]})
+    result = pairs_are_sound(store=store)
+    assert not result.passed
+    assert result.metadata["chosen_equals_rejected"].value == 1
+    assert result.metadata["correctness_not_ordered"].value == 1
+    assert result.metadata["prompts_without_trusted_test"].value == 1
