@@ -101,7 +101,11 @@ def run_pass_matrix(
             else:
                 futures[i] = executor.submit(_run_code, pool, code, checks, setup, time_limit_s, memory_mb)
         for i, future in futures.items():
-            reply = future.result()
+            try:
+                reply = future.result()
+            except SandboxError as exc:  # the zygote died under this candidate: its row, not the matrix
+                status[i, :], detail[i, :], matrix.load_errors[i] = "crash", str(exc)[:300], str(exc)[:300]
+                continue
             _fill_row(matrix, i, reply, checks)
     return matrix
 
@@ -112,7 +116,8 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, checks: list[Check]) -> N
         matrix.load_errors[i] = load.get("detail", load.get("load", ""))
     matrix.outputs[i] = reply.get("output", "")
     for j, (res, check) in enumerate(zip(reply["results"], checks)):
-        state, reason = res.get("s", "error"), res.get("e", "")
+        res = res if isinstance(res, dict) else {"s": "error", "e": "no result reported"}
+        state, reason = res.get("s", "error"), str(res.get("e", ""))
         if state == "value":  # the verdict is ours: compare plain data with the expected literal
             ok, reason = judge(check, res.get("v")) if check.verified else (False, "value for a statement test")
             state = "pass" if ok else "fail"

@@ -322,8 +322,8 @@ def _run_one(req, program, compiled, start, uid, results, buffered):
             line, buf = buf.split(b"\n", 1)
             try:
                 msg = json.loads(line)
-            except ValueError:
-                continue  # garbage on the result pipe: ignored, the test will not pass by it
+            except (ValueError, RecursionError):
+                continue  # garbage (or a nesting bomb) on the result pipe: ignored, no test passes by it
             if not isinstance(msg, dict):
                 continue
             if "load" in msg and load is None:
