@@ -70,13 +70,13 @@ def humaneval(pool: Pool) -> None:
           f"run_pass_matrix {t_ours:.2f} s ({sum(ours)} pass) -> {t_theirs / t_ours:.1f}x")
 
 
-def timing_stability(pool: Pool) -> None:
+def timing_stability() -> None:
     loop = "def f(n):\n    s = 0\n    for i in range(n * {k}):\n        s += i * i % 7\n    return s\n"
     ks = [1, 2, 3, 5, 8, 13, 21, 34]
     codes = [loop.format(k=k) for k in ks]
     tests = ["assert f(3000) >= 0"] * 3
-    a = [t.median_ns for t in time_candidates(codes, tests, seed=1, pool=pool)]
-    b = [t.median_ns for t in time_candidates(codes, tests, seed=2, pool=pool)]
+    a = [t.median_ns for t in time_candidates(codes, tests, seed=1)]  # the dedicated timing zygote
+    b = [t.median_ns for t in time_candidates(codes, tests, seed=2)]
     print(f"timing-rank stability: Kendall tau between two runs over {len(codes)} solutions = {kendall_tau(a, b):.3f}; "
           f"medians ms run1 {[round(x / 1e6, 2) for x in a]}")
 
@@ -86,5 +86,5 @@ if __name__ == "__main__":
     print(f"isolation: {pool.isolation}")
     trivial(pool)
     humaneval(pool)
-    timing_stability(pool)
+    timing_stability()
     pool.close()
