@@ -46,7 +46,7 @@ class Store:
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; waits (with jittered backoff) while another process holds the file."""
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
         while True:
@@ -58,6 +58,9 @@ class Store:
                     raise
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 2.0)
+        for private in (self.path, self.path + ".wal"):  # expected test values live here: sandbox uids must not read it
+            if os.path.exists(private):
+                os.chmod(private, 0o600)
         try:
             if self.path not in _applied:
                 conn.execute(schema_sql())

@@ -38,6 +38,12 @@ def pool():
         ("assert add(1, 2) == add(2, 1)", "stmt", ""),  # no literal side: runs in-process
         ("x = add(1, 2)\nassert x == 3", "stmt", ""),
         ("assert 1 == 1", "stmt", ""),  # constant: not a test of the program
+        # the child would evaluate a comparison (rigged __eq__) or a patchable library call: unverified
+        ("assert (add(1, 2) == 3) is True", "stmt", ""),
+        ("assert not add(1, 2) != 3", "stmt", ""),
+        ("assert bool(add(1, 2) == 3)", "stmt", ""),
+        ("assert math.isclose(area(2), area(3))", "stmt", ""),
+        ("assert " + "x[" * 400 + "0" + "]" * 400 + " == 1", "stmt", ""),  # too deep to inspect
     ],
 )
 def test_parse_test_shapes(stmt, kind, op):

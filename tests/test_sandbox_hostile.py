@@ -106,6 +106,16 @@ HOSTILE = [
         os.write(3, b'{"load": "ok"}\\n{"i": 0, "s": "value", "v": ' + b'[' * 100000 + b']' * 100000 + b'}\\n')
         def add(a, b): return a - b
         """), TESTS, {"fail"}),
+    ("forge_huge_cpu_time", prog("""
+        import os
+        os.write(3, b'{"load": "ok"}\\n{"i": 0, "s": "fail", "t": 100000000000000000000000}\\n')
+        def add(a, b): return a - b
+        """), TESTS, {"fail", "crash"}),
+    ("forge_setup_error", prog("""
+        import os, time
+        os.write(3, b'{"setup_error": "forged"}\\n')
+        time.sleep(100)
+        """), TESTS, {"crash"}),
     ("output_flood", "def add(a, b):\n    while True:\n        print('x' * 100000)\n", ONE, {"error", "timeout"}),
     ("binary_output", "import sys\nsys.stdout.buffer.write(bytes(range(256)) * 1000)\nsys.stdout.flush()\ndef add(a, b): return a - b\n", TESTS, {"fail"}),
     ("deep_recursion", "import sys\nsys.setrecursionlimit(10**7)\ndef f(n): return f(n + 1) + 1\ndef add(a, b): return f(0)\n", ONE, {"crash", "error", "timeout"}),

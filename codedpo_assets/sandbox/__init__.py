@@ -22,7 +22,8 @@ from codedpo_assets.sandbox.verdicts import Check, judge, parse_test
 STATUSES = ("pass", "fail", "error", "timeout", "crash")
 DEFAULT_TIME_LIMIT_S = 2.0
 DEFAULT_MEMORY_MB = 1024
-WALL_FACTOR = 3.0  # wall-clock backstop per test = WALL_FACTOR × CPU limit + 0.5 s
+WALL_FACTOR = 3.0
+MAX_CPU_NS = 10**15  # ~11 days: any larger reported CPU time is forged  # wall-clock backstop per test = WALL_FACTOR × CPU limit + 0.5 s
 
 __all__ = ["PassMatrix", "SandboxError", "STATUSES", "isolation_level", "run_pass_matrix"]
 
@@ -63,8 +64,8 @@ def _run_code(pool: Pool, code: str, checks: list[Check], setup: str, time_limit
         "memory_mb": memory_mb,
         "wall_factor": WALL_FACTOR,
     }
-    # generous backstop: every test may hit its wall deadline in a fresh child
-    timeout = (len(checks) + 1) * (WALL_FACTOR * time_limit_s + 1.5) + 30
+    # generous backstop: every test may hit its wall deadline twice (buffered run, then the rerun)
+    timeout = (len(checks) + 1) * 2 * (WALL_FACTOR * time_limit_s + 1.5) + 30
     return pool.call(request, timeout)
 
 
@@ -106,7 +107,10 @@ def run_pass_matrix(
             except SandboxError as exc:  # the zygote died under this candidate: its row, not the matrix
                 status[i, :], detail[i, :], matrix.load_errors[i] = "crash", str(exc)[:300], str(exc)[:300]
                 continue
-            _fill_row(matrix, i, reply, checks)
+            try:
+                _fill_row(matrix, i, reply, checks)
+            except Exception as exc:  # a malformed (forged) reply: this row crashes, not the matrix
+                status[i, :], passed[i, :], detail[i, :] = "crash", False, f"malformed report: {type(exc).__name__}"
     return matrix
 
 
@@ -128,7 +132,8 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, checks: list[Check]) -> N
         matrix.status[i, j] = state
         matrix.detail[i, j] = reason
         matrix.passed[i, j] = state == "pass"
-        matrix.cpu_time_ns[i, j] = int(res.get("t", 0)) if isinstance(res.get("t", 0), int) else 0
+        t = res.get("t", 0)
+        matrix.cpu_time_ns[i, j] = min(max(t, 0), MAX_CPU_NS) if isinstance(t, int) else 0  # forged values clamped
 
 
 from codedpo_assets.sandbox.timing import Timing, compare, time_candidates  # noqa: E402  (uses run_pass_matrix)

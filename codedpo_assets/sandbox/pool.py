@@ -17,7 +17,7 @@ from typing import Any
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
 SAFE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-UID_BASE = 1_000_000  # sandbox uids: UID_BASE + pid*16 + index, unique among live processes
+UID_BASE = 1_000_000  # sandbox uids: UID_BASE + pid*256 + index (< 256 zygotes), unique among live processes
 
 
 class SandboxError(RuntimeError):
@@ -28,7 +28,9 @@ class Zygote:
     """One warm zygote process; ``call`` is not thread-safe (the pool hands it to one thread)."""
 
     def __init__(self, index: int) -> None:
-        self.uid = UID_BASE + os.getpid() * 16 + index
+        if not 0 <= index < 256:
+            raise ValueError(f"at most 256 zygotes per process, got index {index}")
+        self.uid = UID_BASE + (os.getpid() % (1 << 22)) * 256 + index
         self._start()
 
     def _start(self) -> None:

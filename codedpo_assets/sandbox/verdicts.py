@@ -39,7 +39,15 @@ def _literal(node: ast.expr) -> Any:
 
 
 def _value_check(call: ast.expr, op: str, expected: Any = None, **tol: float) -> Check | None:
+    """A verified check, or None when the child would decide the verdict itself: the evaluated
+    expression must hold no comparison or boolean operator (a rigged ``__eq__`` would answer), and
+    a bare truthiness test must be a plain call of a program function (not e.g. ``math.isclose``,
+    which the candidate can patch)."""
     if _literal(call) is not _NO_VALUE:  # constant on both sides: not a test of the program
+        return None
+    if any(isinstance(n, (ast.Compare, ast.BoolOp)) for n in ast.walk(call)):
+        return None
+    if op in ("true", "false") and not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
         return None
     return Check("value", ast.unparse(call), op, expected, **tol)
 
@@ -86,6 +94,13 @@ def _isclose(test: ast.Call) -> Check | None:
 
 def parse_test(statement: str) -> Check:
     """How to run and judge one test statement (anything unrecognised runs as a statement)."""
+    try:
+        return _parse_test(statement)
+    except (RecursionError, MemoryError):  # absurdly nested test: run it, unverified
+        return Check("stmt", statement)
+
+
+def _parse_test(statement: str) -> Check:
     stmt_check = Check("stmt", statement)
     try:
         tree = ast.parse(statement)

@@ -152,6 +152,9 @@ def _apply_limits(req, uid, n_tests):
         resource.setrlimit(resource.RLIMIT_NPROC, (32, 32))  # per uid: enforced once we are not root
         os.setuid(uid)
     LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # again: changing uid clears it
+    if os.getppid() != ZYGOTE_PID:  # the zygote died before we armed it
+        os._exit(0)
 
 
 def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
@@ -331,8 +334,9 @@ def _run_one(req, program, compiled, start, uid, results, buffered):
                 if msg["load"] != "ok":
                     finished = True
                     break
-            elif "setup_error" in msg:
-                raise RuntimeError("sandbox child setup failed: " + str(msg["setup_error"]))
+            elif "setup_error" in msg and load is None:  # real (sandbox) or forged: this candidate crashes
+                load, finished = {"load": "crash", "detail": "sandbox setup failed: " + str(msg["setup_error"])[:200]}, True
+                break
             elif msg.get("i") == current and load is not None:
                 results[current] = msg
                 current += 1
@@ -488,8 +492,9 @@ def main():
     os.environ.clear()
     os.environ.update(SAFE_ENV, HOME="/tmp", TMPDIR="/tmp")  # /tmp: the private tmpfs when isolated
     level = isolate()
-    global DEVNULL_FD
+    global DEVNULL_FD, ZYGOTE_PID
     DEVNULL_FD = os.open("/dev/null", os.O_RDONLY)
+    ZYGOTE_PID = os.getpid()
     # inherited by every child: oversized writes fail with EFBIG, ITIMER_PROF raises _Timeout
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGPROF, _on_prof)
@@ -518,6 +523,7 @@ def main():
 UID = 0
 WORK_ROOT = "/tmp"
 DEVNULL_FD = 0
+ZYGOTE_PID = 0
 
 if __name__ == "__main__":
     main()
