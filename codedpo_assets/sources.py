@@ -52,8 +52,8 @@ _LICENSE_MARKERS = (  # (SPDX id, markers that must all occur in the license tex
     ("Unlicense", ("This is free and unencumbered software",)),
     ("PSF-2.0", ("PYTHON SOFTWARE FOUNDATION LICENSE",)),
 )
-_LARGE_FILE = 1 << 20  # above this, file hashes are cached by (size, mtime)
-_hash_cache: dict[tuple[str, int, int, int], list[str]] = {}
+_MAX_READ = 64 << 20  # bytes of a file read for hashing/harvesting (larger files are too_large anyway)
+_hash_cache: dict[str, tuple[tuple[int, int, int], list[str]]] = {}  # JSONL path → (size, mtime, shards), hashes
 
 
 class SourceConfigError(ValueError):
@@ -247,7 +247,7 @@ def _file_status(path: Path) -> tuple[str, str] | None:
     return None
 
 
-def _read_limited(path: Path, limit: int = 64 * _LARGE_FILE) -> bytes:
+def _read_limited(path: Path, limit: int = _MAX_READ) -> bytes:
     with open(path, "rb") as fh:
         return fh.read(limit + 1)
 
@@ -265,14 +265,15 @@ def _bucket(line: bytes, shards: int) -> int:
 def _shard_hashes(path: Path, shards: int) -> list[str]:
     """Content hash of each bucket of a JSONL file (cached by size+mtime: files can be large)."""
     st = path.stat()
-    cache_key = (str(path), st.st_size, st.st_mtime_ns, shards)
-    if cache_key not in _hash_cache:
+    stamp = (st.st_size, st.st_mtime_ns, shards)
+    cached = _hash_cache.get(str(path))
+    if cached is None or cached[0] != stamp:  # one entry per file: an edit replaces it
         buckets: list[list[bytes]] = [[] for _ in range(shards)]
         for line in _jsonl_lines(path):
             if line.strip():
                 buckets[_bucket(line, shards)].append(line.strip())
-        _hash_cache[cache_key] = [content_hash(b"\n".join(b)) for b in buckets]
-    return _hash_cache[cache_key]
+        cached = _hash_cache[str(path)] = (stamp, [content_hash(b"\n".join(b)) for b in buckets])
+    return cached[1]
 
 
 def _with_hash(unit: Unit, res: _Resolved, spec: SourceSpec) -> Unit:

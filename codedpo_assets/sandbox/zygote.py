@@ -110,10 +110,6 @@ def _finish(result_fd, messages):
     _exit(0)
 
 
-def _send(fd, message):
-    _flush(fd, [message])
-
-
 def _flush(fd, messages):
     lines = []
     for message in messages:
@@ -174,7 +170,7 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
         _apply_limits(req, uid, _len(compiled) - start)
         sys.argv = ["candidate"]  # sys.stdin/out/err wrap fds 0-2, now /dev/null and the output file
     except BaseException as exc:  # setup failure is the sandbox's fault, not the candidate's
-        _send(result_fd, {"setup_error": f"{_type(exc).__name__}: {exc}"})
+        _flush(result_fd, [{"setup_error": f"{_type(exc).__name__}: {exc}"}])
         _exit(71)
     limit = float(req["time_limit"])
     limit_ns = int(limit * 1e9)
