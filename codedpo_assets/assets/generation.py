@@ -13,6 +13,7 @@ from codedpo_assets.assets.seeds import SEED_PARTITIONS
 from codedpo_assets.generation.backends import Backend, GenerationError, GenerationParams, OpenAIBackend, TransformersBackend, embedded_model_dir
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
 from codedpo_assets.generation.tasks import (
+    FENCE,
     generate_cached,
     signature,
     solution_messages,
@@ -27,7 +28,7 @@ BACKENDS = ("embedded", "transformers", "openai")
 
 
 @lru_cache(maxsize=4)
-def _backend(kind: str, model_path: str, base_url: str, model: str, api_key: str, concurrency: int, batch_size: int) -> Backend:
+def _backend(kind: str, model_path: str, base_url: str, model: str, api_key: str, concurrency: int, batch_size: int, prefill: bool) -> Backend:
     if kind == "embedded":
         return TransformersBackend(embedded_model_dir(), batch_size=batch_size)
     if kind == "transformers":
@@ -37,7 +38,7 @@ def _backend(kind: str, model_path: str, base_url: str, model: str, api_key: str
     if kind == "openai":
         if not base_url or not model:
             raise GenerationError("generator.base_url and generator.model: required for backend 'openai'")
-        return OpenAIBackend(base_url, model, api_key=api_key, concurrency=concurrency)
+        return OpenAIBackend(base_url, model, api_key=api_key, concurrency=concurrency, prefill=prefill)
     raise GenerationError(f"generator.backend: {kind!r} is not one of {BACKENDS}")
 
 
@@ -50,10 +51,11 @@ class Generator(dg.ConfigurableResource):
     model: str = Field(default="", description="openai: served model name.")
     api_key: str = Field(default="", description="openai: API key (use an EnvVar).")
     concurrency: int = Field(default=8, description="openai: requests in flight.")
+    prefill: bool = Field(default=False, description="openai: continue a prefilled reply (`continue_final_message`: vLLM, SGLang). Local backends always prefill.")
     batch_size: int = Field(default=16, description="transformers/embedded: sequences per generate() batch (16: 6.4x one-at-a-time on 2 CPU cores).")
 
     def get(self) -> Backend:
-        return _backend(self.backend, self.model_path, self.base_url, self.model, self.api_key, self.concurrency, self.batch_size)
+        return _backend(self.backend, self.model_path, self.base_url, self.model, self.api_key, self.concurrency, self.batch_size, self.prefill)
 
 
 GENERATOR_ENV = {  # environment overrides of the Generator resource (CLI, sensor-driven runs and UI alike)
@@ -79,12 +81,17 @@ class SamplingConfig(dg.Config):
     max_seeds: int = Field(default=0, description="prompts: seeds per partition to use (0 = all).")
     n_samples: int = Field(default=15, description="candidate_code: N solutions; generated_tests: M test samples (paper: 15 + 15).")
 
-    def params(self) -> GenerationParams:
-        return GenerationParams(self.temperature, self.top_p, self.max_new_tokens)
+    def params(self, stop: tuple[str, ...] = ()) -> GenerationParams:
+        return GenerationParams(self.temperature, self.top_p, self.max_new_tokens, stop)
 
 
-# `make run` on a 2-core CPU: one seed per partition, 3 solutions and 3 test samples, short outputs.
-QUICK_PROFILE = {"temperature": 0.8, "max_new_tokens": 128, "max_seeds": 1, "n_samples": 3}
+def _code_params(config: SamplingConfig, backend: Backend) -> GenerationParams:
+    """Prefilled replies end at the closing fence; unprefilled ones would stop at the opening one."""
+    return config.params((FENCE,) if backend.prefills else ())
+
+
+# `make run` on a 2-core CPU: three seeds per partition, 4 solutions and 4 test samples, short outputs.
+QUICK_PROFILE = {"temperature": 0.8, "max_new_tokens": 128, "max_seeds": 3, "n_samples": 4}
 
 
 def _progress(context: dg.AssetExecutionContext, total: int) -> Callable[[int, int], None]:
@@ -129,18 +136,19 @@ def prompts(context: dg.AssetExecutionContext, config: SamplingConfig, store: Du
     return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), "usable": usable, "model_calls": calls, "model": backend.identity})
 
 
-def _usable_prompts(db, key: str) -> list[tuple[str, str, str]]:
-    return db.query("SELECT prompt_id, entry_point, prompt FROM prompts WHERE partition_key = ? AND reason IS NULL ORDER BY prompt_id", [key]).rows()
+def _usable_prompts(db, key: str) -> list[tuple[str, str, str, str]]:
+    return db.query("SELECT prompt_id, entry_point, prompt, signature FROM prompts WHERE partition_key = ? AND reason IS NULL ORDER BY prompt_id", [key]).rows()
 
 
 @dg.asset(deps=[prompts], description="N sampled solutions per prompt; code extracted, deduplicated by normalized AST; drops keep a reason.", **ASSET_ARGS)
 def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     todo = _usable_prompts(db, key)
-    jobs = [(solution_messages(prompt), i) for _, _, prompt in todo for i in range(config.n_samples)]
-    texts, calls = generate_cached(db, generator.get(), jobs, config.params(), _progress(context, len(jobs)))
+    jobs = [(solution_messages(prompt), i) for _, _, prompt, _ in todo for i in range(config.n_samples)]
+    backend = generator.get()
+    texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), _progress(context, len(jobs)))
     rows = []
-    for p, (prompt_id, entry, _) in enumerate(todo):
+    for p, (prompt_id, entry, _, _) in enumerate(todo):
         outs = texts[p * config.n_samples : (p + 1) * config.n_samples]
         for item, raw in zip(dedupe([extract_program(t, entry, i) for i, t in enumerate(outs)]), outs):
             rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": content_hash(f"{prompt_id}\0{item.sample_index}"),
@@ -155,10 +163,11 @@ def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, st
 def generated_tests(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     todo = _usable_prompts(db, key)
-    jobs = [(test_messages(prompt, entry), i) for _, entry, prompt in todo for i in range(config.n_samples)]
-    texts, calls = generate_cached(db, generator.get(), jobs, config.params(), _progress(context, len(jobs)))
+    jobs = [(test_messages(prompt, entry), i) for _, entry, prompt, _ in todo for i in range(config.n_samples)]
+    backend = generator.get()
+    texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), _progress(context, len(jobs)))
     rows = []
-    for p, (prompt_id, entry, _) in enumerate(todo):
+    for p, (prompt_id, entry, _, _) in enumerate(todo):
         outs = texts[p * config.n_samples : (p + 1) * config.n_samples]
         items = dedupe([t for i, out in enumerate(outs) for t in extract_tests(out, entry, i)])
         for n, item in enumerate(items):

@@ -26,6 +26,14 @@ def _kept(db, table: str, column: str, id_col: str, key: str) -> dict[str, list[
     return out
 
 
+def seed_imports(db, key: str) -> dict[str, str]:
+    """prompt_id → the seed's import lines: the shared prelude of its candidates and tests
+    (a task inherits its seed's environment; models often use a module without importing it)."""
+    rows = db.query("SELECT p.prompt_id, s.imports FROM prompts p JOIN seeds s ON s.seed_id = p.seed_id AND s.partition_key = p.partition_key "
+                    "WHERE p.partition_key = ?", [key]).rows()  # fmt: skip
+    return {prompt_id: "\n".join(imports or []) for prompt_id, imports in rows}
+
+
 @dg.asset(
     deps=[candidate_code, generated_tests],
     description="One row per (prompt, code, test) cell: status and CPU time from the sandbox (see README 'Sandbox').",
@@ -34,9 +42,9 @@ def _kept(db, table: str, column: str, id_col: str, key: str) -> dict[str, list[
 def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, store: DuckDBStore) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     codes, tests = _kept(db, "candidate_code", "code", "code_id", key), _kept(db, "generated_tests", "test", "test_id", key)
-    rows, isolation = [], {}
+    rows, isolation, setup = [], {}, seed_imports(db, key)
     for prompt_id in sorted(codes.keys() & tests.keys()):
-        matrix = run_pass_matrix([c for _, c in codes[prompt_id]], [t for _, t in tests[prompt_id]],
+        matrix = run_pass_matrix([c for _, c in codes[prompt_id]], [t for _, t in tests[prompt_id]], setup=setup.get(prompt_id, ""),
                                  time_limit_s=config.time_limit_s, memory_mb=config.memory_mb)  # fmt: skip
         isolation = matrix.isolation
         for i, (code_id, _) in enumerate(codes[prompt_id]):

@@ -7,7 +7,7 @@ import numpy as np
 from pydantic import Field
 
 from codedpo_assets.assets.generation import ASSET_ARGS
-from codedpo_assets.assets.pass_matrix import pass_matrix
+from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
 from codedpo_assets.assets.resources import DUCKDB_POOL, DuckDBStore
 from codedpo_assets.normalize import content_hash
 from codedpo_assets.pairs import Pair, correctness_pair, efficiency_pair, trusted_tests as trusted_mask
@@ -108,7 +108,7 @@ def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: Duck
     for prompt_id, j, test_id in trusted:
         by_prompt.setdefault(prompt_id, []).append((j, test_id))
     codes_text, tests_text = _texts(db, key, "candidate_code", "code_id", "code"), _texts(db, key, "generated_tests", "test_id", "test")
-    rows = []
+    rows, setup = [], seed_imports(db, key)
     for prompt_id, (codes, _, passed) in _matrices(db, key).items():
         cols = [j for j, _ in by_prompt.get(prompt_id, [])]
         if not cols:
@@ -117,7 +117,7 @@ def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: Duck
         if not correct:
             continue
         results = time_candidates([codes_text[codes[i]] for i in correct], [tests_text[t] for _, t in by_prompt[prompt_id]],
-                                  repetitions=config.repetitions, time_limit_s=config.time_limit_s)  # fmt: skip
+                                  setup=setup.get(prompt_id, ""), repetitions=config.repetitions, time_limit_s=config.time_limit_s)  # fmt: skip
         for i, t in zip(correct, results):
             rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": codes[i], "code_index": i, "median_ns": t.median_ns,
                          "mad_ns": t.mad_ns, "repetitions": len(t.samples_ns), "samples_ns": list(t.samples_ns), "all_passed": t.all_passed})  # fmt: skip

@@ -33,9 +33,20 @@ class GenerationParams:
     temperature: float = 1.5  # the paper's sampling temperature
     top_p: float = 1.0
     max_new_tokens: int = 512
+    stop: tuple[str, ...] = ()  # generation ends at the first of these (not included in the text)
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+
+def prefix_of(messages: Messages) -> str:
+    """An assistant message at the end is a prefill: the reply continues it (and starts with it)."""
+    return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    ends = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return text[: min(ends)] if ends else text
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class Request:
 
 class Backend(Protocol):
     identity: str
+    prefills: bool  # continues a final assistant message; otherwise that message is dropped
 
     def generate(self, requests: Sequence[Request], params: GenerationParams, progress: Callable[[int, int], None] | None = None) -> list[str]:
         ...
@@ -108,8 +120,11 @@ class TransformersBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
         self.identity = _dir_identity(Path(path)) if Path(path).is_dir() else str(path)
+        self.prefills = True
 
     def _prompt(self, messages: Messages) -> str:
+        if prefix_of(messages):
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def generate(self, requests, params, progress=None):
@@ -128,9 +143,12 @@ class TransformersBackend:
                     top_p=params.top_p,
                     max_new_tokens=params.max_new_tokens,
                     pad_token_id=self.tokenizer.pad_token_id,
+                    stop_strings=list(params.stop) or None,
+                    tokenizer=self.tokenizer if params.stop else None,
                 )
             new = out[:, enc["input_ids"].shape[1] :]
-            outputs += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            outputs += [prefix_of(r.messages) + cut_at_stop(t, params.stop) for r, t in zip(batch, texts)]
             if progress:
                 progress(len(outputs), int((new != self.tokenizer.pad_token_id).sum()))
         return outputs
@@ -139,9 +157,11 @@ class TransformersBackend:
 class OpenAIBackend:
     """Any OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp server, Ollama)."""
 
-    def __init__(self, base_url: str, model: str, *, api_key: str = "", concurrency: int = 8, retries: int = 3, timeout_s: float = 120.0) -> None:
+    def __init__(self, base_url: str, model: str, *, api_key: str = "", concurrency: int = 8, retries: int = 3, timeout_s: float = 120.0,
+                 prefill: bool = False) -> None:  # fmt: skip
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.api_key = model, api_key
+        self.prefills = prefill  # vLLM/SGLang: continue_final_message; other servers may reject it
         self.concurrency, self.retries, self.timeout_s = concurrency, retries, timeout_s
         self.identity = f"openai:{base_url.rstrip('/')}#{model}"
 
@@ -168,19 +188,26 @@ class OpenAIBackend:
         )
 
     def _one(self, request: Request, params: GenerationParams) -> tuple[str, int]:
+        prefix = prefix_of(request.messages)
+        messages = request.messages[:-1] if prefix and not self.prefills else request.messages
         body = {
             "model": self.model,
-            "messages": request.messages,
+            "messages": messages,
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_new_tokens,
             "seed": request.seed,
             "n": 1,
         }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if prefix and self.prefills:
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
         reply = self._post(body)
         try:
             tokens = int((reply.get("usage") or {}).get("completion_tokens") or 0)
-            return reply["choices"][0]["message"]["content"] or "", tokens
+            text = reply["choices"][0]["message"]["content"] or ""
+            return (prefix + text if self.prefills else text), tokens
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise GenerationError(f"{self.url}: unexpected reply {str(reply)[:300]}") from exc
 

@@ -41,10 +41,17 @@ def task_text(description: str, sig: str) -> str:
     return description.strip() + f"\n\nImplement the function `{sig}` in Python."
 
 
+FENCE = "```"  # replies are prefilled up to inside a code block, so generation stops at the closing fence
+
+
 def solution_messages(task: str) -> Messages:
+    """Ends with an assistant prefill (an open code block): small models then write code, not prose.
+
+    (Prefilling the ``def`` line too makes SmolLM2-135M close the block at once.)"""
     return [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": task + "\nReply with one ```python code block containing the complete function."},
+        {"role": "assistant", "content": f"{FENCE}python\n"},
     ]
 
 
@@ -55,6 +62,7 @@ def test_messages(task: str, entry_point: str) -> Messages:
             task + f"\nWrite 5 test cases for `{entry_point}`, each a single line of the form "
             f"`assert {entry_point}(<arguments>) == <expected literal value>`. Reply with one ```python code block."
         )},
+        {"role": "assistant", "content": f"{FENCE}python\nassert {entry_point}("},
     ]  # fmt: skip
 
 
