@@ -40,11 +40,15 @@ def humaneval_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
 
 
+def humaneval_problems() -> list[dict]:
+    """The 164 bundled problems: task_id, prompt, canonical_solution, test, entry_point."""
+    with gzip.open(humaneval_path(), "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
 def humaneval_documents() -> dict[str, str]:
     """task_id → prompt + canonical solution, the text a seed must not overlap."""
-    with gzip.open(humaneval_path(), "rt", encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
-    return {r["task_id"]: r["prompt"] + r["canonical_solution"] for r in rows}
+    return {r["task_id"]: r["prompt"] + r["canonical_solution"] for r in humaneval_problems()}
 
 
 @dataclass(frozen=True)

@@ -208,3 +208,63 @@ WITH top AS (
 )
 SELECT a.ranker AS ranker_a, b.ranker AS ranker_b, count(*) AS prompts, round(avg((a.best = b.best)::INT), 3) AS same_top
 FROM top a JOIN top b ON a.prompt_id = b.prompt_id AND a.ranker < b.ranker GROUP BY ALL ORDER BY ALL;
+
+-- dpo_checkpoint: one row per trained checkpoint directory (loadable with from_pretrained offline).
+CREATE TABLE IF NOT EXISTS dpo_checkpoint (
+    checkpoint_id     VARCHAR PRIMARY KEY,  -- directory name: <arm>-<content hash prefix>
+    path              VARCHAR NOT NULL,
+    content_hash      VARCHAR NOT NULL,     -- sha256 over every file of the directory
+    base_model        VARCHAR NOT NULL,
+    arm               VARCHAR NOT NULL,     -- dpo | rpo | kto | sft
+    config            JSON NOT NULL,        -- the full training config
+    pair_set_version  VARCHAR NOT NULL,     -- preference_pairs_export manifest version trained on
+    pairs             INTEGER NOT NULL,     -- training pairs
+    truncated         INTEGER NOT NULL,     -- pairs longer than max_length (truncated, keep_start)
+    unusable          INTEGER NOT NULL,     -- pairs whose prompt alone fills max_length (dropped by TRL)
+    steps             INTEGER NOT NULL,
+    runtime_s         DOUBLE NOT NULL,
+    final_loss        DOUBLE,
+    run_id            VARCHAR,
+    created_at        TIMESTAMP DEFAULT current_timestamp
+);
+
+-- dpo_checkpoint_curves: training curves (loss, rewards/accuracies, rewards/margins, ...) per step.
+CREATE TABLE IF NOT EXISTS dpo_checkpoint_curves (
+    checkpoint_id  VARCHAR NOT NULL,
+    step           INTEGER NOT NULL,
+    metric         VARCHAR NOT NULL,
+    value          DOUBLE
+);
+
+-- model_evaluation: base model vs checkpoint, one row per (checkpoint, role, metric).
+CREATE TABLE IF NOT EXISTS model_evaluation (
+    checkpoint_id     VARCHAR NOT NULL,
+    role              VARCHAR NOT NULL,  -- base | checkpoint
+    model             VARCHAR NOT NULL,  -- model identity (path@content hash)
+    metric            VARCHAR NOT NULL,  -- humaneval_pass@1_greedy, humaneval_pass@k, heldout_*, efficiency_*
+    value             DOUBLE,
+    n                 INTEGER,           -- problems / held-out pairs / efficiency problems behind the value
+    pair_set_version  VARCHAR,
+    config            JSON,
+    run_id            VARCHAR,
+    created_at        TIMESTAMP DEFAULT current_timestamp
+);
+
+-- model_evaluation_samples: every HumanEval program generated in an evaluation and its verdict.
+CREATE TABLE IF NOT EXISTS model_evaluation_samples (
+    checkpoint_id  VARCHAR NOT NULL,
+    role           VARCHAR NOT NULL,
+    task_id        VARCHAR NOT NULL,
+    sample         INTEGER NOT NULL,  -- 0 = greedy, 1.. = sampled
+    program        VARCHAR,
+    passed         BOOLEAN
+);
+
+-- model_evaluation_table: the before/after table (one row per metric).
+CREATE OR REPLACE VIEW model_evaluation_table AS
+SELECT checkpoint_id, metric,
+       max(value) FILTER (WHERE role = 'base') AS base,
+       max(value) FILTER (WHERE role = 'checkpoint') AS checkpoint,
+       max(value) FILTER (WHERE role = 'checkpoint') - max(value) FILTER (WHERE role = 'base') AS change,
+       max(n) AS n
+FROM model_evaluation GROUP BY ALL ORDER BY checkpoint_id, metric;

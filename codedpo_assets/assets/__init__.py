@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from codedpo_assets.assets import generation, pass_matrix, preferences, seeds
+from codedpo_assets.assets import evaluation, generation, pass_matrix, preferences, seeds, training
 from codedpo_assets.assets.resources import DuckDBStore, SeedSources, sources_from_env
 
 # Dagster's default automation sensor starts stopped; this one runs as soon as the daemon does.
@@ -33,6 +33,8 @@ def build_definitions(
             preferences.timings,
             preferences.preference_pairs,
             preferences.preference_pairs_export,
+            training.dpo_checkpoint,
+            evaluation.model_evaluation,
         ],
         asset_checks=[preferences.pairs_are_sound],
         jobs=[seeds.prune_seed_partitions],
@@ -42,5 +44,6 @@ def build_definitions(
             "sources": sources or sources_from_env(),
             "generator": generator or generation.generator_from_env(),
             "ranking": preferences.Ranking(),
+            "pipes_client": dg.PipesSubprocessClient(),
         },
     )

@@ -1,5 +1,7 @@
 """Scoring stage: verification_scores → trusted_tests → timings → preference_pairs → export."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -178,29 +180,50 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
 
 
 class ExportConfig(dg.Config):
-    directory: str = Field(default="data/export", description="Where preference_pairs.{parquet,jsonl} and README.md go.")
+    directory: str = Field(default="data/export", description="Where preference_pairs.{parquet,jsonl}, manifest.json and README.md go.")
+    heldout_share: float = Field(default=0.2, ge=0.0, lt=1.0, description="Share of prompts whose pairs are held out from training (split = 'heldout'), chosen by prompt-id hash.")
+
+
+def heldout_prompts(prompt_ids: list[str], share: float) -> set[str]:
+    """Prompts held out from training: stable by id hash, and at least one when there are two or
+    more prompts and ``share`` > 0 (so a small pair set still gets a held-out accuracy)."""
+    ordered = sorted(set(prompt_ids), key=lambda p: hashlib.sha256(p.encode()).hexdigest())
+    n = round(len(ordered) * share) if share > 0 else 0
+    n = max(n, 1) if share > 0 and len(ordered) >= 2 else n
+    return set(ordered[:n])
 
 
 @dg.asset(deps=[preference_pairs], pool=DUCKDB_POOL, group_name="preferences", kinds={"parquet", "duckdb"},
-          description="All preference pairs as Parquet + JSONL that `datasets.load_dataset` reads, with a dataset card.")  # fmt: skip
+          description="All preference pairs as Parquet + JSONL that `datasets.load_dataset` reads (split train/heldout by prompt), with a manifest and dataset card.")  # fmt: skip
 def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportConfig, store: DuckDBStore) -> dg.MaterializeResult:
     db, out = store.get(), Path(config.directory).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    select = "SELECT prompt, chosen, rejected, kind, margin, ranker, pair_id, prompt_id, seed_id, chosen_code_id, rejected_code_id FROM preference_pairs ORDER BY pair_id"
+    prompt_ids = [r[0] for r in db.query("SELECT DISTINCT prompt_id FROM preference_pairs").rows()]
+    heldout = sorted(heldout_prompts(prompt_ids, config.heldout_share))
+    select = ("SELECT prompt, chosen, rejected, kind, margin, ranker, CASE WHEN list_contains(?, prompt_id) THEN 'heldout' ELSE 'train' END AS split, "
+              "pair_id, prompt_id, seed_id, chosen_code_id, rejected_code_id FROM preference_pairs ORDER BY pair_id")  # fmt: skip
     with db.connect() as conn:
-        conn.execute(f"COPY ({select}) TO '{out / 'preference_pairs.parquet'}' (FORMAT parquet)")
-        conn.execute(f"COPY ({select}) TO '{out / 'preference_pairs.jsonl'}' (FORMAT json)")
+        frame = conn.execute(select, [heldout]).pl()
         stats = conn.execute("SELECT kind, ranker, count(*) FROM preference_pairs GROUP BY ALL ORDER BY ALL").fetchall()
         models = [r[0] for r in conn.execute("SELECT DISTINCT model FROM prompts ORDER BY 1").fetchall()]
         sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM seeds ORDER BY 1").fetchall()]
+    version = hashlib.sha256("\n".join(f"{p}:{s}" for p, s in zip(frame["pair_id"], frame["split"])).encode()).hexdigest()[:16]
+    splits = {s: int((frame["split"] == s).sum()) for s in ("train", "heldout")}
+    for name, write in (("preference_pairs.parquet", frame.write_parquet), ("preference_pairs.jsonl", frame.write_ndjson)):
+        write(out / f".{name}.partial")
+        (out / f".{name}.partial").replace(out / name)  # readers never see a half-written file
+    manifest = {"pair_set_version": version, "pairs": frame.height, "splits": splits, "heldout_prompts": heldout, "models": models, "sources": sources}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     total = sum(n for _, _, n in stats)
     card = ["# codedpo preference pairs", "", "CodeDPO-style pairs (arXiv 2410.05605) built from self-generated, self-verified code.", "",
-            f"- pairs: {total}", f"- generator model(s): {', '.join(models) or 'none'}", f"- seed sources: {', '.join(sources) or 'none'}", "",
+            f"- pairs: {total} (train {splits['train']}, held out {splits['heldout']}; version {version})",
+            f"- generator model(s): {', '.join(models) or 'none'}", f"- seed sources: {', '.join(sources) or 'none'}", "",
             "| kind | ranker | pairs |", "|---|---|---|"] + [f"| {k} | {r} | {n} |" for k, r, n in stats] + [
-            "", "Columns: prompt, chosen, rejected (TRL preference format), kind, margin, ranker, ids tracing back to seed and codes.",
+            "", "Columns: prompt, chosen, rejected (TRL preference format), kind, margin, ranker, split (train/heldout by prompt), ids tracing back to seed and codes.",
             "", "```python", "from datasets import load_dataset", f"load_dataset('parquet', data_files='{out / 'preference_pairs.parquet'}')", "```"]  # fmt: skip
     (out / "README.md").write_text("\n".join(card) + "\n")
-    return dg.MaterializeResult(metadata={"dagster/row_count": total, "path": dg.MetadataValue.path(str(out)),
+    return dg.MaterializeResult(metadata={"dagster/row_count": total, "path": dg.MetadataValue.path(str(out)), "pair_set_version": version,
+                                          "splits": dg.MetadataValue.json(splits),
                                           "by_kind_ranker": dg.MetadataValue.json({f"{k}/{r}": n for k, r, n in stats})})  # fmt: skip
 
 

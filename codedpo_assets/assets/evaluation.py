@@ -1,0 +1,112 @@
+"""Evaluation stage: ``model_evaluation`` — the base model and the latest checkpoint, side by side."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from codedpo_assets.assets.preferences import ExportConfig
+from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.assets.training import TRAINING_POOL, dpo_checkpoint
+from codedpo_assets.decontam import humaneval_problems
+from codedpo_assets.evaluation import efficiency, humaneval_scores, preference_accuracy, reply_logps, sample_humaneval
+from codedpo_assets.generation.backends import TransformersBackend
+from codedpo_assets.generation.tasks import generate_cached
+from codedpo_assets.train_job import read_pairs
+from codedpo_assets.training import chat_example
+
+
+class EvaluationConfig(dg.Config):
+    """HumanEval through our sandbox + held-out preference accuracy + efficiency. Defaults: full HumanEval."""
+
+    limit: int = Field(default=0, description="HumanEval problems to use, in file order (0 = all 164).")
+    n_samples: int = Field(default=10, description="Sampled completions per problem for pass@k (0 = greedy only).")
+    ks: list[int] = Field(default=[1, 5, 10], description="k values of pass@k (each <= n_samples).")
+    temperature: float = Field(default=0.8, description="Sampling temperature for pass@k.")
+    max_new_tokens: int = Field(default=384, description="Longest completion.")
+    time_limit_s: float = Field(default=5.0, description="CPU seconds for a problem's check().")
+    batch_size: int = Field(default=16, description="Sequences per generate() batch.")
+    efficiency_repetitions: int = Field(default=5, description="Timed rounds per solution (timing protocol, >= 5).")
+    pairs_dir: str = Field(default=ExportConfig().directory, description="Exported pairs (the held-out split is scored).")
+
+
+QUICK_EVALUATION = {"limit": 10, "n_samples": 3, "ks": [1, 3], "max_new_tokens": 160}  # `make run` on 2 CPU cores
+
+
+def _evaluate_model(db, path: str, config: EvaluationConfig, problems: list[dict], examples: list[dict]):
+    backend = TransformersBackend(path, batch_size=config.batch_size)
+
+    def generate(jobs, params):  # cached: the base model's samples are reused by later evaluations
+        return generate_cached(db, backend, jobs, params)[0]
+
+    greedy, sampled = sample_humaneval(generate, problems, config.n_samples, config.temperature, config.max_new_tokens)
+    metrics, samples = humaneval_scores(problems, greedy, sampled, config.ks, config.time_limit_s)
+    logps = reply_logps(backend.model, backend.tokenizer, examples)
+    return backend.identity, metrics, samples, logps
+
+
+def before_after_table(rows: list[dict]) -> str:
+    """Markdown: one line per metric, base vs checkpoint and the change."""
+    values: dict[str, dict[str, float]] = {}
+    for r in rows:
+        values.setdefault(r["metric"], {})[r["role"]] = r["value"]
+    lines = ["| metric | base | checkpoint | change |", "|---|---|---|---|"]
+    for metric, v in values.items():
+        b, c = v.get("base"), v.get("checkpoint")
+        change = f"{c - b:+.3f}" if b is not None and c is not None else ""
+        lines.append(f"| {metric} | {'' if b is None else f'{b:.3f}'} | {'' if c is None else f'{c:.3f}'} | {change} |")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    deps=[dpo_checkpoint],
+    pool=TRAINING_POOL,
+    group_name="training",
+    kinds={"pytorch", "duckdb"},
+    owners=["team:codedpo"],
+    description="Base model vs latest dpo_checkpoint: HumanEval pass@1/pass@k (our sandbox), held-out preference accuracy, efficiency.",
+)
+def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, store: DuckDBStore) -> dg.MaterializeResult:
+    db = store.get()
+    latest = db.query("SELECT checkpoint_id, path, base_model, pair_set_version FROM dpo_checkpoint ORDER BY created_at DESC LIMIT 1").rows()
+    if not latest:
+        raise dg.Failure("no dpo_checkpoint recorded: materialize dpo_checkpoint first")
+    checkpoint_id, path, base, pair_set = latest[0]
+    if bad := [k for k in config.ks if not 1 <= k <= max(config.n_samples, 1)]:
+        raise dg.Failure(f"model_evaluation.ks: {bad} must be between 1 and n_samples={config.n_samples}")
+    problems = humaneval_problems()[: config.limit or None]
+    pairs_file = Path(config.pairs_dir).resolve() / "preference_pairs.parquet"
+    examples = [chat_example(p) for p in read_pairs(pairs_file, "heldout")] if pairs_file.exists() else []
+    results = {}
+    for role, model_path in (("base", base), ("checkpoint", path)):
+        context.log.info(f"evaluating {role}: {model_path} on {len(problems)} HumanEval problems, {len(examples)} held-out pairs")
+        results[role] = _evaluate_model(db, model_path, config, problems, examples)
+    (base_id, base_m, base_s, base_lp), (ckpt_id, ckpt_m, ckpt_s, ckpt_lp) = results["base"], results["checkpoint"]
+    if examples:
+        base_m |= preference_accuracy(base_lp, base_lp)
+        ckpt_m |= preference_accuracy(ckpt_lp, base_lp)
+    both = [j for j in range(len(problems)) if base_s.greedy_ok[j] and ckpt_s.greedy_ok[j]]
+    ckpt_m |= efficiency([problems[j] for j in both], [base_s.greedy[j] for j in both], [ckpt_s.greedy[j] for j in both],
+                         repetitions=config.efficiency_repetitions)  # fmt: skip
+    settings = json.dumps(config.model_dump(), sort_keys=True)
+    counts = {"humaneval": len(problems), "heldout": len(examples), "efficiency": len(both)}
+    rows = [{"checkpoint_id": checkpoint_id, "role": role, "model": ident, "metric": m, "value": v, "pair_set_version": pair_set,
+             "n": counts["humaneval" if m.startswith("humaneval") else "heldout" if m.startswith("heldout") else "efficiency"],
+             "config": settings, "run_id": context.run.run_id}
+            for role, ident, metrics in (("base", base_id, base_m), ("checkpoint", ckpt_id, ckpt_m)) for m, v in metrics.items()]  # fmt: skip
+    samples = [{"checkpoint_id": checkpoint_id, "role": role, "task_id": p["task_id"], "sample": i, "program": prog, "passed": ok}
+               for role, s in (("base", base_s), ("checkpoint", ckpt_s)) for j, p in enumerate(problems)
+               for i, (prog, ok) in enumerate(zip([s.greedy[j], *s.sampled[j]], [s.greedy_ok[j], *s.sampled_ok[j]]))]  # fmt: skip
+    with db.transaction() as conn:
+        for table, data in (("model_evaluation", rows), ("model_evaluation_samples", samples)):
+            conn.execute(f"DELETE FROM {table} WHERE checkpoint_id = ?", [checkpoint_id])
+            if data:
+                conn.register("_rows", pl.DataFrame(data))
+                conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+                conn.unregister("_rows")
+    table = before_after_table(rows)
+    return dg.MaterializeResult(metadata={"before_after": dg.MetadataValue.md(table), "checkpoint_id": checkpoint_id,
+                                          "humaneval_problems": len(problems), "heldout_pairs": len(examples), "efficiency_problems": len(both),
+                                          **{f"checkpoint/{k}": float(v) for k, v in ckpt_m.items()}})  # fmt: skip

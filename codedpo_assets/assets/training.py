@@ -1,0 +1,138 @@
+"""Training stage: ``dpo_checkpoint`` — TRL preference training on the exported pairs, via Dagster Pipes."""
+
+import base64
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from codedpo_assets.assets.preferences import ExportConfig, preference_pairs_export
+from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.generation.backends import embedded_model_dir
+from codedpo_assets.training import ARMS, TrainingError, TrainSettings
+
+TRAINING_POOL = "training"  # one training run at a time (limit in dagster.yaml), apart from DuckDB writers
+_DEFAULTS = TrainSettings()
+
+
+class TrainingConfig(dg.Config):
+    """TRL training of the ``dpo_checkpoint``; defaults: DPO with LoRA, sized for a 2-core CPU."""
+
+    arm: str = Field(default=_DEFAULTS.arm, description=f"Ablation arm: one of {ARMS} (rpo = DPO + NLL on chosen, the paper's loss; sft = chosen only).")
+    base_model: str = Field(default="", description="Local checkpoint dir or Hugging Face id; empty = the embedded SmolLM2-135M-Instruct.")
+    beta: float = Field(default=_DEFAULTS.beta, description="DPO/KTO beta.")
+    sft_weight: float = Field(default=_DEFAULTS.sft_weight, description="rpo: weight of the NLL term.")
+    learning_rate: float = Field(default=_DEFAULTS.learning_rate, description="AdamW learning rate (LoRA-sized).")
+    epochs: float = Field(default=_DEFAULTS.epochs, description="Passes over the training split.")
+    max_steps: int = Field(default=_DEFAULTS.max_steps, description="Stop after this many optimizer steps (-1: epochs decide).")
+    batch_size: int = Field(default=_DEFAULTS.batch_size, description="Per-device batch (kto needs >= 2).")
+    grad_accum: int = Field(default=_DEFAULTS.grad_accum, description="Gradient accumulation steps.")
+    max_length: int = Field(default=_DEFAULTS.max_length, description="Tokens of prompt + reply; longer pairs are truncated (keep_start) and counted.")
+    lora: bool = Field(default=_DEFAULTS.lora, description="Train LoRA adapters (merged into the saved weights); false = full fine-tune with an explicit reference model.")
+    lora_r: int = Field(default=_DEFAULTS.lora_r, description="LoRA rank.")
+    lora_alpha: int = Field(default=_DEFAULTS.lora_alpha, description="LoRA alpha.")
+    seed: int = Field(default=_DEFAULTS.seed, description="Training seed.")
+    pairs_dir: str = Field(default=ExportConfig().directory, description="Exported pair directory (preference_pairs_export's).")
+    checkpoints_dir: str = Field(default="data/checkpoints", description="Where checkpoint directories are written.")
+
+    def settings(self) -> TrainSettings:
+        return TrainSettings(**{k: getattr(self, k) for k in TrainSettings.__dataclass_fields__})
+
+
+# Upstream stages in order, with the rows that feed the next one: the first empty one is the culprit.
+_STAGES = (
+    ("seeds", "SELECT count(*) FROM seeds"),
+    ("prompts", "SELECT count(*) FROM prompts WHERE reason IS NULL"),
+    ("candidate_code", "SELECT count(*) FROM candidate_code WHERE reason IS NULL"),
+    ("generated_tests", "SELECT count(*) FROM generated_tests WHERE reason IS NULL"),
+    ("pass_matrix", "SELECT count(*) FROM pass_matrix"),
+    ("trusted_tests", "SELECT count(*) FROM trusted_tests"),
+    ("preference_pairs", "SELECT count(*) FROM preference_pairs"),
+)
+
+
+def why_no_pairs(db) -> str:
+    for name, sql in _STAGES:
+        if db.query(sql).item() == 0:
+            return f"upstream `{name}` produced no usable rows"
+    return "every pair is in the held-out split (lower preference_pairs_export.heldout_share or add seeds)"
+
+
+def loss_plot(curves: list[dict[str, float]]) -> str:
+    """Markdown with an inline PNG of the training curves (the Dagster UI renders it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=80)
+    steps = [c["step"] for c in curves]
+    for key in ("loss", "rewards/accuracies", "rewards/margins"):
+        if any(key in c for c in curves):
+            ax.plot(steps, [c.get(key, float("nan")) for c in curves], marker=".", label=key)
+    ax.set_xlabel("step")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return f"![training curves](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+def _record(db, checkpoint: Path, content_hash: str, config: TrainingConfig, base: str, manifest: dict, run_id: str) -> dict:
+    """Checkpoint row + curves in one transaction; returns the training.json it recorded."""
+    info = json.loads((checkpoint / "training.json").read_text())
+    row = {"checkpoint_id": checkpoint.name, "path": str(checkpoint), "content_hash": content_hash, "base_model": base,
+           "arm": config.arm, "config": json.dumps(config.model_dump(), sort_keys=True), "pair_set_version": manifest["pair_set_version"],
+           "pairs": info["pairs"], "truncated": info["truncated"], "unusable": info["unusable"], "steps": info["steps"],
+           "runtime_s": info["runtime_s"], "final_loss": next((c["loss"] for c in reversed(info["curves"]) if "loss" in c), None), "run_id": run_id}  # fmt: skip
+    curves = [{"checkpoint_id": checkpoint.name, "step": int(c["step"]), "metric": k, "value": v} for c in info["curves"] for k, v in c.items() if k != "step"]
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM dpo_checkpoint WHERE checkpoint_id = ?", [checkpoint.name])
+        conn.execute("DELETE FROM dpo_checkpoint_curves WHERE checkpoint_id = ?", [checkpoint.name])
+        conn.register("_ckpt", pl.DataFrame([row]))
+        conn.execute("INSERT INTO dpo_checkpoint BY NAME SELECT * FROM _ckpt")
+        if curves:
+            conn.register("_curves", pl.DataFrame(curves))
+            conn.execute("INSERT INTO dpo_checkpoint_curves BY NAME SELECT * FROM _curves")
+    return info
+
+
+@dg.asset(
+    deps=[preference_pairs_export],
+    pool=TRAINING_POOL,
+    group_name="training",
+    kinds={"pytorch", "duckdb"},
+    owners=["team:codedpo"],
+    description="A model trained with TRL on the exported train split (DPO by default; RPO/KTO/SFT arms), run out of process via Dagster Pipes.",
+)
+def dpo_checkpoint(context: dg.AssetExecutionContext, config: TrainingConfig, store: DuckDBStore, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    db = store.get()
+    try:
+        config.settings().check()
+    except TrainingError as exc:
+        raise dg.Failure(f"dpo_checkpoint config: {exc}") from exc
+    pairs_dir = Path(config.pairs_dir).resolve()
+    manifest = json.loads((pairs_dir / "manifest.json").read_text()) if (pairs_dir / "manifest.json").exists() else None
+    if manifest is None:
+        raise dg.Failure(f"no pair export in {pairs_dir}: materialize preference_pairs_export first")
+    if manifest["splits"]["train"] == 0:
+        raise dg.Failure(f"no training pairs in {pairs_dir} (version {manifest['pair_set_version']}): {why_no_pairs(db)}; "
+                         "no checkpoint written. See preference_pairs_skipped for per-prompt reasons.")  # fmt: skip
+    base = config.base_model or str(embedded_model_dir())
+    extras = {"pairs_file": str(pairs_dir / "preference_pairs.parquet"), "pair_set_version": manifest["pair_set_version"], "base_model": base,
+              "checkpoints_dir": str(Path(config.checkpoints_dir).resolve()), "settings": config.settings().__dict__}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k.startswith(("PATH", "HOME", "HF_", "CUDA", "OMP", "CODEDPO_", "PYTHON", "LANG"))}
+    invocation = pipes_client.run(context=context, command=[sys.executable, "-m", "codedpo_assets.train_job"], extras=extras, env=env)
+    reported = invocation.get_materialize_result()
+    checkpoint = Path(reported.metadata["checkpoint_path"].value)
+    info = _record(db, checkpoint, str(reported.metadata["content_hash"].value), config, base, manifest, context.run.run_id)
+    metadata = {k: v for k, v in reported.metadata.items() if k != "curves"}
+    return dg.MaterializeResult(metadata={**metadata, "arm": config.arm, "base_model": base, "pair_set_version": manifest["pair_set_version"],
+                                          "final_loss": info["curves"][-1].get("loss", float("nan")) if info["curves"] else float("nan"),
+                                          "training_curves": dg.MetadataValue.md(loss_plot(info["curves"])) if info["curves"] else "no steps logged"})  # fmt: skip

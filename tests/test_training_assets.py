@@ -1,0 +1,102 @@
+"""dpo_checkpoint (through Dagster Pipes) and model_evaluation on a tiny offline model, end to end."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from codedpo_assets.assets import build_definitions
+from codedpo_assets.assets.evaluation import model_evaluation
+from codedpo_assets.assets.generation import Generator, candidate_code, generated_tests, prompts
+from codedpo_assets.assets.pass_matrix import pass_matrix
+from codedpo_assets.assets.preferences import preference_pairs, preference_pairs_export, timings, trusted_tests, verification_scores
+from codedpo_assets.assets.resources import DuckDBStore, SeedSource, SeedSources
+from codedpo_assets.assets.seeds import seed_sources, seeds
+from codedpo_assets.assets.training import dpo_checkpoint
+from conftest import FakeServer
+
+SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
+CHAIN = [seeds, prompts, candidate_code, generated_tests, pass_matrix, verification_scores, trusted_tests, timings, preference_pairs]
+
+
+def _defs(tmp_path, tree, url):
+    return build_definitions(DuckDBStore(database=str(tmp_path / "db.duckdb")),
+                             SeedSources(sources=[SeedSource(name="local", kind="directory", path=str(tree))]),
+                             Generator(backend="openai", base_url=url, model="fake"))  # fmt: skip
+
+
+def _config(tmp_path, model_dir) -> dict:
+    export = str(tmp_path / "export")
+    return {"ops": {
+        "preference_pairs_export": {"config": {"directory": export}},
+        "dpo_checkpoint": {"config": {"base_model": str(model_dir), "pairs_dir": export, "checkpoints_dir": str(tmp_path / "ckpt"),
+                                      "max_steps": 2, "learning_rate": 1e-3}},
+        "model_evaluation": {"config": {"limit": 2, "n_samples": 2, "ks": [1, 2], "max_new_tokens": 8, "pairs_dir": export}},
+    }}  # fmt: skip
+
+
+def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_dir):
+    server = FakeServer()
+    try:
+        keys = []
+        for i in range(3):  # three partitions → three prompts → three pairs (one prompt held out)
+            (tree / f"calc{i}.py").write_text(SEED)
+            keys.append(f"local:calc{i}.py")
+        defs = _defs(tmp_path, tree, server.url)
+        sampling = {name: {"config": {"n_samples": 4}} for name in ("prompts", "candidate_code", "generated_tests")}
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("seeds", keys)
+            for key in keys:
+                assert dg.materialize([seed_sources, *CHAIN], selection=CHAIN, partition_key=key, instance=instance,
+                                      resources=defs.resources, run_config={"ops": sampling}).success  # fmt: skip
+            final = [preference_pairs_export, dpo_checkpoint, model_evaluation]
+            result = dg.materialize([seed_sources, *CHAIN, *final], selection=final, instance=instance, resources=defs.resources,
+                                    run_config=_config(tmp_path, tiny_model_dir))  # fmt: skip
+            assert result.success
+            manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+            assert manifest["splits"] == {"train": 2, "heldout": 1}
+            db = defs.resources["store"].get()
+            (ckpt,) = db.query("SELECT checkpoint_id, path, arm, pairs, steps, pair_set_version, final_loss FROM dpo_checkpoint").rows()
+            assert ckpt[2] == "dpo" and ckpt[3] == 2 and ckpt[4] == 2 and ckpt[5] == manifest["pair_set_version"] and ckpt[6] is not None
+            metrics = {m for (m,) in db.query("SELECT DISTINCT metric FROM dpo_checkpoint_curves").rows()}
+            assert {"loss", "rewards/accuracies", "rewards/margins"} <= metrics
+            from transformers import AutoModelForCausalLM
+
+            AutoModelForCausalLM.from_pretrained(ckpt[1])
+            mats = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+            assert "data:image/png;base64," in mats["dpo_checkpoint"]["training_curves"].value
+            table = mats["model_evaluation"]["before_after"].value
+            assert "| humaneval_pass@1_greedy |" in table and "| heldout_reward_accuracy | 0.500 |" in table
+            rows = dict(db.query("SELECT metric || '/' || role, n FROM model_evaluation").rows())
+            assert rows["humaneval_pass@2/checkpoint"] == 2 and rows["heldout_logp_accuracy/base"] == 1
+            assert db.query("SELECT count(*) FROM model_evaluation_samples").item() == 2 * 2 * 3  # roles × problems × (greedy + 2)
+            assert db.query("SELECT count(*) FROM model_evaluation_table").item() >= 5
+    finally:
+        server.close()
+
+
+def test_zero_pairs_fail_naming_the_empty_stage_and_write_no_checkpoint(tree, tmp_path, tiny_model_dir):
+    defs = _defs(tmp_path, tree, "http://127.0.0.1:9/v1")
+    final = [preference_pairs_export, dpo_checkpoint]
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([seed_sources, *CHAIN, *final], selection=final, instance=instance, resources=defs.resources,
+                                run_config={"ops": {k: v for k, v in _config(tmp_path, tiny_model_dir)["ops"].items() if k != "model_evaluation"}},
+                                raise_on_error=False)  # fmt: skip
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "no training pairs" in str(failure.event_specific_data.error) and "upstream `seeds` produced no usable rows" in str(failure.event_specific_data.error)
+    assert not (tmp_path / "ckpt").exists()
+    assert defs.resources["store"].get().query("SELECT count(*) FROM dpo_checkpoint").item() == 0
+
+
+@pytest.mark.parametrize("bad", [{"arm": "ppo"}, {"arm": "kto", "batch_size": 1}])
+def test_bad_training_config_is_a_clear_failure(tree, tmp_path, tiny_model_dir, bad):
+    defs = _defs(tmp_path, tree, "http://127.0.0.1:9/v1")
+    config = _config(tmp_path, tiny_model_dir)["ops"]["dpo_checkpoint"]
+    config["config"] |= bad
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([preference_pairs_export, dpo_checkpoint], selection=[dpo_checkpoint], instance=instance,
+                                resources=defs.resources, run_config={"ops": {"dpo_checkpoint": config}}, raise_on_error=False)  # fmt: skip
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "dpo_checkpoint config" in str(failure.event_specific_data.error)
