@@ -26,12 +26,13 @@ def _print_table(frame: pl.DataFrame, title: str = "") -> None:
         print(frame)
 
 
-def run(rebuild: bool) -> int:
+def run(rebuild: bool, skip_training: bool = False) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(REPO / "dagster_home"))
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     import dagster as dg
 
     from codedpo_assets.assets import build_definitions, generation, seeds
+    from codedpo_assets.assets.evaluation import QUICK_EVALUATION
     from codedpo_assets.assets.generation import QUICK_PROFILE
     from codedpo_assets.sources import plan_partitions, scan_sources
 
@@ -53,7 +54,9 @@ def run(rebuild: bool) -> int:
         instance.report_runless_asset_event(seeds.observation(key, current[key]))
     assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and not a.is_external]
     chain = [a for a in assets if a.partitions_def is not None]
-    totals = [a for a in assets if a.partitions_def is None]  # aggregates over all partitions (export)
+    totals = [a for a in assets if a.partitions_def is None]  # aggregates over all partitions: export, training, evaluation
+    if skip_training:
+        totals = [a for a in totals if a.group_names_by_key[a.key] != "training"]
     built = set(current)
     for asset in chain:
         built &= instance.get_materialized_partitions(asset.key)
@@ -63,17 +66,33 @@ def run(rebuild: bool) -> int:
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
         "ops": {asset.key.path[-1]: {"config": QUICK_PROFILE} for asset in generation.SAMPLING_ASSETS},
     }
-    for i, key in enumerate(todo, 1):
-        t0 = time.monotonic()
-        result = dg.materialize([seeds.seed_sources, *chain], selection=chain, partition_key=key, instance=instance,
-                                resources=resources, run_config=run_config, raise_on_error=False)  # fmt: skip
-        if not result.success:
-            print(f"FAILED: partition {key}; see the run in the Dagster UI", file=sys.stderr)
-            return 1
-        print(f"  [{i}/{len(todo)}] {key} ({time.monotonic() - t0:.0f} s)")
-    if todo or plan.removed:
+    # Three passes over the partitions; before the 2nd and 3rd the generation cache is filled for all
+    # of them at once, so the model runs full batches (the assets then make no model calls).
+    sampling, backend = generation.SamplingConfig(**QUICK_PROFILE), resources["generator"].get()
+    by_name = {a.key.path[-1]: a for a in chain}
+    passes = [("seeds", [by_name["seeds"]]), ("prompts", [by_name["prompts"]]),
+              ("samples", [a for a in chain if a.key.path[-1] not in ("seeds", "prompts")])]  # fmt: skip
+    for name, selection in passes:
+        if name != "seeds" and todo:
+            t0 = time.monotonic()
+            calls = generation.prefetch(store, backend, todo, sampling, name)
+            print(f"  generated {name} for {len(todo)} partitions in one batch: {calls} model calls ({time.monotonic() - t0:.0f} s)")
+        for i, key in enumerate(todo, 1):
+            t0 = time.monotonic()
+            config = {**run_config, "ops": {k: v for k, v in run_config["ops"].items() if k in {a.key.path[-1] for a in selection}}}
+            result = dg.materialize([seeds.seed_sources, *chain], selection=selection, partition_key=key, instance=instance,
+                                    resources=resources, run_config=config, raise_on_error=False)  # fmt: skip
+            if not result.success:
+                print(f"FAILED: partition {key}; see the run in the Dagster UI", file=sys.stderr)
+                return 1
+            print(f"  [{name} {i}/{len(todo)}] {key} ({time.monotonic() - t0:.1f} s)")
+    never_built = [a for a in totals if not instance.get_latest_materialization_event(a.key)]
+    if todo or plan.removed or never_built:
+        print(f"building {', '.join(a.key.to_user_string() for a in totals)} (training and evaluation log progress)")
         result = dg.materialize([seeds.seed_sources, *assets], selection=totals, instance=instance, resources=resources,
-                                run_config={"loggers": run_config["loggers"]}, raise_on_error=False)  # fmt: skip
+                                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}},
+                                            "ops": {"model_evaluation": {"config": QUICK_EVALUATION}} if not skip_training else {}},
+                                raise_on_error=False)  # fmt: skip
         checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
         if not result.success or checks:
             print(f"FAILED: {[a.key.to_user_string() for a in totals]} or its checks {checks}", file=sys.stderr)
@@ -88,8 +107,12 @@ def run(rebuild: bool) -> int:
                              "round(sum(cells_passed) / nullif(sum(cells), 0), 3) AS pass_rate FROM pass_matrix_summary"),
                  "Pass matrix (pass_matrix_summary):")  # fmt: skip
     _print_table(store.query((QUERIES / "preference_pairs_stats.sql").read_text()), "Preference pairs (preference_pairs_stats):")
-    print(f"\nDatabase: {store.path}\nPair export: {Path('data/export').resolve()}\nDagster home: {os.environ['DAGSTER_HOME']}\n"
-          f"Done in {time.monotonic() - started:.1f} s")  # fmt: skip
+    latest = store.query("SELECT checkpoint_id, path FROM dpo_checkpoint ORDER BY created_at DESC LIMIT 1").rows()
+    if latest:
+        _print_table(store.query("SELECT metric, base, checkpoint, change, n FROM model_evaluation_table WHERE checkpoint_id = ?", [latest[0][0]]),
+                     f"Before / after training (model_evaluation_table, checkpoint {latest[0][0]}):")  # fmt: skip
+    print(f"\nCheckpoint: {latest[0][1] if latest else 'none'}\nPair export: {Path('data/export').resolve()}\nDatabase: {store.path}\n"
+          f"Dagster home: {os.environ['DAGSTER_HOME']}\nDone in {time.monotonic() - started:.1f} s")  # fmt: skip
     return 0
 
 
@@ -111,10 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="sync partitions with the sources and materialize what changed")
     run_p.add_argument("--rebuild", action="store_true", help="rematerialize every partition")
+    run_p.add_argument("--skip-training", action="store_true", help="stop after the pair export (no dpo_checkpoint / model_evaluation)")
     sql_p = sub.add_parser("sql", help="run a named query from sql/queries (no name: list them), a .sql file or SQL text")
     sql_p.add_argument("query", nargs="?")
     args = parser.parse_args(argv)
-    return run(args.rebuild) if args.command == "run" else sql(args.query)
+    return run(args.rebuild, args.skip_training) if args.command == "run" else sql(args.query)
 
 
 if __name__ == "__main__":

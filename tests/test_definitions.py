@@ -81,7 +81,7 @@ def test_cli_run_is_incremental(tmp_path):
            "CODEDPO_OPENAI_BASE_URL": server.url, "CODEDPO_OPENAI_MODEL": "fake"}  # fmt: skip
 
     def run() -> str:
-        done = subprocess.run([sys.executable, "-m", "codedpo_assets.cli", "run"], cwd=tmp_path, env=env,
+        done = subprocess.run([sys.executable, "-m", "codedpo_assets.cli", "run", "--skip-training"], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout

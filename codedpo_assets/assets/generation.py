@@ -106,6 +106,39 @@ def _progress(context: dg.AssetExecutionContext, total: int) -> Callable[[int, i
     return report
 
 
+def task_jobs(db, key: str, config: SamplingConfig) -> tuple[list[tuple], list[str], list]:
+    """Seeds of a partition (up to max_seeds), their signatures and the task-writing jobs."""
+    limit = f"LIMIT {int(config.max_seeds)}" if config.max_seeds > 0 else ""
+    seeds = db.query(f"SELECT seed_id, symbol, code FROM seeds WHERE partition_key = ? ORDER BY seed_id {limit}", [key]).rows()
+    sigs = [signature(code, symbol) for _, symbol, code in seeds]
+    return seeds, sigs, [(task_messages(code, sig), 0) for (_, _, code), sig in zip(seeds, sigs)]
+
+
+def _usable_prompts(db, key: str) -> list[tuple[str, str, str]]:
+    return db.query("SELECT prompt_id, entry_point, prompt FROM prompts WHERE partition_key = ? AND reason IS NULL ORDER BY prompt_id", [key]).rows()
+
+
+def solution_jobs(db, key: str, config: SamplingConfig) -> tuple[list[tuple], list]:
+    todo = _usable_prompts(db, key)
+    return todo, [(solution_messages(prompt), i) for _, _, prompt in todo for i in range(config.n_samples)]
+
+
+def test_jobs(db, key: str, config: SamplingConfig) -> tuple[list[tuple], list]:
+    todo = _usable_prompts(db, key)
+    return todo, [(test_messages(prompt, entry), i) for _, entry, prompt in todo for i in range(config.n_samples)]
+
+
+def prefetch(db, backend: Backend, keys: list[str], config: SamplingConfig, stage: str) -> int:
+    """Fill the generation cache with what ``stage`` ("prompts" or "samples") will ask for in all
+    ``keys``, in one call: full batches across partitions instead of a few sequences per partition
+    (the per-partition assets then hit the cache). Returns model calls made."""
+    if stage == "prompts":
+        jobs = [j for key in keys for j in task_jobs(db, key, config)[2]]
+        return generate_cached(db, backend, jobs, config.params())[1]
+    jobs = [j for key in keys for fn in (solution_jobs, test_jobs) for j in fn(db, key, config)[1]]
+    return generate_cached(db, backend, jobs, _code_params(config, backend))[1]
+
+
 ASSET_ARGS = dict(
     partitions_def=SEED_PARTITIONS,
     pool=DUCKDB_POOL,
@@ -119,11 +152,8 @@ ASSET_ARGS = dict(
 @dg.asset(deps=["seeds"], description="One programming task per seed, written by the model (OSS-Instruct style); entry point = the seed's signature.", **ASSET_ARGS)
 def prompts(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
-    limit = f"LIMIT {int(config.max_seeds)}" if config.max_seeds > 0 else ""
-    seeds = db.query(f"SELECT seed_id, symbol, code FROM seeds WHERE partition_key = ? ORDER BY seed_id {limit}", [key]).rows()
+    seeds, sigs, jobs = task_jobs(db, key, config)
     backend = generator.get()
-    sigs = [signature(code, symbol) for _, symbol, code in seeds]
-    jobs = [(task_messages(code, sig), 0) for (_, _, code), sig in zip(seeds, sigs)]
     texts, calls = generate_cached(db, backend, jobs, config.params(), _progress(context, len(jobs)))
     rows = []
     for (seed_id, symbol, _), sig, text in zip(seeds, sigs, texts):
@@ -136,19 +166,14 @@ def prompts(context: dg.AssetExecutionContext, config: SamplingConfig, store: Du
     return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), "usable": usable, "model_calls": calls, "model": backend.identity})
 
 
-def _usable_prompts(db, key: str) -> list[tuple[str, str, str, str]]:
-    return db.query("SELECT prompt_id, entry_point, prompt, signature FROM prompts WHERE partition_key = ? AND reason IS NULL ORDER BY prompt_id", [key]).rows()
-
-
 @dg.asset(deps=[prompts], description="N sampled solutions per prompt; code extracted, deduplicated by normalized AST; drops keep a reason.", **ASSET_ARGS)
 def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
-    todo = _usable_prompts(db, key)
-    jobs = [(solution_messages(prompt), i) for _, _, prompt, _ in todo for i in range(config.n_samples)]
+    todo, jobs = solution_jobs(db, key, config)
     backend = generator.get()
     texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), _progress(context, len(jobs)))
     rows = []
-    for p, (prompt_id, entry, _, _) in enumerate(todo):
+    for p, (prompt_id, entry, _) in enumerate(todo):
         outs = texts[p * config.n_samples : (p + 1) * config.n_samples]
         for item, raw in zip(dedupe([extract_program(t, entry, i) for i, t in enumerate(outs)]), outs):
             rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": content_hash(f"{prompt_id}\0{item.sample_index}"),
@@ -162,12 +187,11 @@ def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, st
 @dg.asset(deps=[prompts], description="M sampled test sets per prompt, split into standalone asserts calling the entry point; deduplicated; drops keep a reason.", **ASSET_ARGS)
 def generated_tests(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
-    todo = _usable_prompts(db, key)
-    jobs = [(test_messages(prompt, entry), i) for _, entry, prompt, _ in todo for i in range(config.n_samples)]
+    todo, jobs = test_jobs(db, key, config)
     backend = generator.get()
     texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), _progress(context, len(jobs)))
     rows = []
-    for p, (prompt_id, entry, _, _) in enumerate(todo):
+    for p, (prompt_id, entry, _) in enumerate(todo):
         outs = texts[p * config.n_samples : (p + 1) * config.n_samples]
         items = dedupe([t for i, out in enumerate(outs) for t in extract_tests(out, entry, i)])
         for n, item in enumerate(items):
