@@ -34,6 +34,7 @@ def run(rebuild: bool, skip_training: bool = False) -> int:
     from codedpo_assets.assets import build_definitions, generation, seeds
     from codedpo_assets.assets.evaluation import QUICK_EVALUATION
     from codedpo_assets.assets.generation import QUICK_PROFILE
+    from codedpo_assets.assets.training import QUICK_TRAINING
     from codedpo_assets.sources import plan_partitions, scan_sources
 
     started = time.monotonic()
@@ -91,7 +92,8 @@ def run(rebuild: bool, skip_training: bool = False) -> int:
         print(f"building {', '.join(a.key.to_user_string() for a in totals)} (training and evaluation log progress)")
         result = dg.materialize([seeds.seed_sources, *assets], selection=totals, instance=instance, resources=resources,
                                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}},
-                                            "ops": {"model_evaluation": {"config": QUICK_EVALUATION}} if not skip_training else {}},
+                                            "ops": {"model_evaluation": {"config": QUICK_EVALUATION}, "dpo_checkpoint": {"config": QUICK_TRAINING}}
+                                            if not skip_training else {}},
                                 raise_on_error=False)  # fmt: skip
         checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
         if not result.success or checks:

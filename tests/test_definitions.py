@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,7 +87,10 @@ def test_cli_run_is_incremental(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
-    assert "materializing 3" in run()
+    first = run()
+    assert "materializing 3" in first
+    prefetched = [int(n) for n in re.findall(r"in one batch: (\d+) model calls", first)]
+    assert len(prefetched) == 2 and sum(prefetched) == server.calls  # the assets themselves made no model calls
     assert "materializing 0" in run()
     write(tree, "m1.py", module_with_function(1).replace("factor", "weight"))
     (tree / "m2.py").unlink()

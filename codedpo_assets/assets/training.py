@@ -44,6 +44,9 @@ class TrainingConfig(dg.Config):
         return TrainSettings(**{k: getattr(self, k) for k in TrainSettings.__dataclass_fields__})
 
 
+QUICK_TRAINING = {"epochs": 3, "learning_rate": 1e-4}  # `make run`: a few pairs, so several passes
+
+
 # Upstream stages in order, with the rows that feed the next one: the first empty one is the culprit.
 _STAGES = (
     ("seeds", "SELECT count(*) FROM seeds"),
