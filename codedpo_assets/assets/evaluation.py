@@ -9,7 +9,7 @@ from pydantic import Field
 
 from codedpo_assets.assets.preferences import ExportConfig
 from codedpo_assets.assets.resources import DuckDBStore
-from codedpo_assets.assets.training import TRAINING_POOL, dpo_checkpoint
+from codedpo_assets.assets.training import TRAINING_ASSET_ARGS, dpo_checkpoint
 from codedpo_assets.decontam import humaneval_problems
 from codedpo_assets.evaluation import efficiency, humaneval_scores, preference_accuracy, reply_logps, sample_humaneval
 from codedpo_assets.generation.backends import TransformersBackend
@@ -62,10 +62,7 @@ def before_after_table(rows: list[dict]) -> str:
 
 @dg.asset(
     deps=[dpo_checkpoint],
-    pool=TRAINING_POOL,
-    group_name="training",
-    kinds={"pytorch", "duckdb"},
-    owners=["team:codedpo"],
+    **TRAINING_ASSET_ARGS,
     description="Base model vs latest dpo_checkpoint: HumanEval pass@1/pass@k (our sandbox), held-out preference accuracy, efficiency.",
 )
 def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, store: DuckDBStore) -> dg.MaterializeResult:

@@ -106,12 +106,12 @@ def _record(db, checkpoint: Path, content_hash: str, config: TrainingConfig, bas
     return info
 
 
+TRAINING_ASSET_ARGS = dict(pool=TRAINING_POOL, group_name="training", kinds={"pytorch", "duckdb"}, owners=["team:codedpo"])
+
+
 @dg.asset(
     deps=[preference_pairs_export],
-    pool=TRAINING_POOL,
-    group_name="training",
-    kinds={"pytorch", "duckdb"},
-    owners=["team:codedpo"],
+    **TRAINING_ASSET_ARGS,
     description="A model trained with TRL on the exported train split (DPO by default; RPO/KTO/SFT arms), run out of process via Dagster Pipes.",
 )
 def dpo_checkpoint(context: dg.AssetExecutionContext, config: TrainingConfig, store: DuckDBStore, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
