@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from codedpo_assets.assets import evaluation, generation, pass_matrix, preferences, seeds, training
+from codedpo_assets.assets import checks, evaluation, generation, pass_matrix, preferences, seeds, training
 from codedpo_assets.assets.resources import DuckDBStore, SeedSources, sources_from_env
 
 # Dagster's default automation sensor starts stopped; this one runs as soon as the daemon does.
@@ -36,7 +36,7 @@ def build_definitions(
             training.dpo_checkpoint,
             evaluation.model_evaluation,
         ],
-        asset_checks=[preferences.pairs_are_sound],
+        asset_checks=[preferences.pairs_are_sound, *checks.STAGE_CHECKS],
         jobs=[seeds.prune_seed_partitions],
         sensors=[seeds.seed_sources_sensor, AUTOMATION_SENSOR],
         resources={

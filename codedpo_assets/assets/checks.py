@@ -1,0 +1,92 @@
+"""Asset checks for every stage: unique ids, referential integrity, completeness, sane values.
+
+Each check is one SQL query counting violations over the whole table (cheap in DuckDB). Checks
+on the stages that feed pairs (pass matrix, scores, trusted tests, pairs) are blocking: a bad
+upstream stops the run before it poisons the preference data.
+"""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from codedpo_assets.assets.resources import DuckDBStore
+
+
+def _dup(table: str, key: str) -> str:
+    return f"SELECT count(*) - count(DISTINCT {key}) FROM {table}"
+
+
+def _orphans(table: str, column: str, parent: str, parent_column: str | None = None) -> str:
+    return f"SELECT count(*) FROM {table} t WHERE t.{column} IS NOT NULL AND t.{column} NOT IN (SELECT {parent_column or column} FROM {parent})"
+
+
+# asset → (check name, description, violations SQL, blocking)
+RULES: dict[str, Sequence[tuple[str, str, str, bool]]] = {
+    "seeds": [
+        ("seed_ids_unique", "No seed_id appears twice.", _dup("seeds", "seed_id"), False),
+        ("seeds_parse", "Every seed has code and a symbol.", "SELECT count(*) FROM seeds WHERE code = '' OR symbol = ''", False),
+    ],
+    "prompts": [
+        ("prompt_ids_unique", "No prompt_id appears twice.", _dup("prompts", "prompt_id"), False),
+        ("prompts_have_seeds", "Every prompt's seed exists.", _orphans("prompts", "seed_id", "seeds"), False),
+    ],
+    "candidate_code": [
+        ("code_ids_unique", "No code_id appears twice.", _dup("candidate_code", "code_id"), False),
+        ("codes_have_prompts", "Every candidate's prompt exists.", _orphans("candidate_code", "prompt_id", "prompts"), False),
+        ("kept_codes_have_text", "Kept candidates (no drop reason) have code.", "SELECT count(*) FROM candidate_code WHERE reason IS NULL AND code IS NULL", False),
+    ],
+    "generated_tests": [
+        ("test_ids_unique", "No test_id appears twice.", _dup("generated_tests", "test_id"), False),
+        ("tests_have_prompts", "Every test's prompt exists.", _orphans("generated_tests", "prompt_id", "prompts"), False),
+    ],
+    "pass_matrix": [
+        ("cells_reference_codes_and_tests", "Every cell's code and test exist.",
+         f"SELECT ({_orphans('pass_matrix', 'code_id', 'candidate_code')}) + ({_orphans('pass_matrix', 'test_id', 'generated_tests')})", True),
+        ("matrix_complete", "Each prompt has one cell per kept code × kept test, none twice.",
+         "SELECT count(*) FROM (SELECT prompt_id, count(*) AS n, count(DISTINCT (code_id, test_id)) AS d FROM pass_matrix GROUP BY prompt_id) m "
+         "WHERE n <> d OR n <> (SELECT count(*) FROM candidate_code c WHERE c.prompt_id = m.prompt_id AND c.reason IS NULL) "
+         "* (SELECT count(*) FROM generated_tests t WHERE t.prompt_id = m.prompt_id AND t.reason IS NULL)", True),
+        ("statuses_known", "Status is one of pass/fail/error/timeout/crash; passed iff status = pass.",
+         "SELECT count(*) FROM pass_matrix WHERE status NOT IN ('pass', 'fail', 'error', 'timeout', 'crash') OR passed <> (status = 'pass')", True),
+    ],
+    "verification_scores": [
+        ("scores_finite", "Every score is finite.", "SELECT count(*) FROM verification_scores WHERE NOT isfinite(score)", True),
+        ("scores_unique", "One score per (prompt, ranker, kind, item).",
+         "SELECT count(*) - count(DISTINCT (prompt_id, ranker, kind, item_id)) FROM verification_scores", True),
+    ],
+    "trusted_tests": [
+        ("trusted_tests_exist", "Every trusted test exists in generated_tests.", _orphans("trusted_tests", "test_id", "generated_tests"), True),
+    ],
+    "timings": [
+        ("timings_positive", "Timed candidates have positive medians and ≥5 repetitions.",
+         "SELECT count(*) FROM timings WHERE median_ns <= 0 OR repetitions < 5", False),
+    ],
+    "preference_pairs": [
+        ("pair_ids_unique", "No pair_id appears twice.", _dup("preference_pairs", "pair_id"), True),
+        ("pairs_reference_codes", "Chosen and rejected codes exist in candidate_code.",
+         f"SELECT ({_orphans('preference_pairs', 'chosen_code_id', 'candidate_code', 'code_id')}) + "
+         f"({_orphans('preference_pairs', 'rejected_code_id', 'candidate_code', 'code_id')})", True),
+    ],
+    "dpo_checkpoint": [
+        ("curves_finite", "Every recorded training-curve value is finite.", "SELECT count(*) FROM dpo_checkpoint_curves WHERE NOT isfinite(value)", False),
+        ("curves_have_checkpoints", "Every curve row belongs to a recorded checkpoint.", _orphans("dpo_checkpoint_curves", "checkpoint_id", "dpo_checkpoint"), False),
+    ],
+    "model_evaluation": [
+        ("rates_in_range", "Pass rates and accuracies lie in [0, 1].",
+         "SELECT count(*) FROM model_evaluation WHERE (metric LIKE 'humaneval_pass@%' OR metric LIKE '%accuracy' OR metric LIKE '%share') "
+         "AND NOT value BETWEEN 0 AND 1", False),
+    ],
+}
+
+
+def _check(asset: str, name: str, description: str, sql: str, blocking: bool) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=asset, name=name, description=description, blocking=blocking)
+    def _run(store: DuckDBStore) -> dg.AssetCheckResult:
+        violations = int(store.get().query(sql).item() or 0)
+        return dg.AssetCheckResult(passed=violations == 0, metadata={"violations": violations},
+                                   severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN)  # fmt: skip
+
+    return _run
+
+
+STAGE_CHECKS = [_check(asset, *rule) for asset, rules in RULES.items() for rule in rules]
