@@ -16,6 +16,17 @@ AUTOMATION_SENSOR = dg.AutomationConditionSensorDefinition(
 )
 
 
+# Seeds → pairs for one seed partition in one run: what the UI's "Materialize" of a partition does,
+# as a job that runs on any executor (the default multiprocess one runs independent steps in parallel).
+BUILD_PAIRS_JOB = dg.define_asset_job(
+    "build_pairs",
+    selection=dg.AssetSelection.assets(seeds.seeds).downstream() - dg.AssetSelection.groups("training")
+    - dg.AssetSelection.assets(preferences.preference_pairs_export),
+    partitions_def=seeds.SEED_PARTITIONS,
+    description="seeds → … → preference_pairs for the selected seed partition(s).",
+)
+
+
 def build_definitions(
     store: DuckDBStore | None = None, sources: SeedSources | None = None, generator: generation.Generator | None = None
 ) -> dg.Definitions:
@@ -37,7 +48,7 @@ def build_definitions(
             evaluation.model_evaluation,
         ],
         asset_checks=[preferences.pairs_are_sound, *checks.STAGE_CHECKS],
-        jobs=[seeds.prune_seed_partitions],
+        jobs=[seeds.prune_seed_partitions, BUILD_PAIRS_JOB],
         sensors=[seeds.seed_sources_sensor, AUTOMATION_SENSOR],
         resources={
             "store": store or DuckDBStore(),
