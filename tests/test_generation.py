@@ -98,6 +98,12 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path):
 
         run()
         first_calls = server.calls
+        meta = {k: instance.get_latest_materialization_event(dg.AssetKey(k)).asset_materialization.metadata
+                for k in ("pass_matrix", "verification_scores", "preference_pairs")}  # fmt: skip
+        assert "data:image/png;base64," in meta["pass_matrix"]["pass_matrix_heatmap"].value
+        assert "| prompt | code | test | status |" in meta["pass_matrix"]["preview"].value
+        assert "data:image/png;base64," in meta["verification_scores"]["score_histogram"].value
+        assert meta["preference_pairs"]["correctness_pairs"].value == 1 and "a + b" in meta["preference_pairs"]["preview"].value
         assert first_calls == 1 + 4 + 4  # one task, N candidates, M test samples
         db = defs.resources["store"].get()
         assert db.query("SELECT count(*) FROM prompts WHERE reason IS NULL").item() == 1

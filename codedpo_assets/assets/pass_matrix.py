@@ -7,6 +7,7 @@ from pydantic import Field
 
 from codedpo_assets.assets.generation import ASSET_ARGS, candidate_code, generated_tests
 from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.plots import md_table, status_heatmap
 from codedpo_assets.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIME_LIMIT_S, run_pass_matrix
 
 
@@ -34,6 +35,21 @@ def seed_imports(db, key: str) -> dict[str, str]:
     return {prompt_id: "\n".join(imports or []) for prompt_id, imports in rows}
 
 
+def _pictures(rows: list[dict]) -> dict:
+    """Heatmap of the largest prompt's matrix + a preview of cells (empty partition: nothing)."""
+    if not rows:
+        return {}
+    by_prompt = Counter(r["prompt_id"] for r in rows)
+    prompt = by_prompt.most_common(1)[0][0]
+    cells = [r for r in rows if r["prompt_id"] == prompt]
+    grid = [["" for _ in range(max(r["test_index"] for r in cells) + 1)] for _ in range(max(r["code_index"] for r in cells) + 1)]
+    for r in cells:
+        grid[r["code_index"]][r["test_index"]] = r["status"]
+    preview = [(r["prompt_id"][:8], r["code_index"], r["test_index"], r["status"], r["cpu_time_ns"], r["detail"]) for r in rows[:8]]
+    return {"pass_matrix_heatmap": dg.MetadataValue.md(status_heatmap(grid, f"prompt {prompt[:8]}: {len(grid)} codes x {len(grid[0])} tests")),
+            "preview": dg.MetadataValue.md(md_table(preview, ["prompt", "code", "test", "status", "cpu_ns", "detail"]))}  # fmt: skip
+
+
 @dg.asset(
     deps=[candidate_code, generated_tests],
     description="One row per (prompt, code, test) cell: status and CPU time from the sandbox (see README 'Sandbox').",
@@ -57,6 +73,7 @@ def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, sto
     statuses = Counter(r["status"] for r in rows)
     return dg.MaterializeResult(
         metadata={
+            **_pictures(rows),
             "dagster/row_count": len(rows),
             "prompts": len(codes.keys() & tests.keys()),
             "pass_rate": dg.MetadataValue.float(statuses["pass"] / len(rows) if rows else 0.0),

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +13,7 @@ from codedpo_assets.assets.generation import ASSET_ARGS
 from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
 from codedpo_assets.assets.resources import DUCKDB_POOL, DuckDBStore
 from codedpo_assets.normalize import content_hash
+from codedpo_assets.plots import bars, histogram, md_table
 from codedpo_assets.pairs import Pair, correctness_pair, efficiency_pair, trusted_tests as trusted_mask
 from codedpo_assets.sandbox.timing import Timing, time_candidates
 from codedpo_assets.scoring import RANKERS, rank_candidates, ranks, self_verification_scores
@@ -68,7 +70,11 @@ def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, r
     if any(not np.isfinite(r["score"]) for r in rows):
         raise dg.Failure("non-finite score computed; nothing written")
     db.replace_partition(key, {"verification_scores": rows})
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows)})
+    codes = {r: [x["score"] for x in rows if x["ranker"] == r and x["kind"] == "code"] for r in ("self_verification", "pass_count")}
+    metadata = {"dagster/row_count": len(rows), "prompts": len({r["prompt_id"] for r in rows})}
+    if rows:
+        metadata["score_histogram"] = dg.MetadataValue.md(histogram(codes, "code score"))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _scores(db, key: str, ranker: str) -> dict[str, np.ndarray]:
@@ -175,8 +181,13 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
             else:
                 skipped.append({"partition_key": key, "prompt_id": prompt_id, "kind": kind, "reason": result})
     db.replace_partition(key, {"preference_pairs": pairs, "preference_pairs_skipped": skipped})
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(pairs), "skipped": len(skipped),
-                                          "by_kind": dg.MetadataValue.json({k: sum(p["kind"] == k for p in pairs) for k in ("correctness", "efficiency")})})  # fmt: skip
+    by_kind = {k: sum(p["kind"] == k for p in pairs) for k in ("correctness", "efficiency")}
+    reasons = Counter(s["reason"] for s in skipped)
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(pairs), "skipped": len(skipped), "correctness_pairs": by_kind["correctness"],
+                                          "efficiency_pairs": by_kind["efficiency"], "by_kind": dg.MetadataValue.json(by_kind),
+                                          "pairs_by_kind": dg.MetadataValue.md(bars({**by_kind, **{f"skip: {r}": n for r, n in reasons.items()}}, "prompts")),
+                                          "preview": dg.MetadataValue.md(md_table([(p["kind"], round(p["margin"], 3), p["chosen"], p["rejected"]) for p in pairs[:5]],
+                                                                                  ["kind", "margin", "chosen", "rejected"]))})  # fmt: skip
 
 
 class ExportConfig(dg.Config):

@@ -1,7 +1,5 @@
 """Training stage: ``dpo_checkpoint`` — TRL preference training on the exported pairs, via Dagster Pipes."""
 
-import base64
-import io
 import json
 import os
 import sys
@@ -14,6 +12,7 @@ from pydantic import Field
 from codedpo_assets.assets.preferences import ExportConfig, preference_pairs_export
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.generation.backends import embedded_model_dir
+from codedpo_assets.plots import curves_plot
 from codedpo_assets.training import ARMS, TrainingError, TrainSettings
 
 TRAINING_POOL = "training"  # one training run at a time (limit in dagster.yaml), apart from DuckDB writers
@@ -64,27 +63,6 @@ def why_no_pairs(db) -> str:
         if db.query(sql).item() == 0:
             return f"upstream `{name}` produced no usable rows"
     return "every pair is in the held-out split (lower preference_pairs_export.heldout_share or add seeds)"
-
-
-def loss_plot(curves: list[dict[str, float]]) -> str:
-    """Markdown with an inline PNG of the training curves (the Dagster UI renders it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=80)
-    steps = [c["step"] for c in curves]
-    for key in ("loss", "rewards/accuracies", "rewards/margins"):
-        if any(key in c for c in curves):
-            ax.plot(steps, [c.get(key, float("nan")) for c in curves], marker=".", label=key)
-    ax.set_xlabel("step")
-    ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return f"![training curves](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
 
 def _record(db, checkpoint: Path, content_hash: str, config: TrainingConfig, base: str, manifest: dict, run_id: str) -> dict:
@@ -138,4 +116,4 @@ def dpo_checkpoint(context: dg.AssetExecutionContext, config: TrainingConfig, st
     metadata = {k: v for k, v in reported.metadata.items() if k != "curves"}
     return dg.MaterializeResult(metadata={**metadata, "arm": config.arm, "base_model": base, "pair_set_version": manifest["pair_set_version"],
                                           "final_loss": info["curves"][-1].get("loss", float("nan")) if info["curves"] else float("nan"),
-                                          "training_curves": dg.MetadataValue.md(loss_plot(info["curves"])) if info["curves"] else "no steps logged"})  # fmt: skip
+                                          "training_curves": dg.MetadataValue.md(curves_plot(info["curves"])) if info["curves"] else "no steps logged"})  # fmt: skip
