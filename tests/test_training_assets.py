@@ -1,6 +1,7 @@
 """dpo_checkpoint (through Dagster Pipes) and model_evaluation on a tiny offline model, end to end."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -15,6 +16,7 @@ from codedpo_assets.assets.seeds import seed_sources, seeds
 from codedpo_assets.assets.training import dpo_checkpoint
 from conftest import FakeServer
 
+QUERIES = Path(__file__).resolve().parent.parent / "sql" / "queries"
 SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
 CHAIN = [seeds, prompts, candidate_code, generated_tests, pass_matrix, verification_scores, trusted_tests, timings, preference_pairs]
 
@@ -71,6 +73,9 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
             assert rows["humaneval_pass@2/checkpoint"] == 2 and rows["heldout_logp_accuracy/base"] == 1
             assert db.query("SELECT count(*) FROM model_evaluation_samples").item() == 2 * 2 * 3  # roles × problems × (greedy + 2)
             assert db.query("SELECT count(*) FROM model_evaluation_table").item() >= 5
+            for query in sorted(QUERIES.glob("*.sql")):  # every documented inspection query runs on a full database
+                db.query(query.read_text())
+            assert len(db.query((QUERIES / "pair_provenance.sql").read_text())) == 3
     finally:
         server.close()
 
