@@ -84,8 +84,10 @@ def run(rebuild: bool, skip_training: bool = False) -> int:
     by_name = {a.key.path[-1]: a for a in chain}
     passes = [("seeds", [by_name["seeds"]]), ("prompts", [by_name["prompts"]]),
               ("samples", [a for a in chain if a.key.path[-1] not in ("seeds", "prompts")])]  # fmt: skip
+    if len(todo) == 1:  # nothing to batch across: one run for the whole chain
+        passes = [("chain", chain)]
     for name, selection in passes:
-        if name != "seeds" and todo:
+        if name in ("prompts", "samples") and todo:
             t0 = time.monotonic()
             calls = generation.prefetch(store, backend, todo, sampling, name)
             print(f"  generated {name} for {len(todo)} partitions in one batch: {calls} model calls ({time.monotonic() - t0:.0f} s)")
