@@ -99,3 +99,69 @@ def test_restarted_sensor_without_cursor_uses_recorded_versions(setup):
     tick(defs, instance, None)
     again = tick(defs, instance, None)  # e.g. the daemon's cursor was reset
     assert again.asset_events == [] and again.dynamic_partitions_requests[0].partition_keys == []
+
+
+def requested_assets(defs, instance, cursor) -> tuple[dict[str, list[str]], object]:
+    """Every asset's requested partitions in one automation evaluation (assets with none left out)."""
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    wanted = {k.to_user_string(): sorted(result.get_requested_partitions(k)) for k in keys}
+    return {k: v for k, v in wanted.items() if v}, result.cursor
+
+
+def materialized(instance, key: str) -> list[str]:
+    return sorted(r.partition_key for r in instance.fetch_materializations(dg.AssetKey(key), limit=1000).records)
+
+
+def test_seed_edits_cascade_to_pairs_and_never_retrain(tree, tmp_path):
+    """What the daemon does on add / edit / delete: exactly the affected partitions, seeds → pairs, one run each."""
+    from conftest import FakeServer
+
+    from codedpo_assets.assets.generation import Generator
+    from test_training_assets import CHAIN, SEED
+
+    chain = [a.key.to_user_string() for a in CHAIN]
+    for i in range(3):
+        write(tree, f"calc{i}.py", SEED.replace("return total", f"return total + {i}"))
+    server = FakeServer()
+    defs = build_definitions(DuckDBStore(database=str(tmp_path / "db.duckdb")),
+                             SeedSources(sources=[SeedSource(name="local", kind="directory", path=str(tree))]),
+                             Generator(backend="openai", base_url=server.url, model="fake"))  # fmt: skip
+    sampling = {"ops": {n: {"config": {"n_samples": 2}} for n in ("prompts", "candidate_code", "generated_tests")}}
+
+    def run(todo: dict[str, list[str]]) -> None:
+        assert set(todo) <= set(chain), f"automation asked for more than seeds → pairs: {todo}"
+        for key in sorted(set().union(*todo.values())):
+            selection = [a for a in CHAIN if key in todo.get(a.key.to_user_string(), [])]
+            assert dg.materialize([seed_sources, *CHAIN], selection=selection, partition_key=key, instance=instance,
+                                  resources=defs.resources, run_config=sampling).success  # fmt: skip
+
+    try:
+        with dg.instance_for_test() as instance:
+            cursor = tick(defs, instance, None).cursor
+            todo, auto = requested_assets(defs, instance, None)
+            all_keys = [f"local:calc{i}.py" for i in range(3)]
+            assert todo == {a: all_keys for a in chain}  # new partitions: the whole chain, in one tick
+            run(todo)
+            todo, auto = requested_assets(defs, instance, auto)
+            assert todo == {}  # built: nothing more, no loop
+            assert defs.resources["store"].get().query("SELECT count(*) FROM preference_pairs").item() > 0
+
+            write(tree, "calc1.py", SEED.replace("return total", "return total * 1"))
+            cursor = tick(defs, instance, cursor).cursor
+            todo, auto = requested_assets(defs, instance, auto)
+            assert todo == {a: ["local:calc1.py"] for a in chain}
+            run(todo)
+            assert all(materialized(instance, a) == sorted(all_keys + ["local:calc1.py"]) for a in chain)
+
+            (tree / "calc0.py").unlink()
+            write(tree, "calc9.py", SEED)
+            tick(defs, instance, cursor)
+            todo, auto = requested_assets(defs, instance, auto)
+            assert todo == {a: ["local:calc9.py"] for a in chain}
+            run(todo)
+            assert requested_assets(defs, instance, auto)[0] == {}
+            for name in ("preference_pairs_export", "dpo_checkpoint", "model_evaluation"):
+                assert materialized(instance, name) == []  # training stays manual
+    finally:
+        server.close()
