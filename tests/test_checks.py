@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from codedpo_assets.assets.checks import RULES, STAGE_CHECKS
+from codedpo_assets.assets.checks import RULES, check_results
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.store import Store
 
@@ -24,7 +24,7 @@ def store(tmp_path) -> DuckDBStore:
 
 
 def _results(store) -> dict[str, dg.AssetCheckResult]:
-    return {next(iter(c.check_specs)).name: c(store=store) for c in STAGE_CHECKS}
+    return {r.check_name: r for asset in RULES for r in check_results(store, asset)}
 
 
 def test_every_stage_has_checks_and_sound_tables_pass(store):
@@ -46,3 +46,30 @@ def test_corruption_is_caught_by_its_check(store, corruption, check):
         conn.execute(corruption)
     result = _results(store)[check]
     assert not result.passed and result.metadata["violations"].value >= 1
+
+
+def test_failed_blocking_check_stops_the_chain_before_pairs(tree, tmp_path):
+    """A corrupt pass matrix (a cell pointing at no test) stops the run: no scores, no pairs."""
+    from conftest import FakeServer
+    from test_training_assets import CHAIN, SEED, _defs
+
+    from codedpo_assets.assets.seeds import seed_sources
+
+    (tree / "calc.py").write_text(SEED)
+    server = FakeServer()
+    try:
+        defs = _defs(tmp_path, tree, server.url)
+        with defs.resources["store"].get().transaction() as conn:
+            conn.execute("INSERT INTO pass_matrix (partition_key, prompt_id, code_id, test_id, code_index, test_index, status, passed, verified, cpu_time_ns) "
+                         "VALUES ('elsewhere', 'p', 'c', 'ghost', 0, 0, 'pass', true, true, 1)")  # fmt: skip
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("seeds", ["local:calc.py"])
+            result = dg.materialize([seed_sources, *CHAIN, *defs.asset_checks], selection=CHAIN, partition_key="local:calc.py",
+                                    instance=instance, resources=defs.resources, raise_on_error=False)  # fmt: skip
+            failed = [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed]
+            assert not result.success and set(failed) == {("pass_matrix", "cells_reference_codes_and_tests"), ("pass_matrix", "matrix_complete")}
+            assert instance.get_latest_materialization_event(dg.AssetKey("pass_matrix")) is not None
+            assert instance.get_latest_materialization_event(dg.AssetKey("verification_scores")) is None
+            assert instance.get_latest_materialization_event(dg.AssetKey("preference_pairs")) is None
+    finally:
+        server.close()

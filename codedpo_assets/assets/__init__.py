@@ -17,13 +17,13 @@ AUTOMATION_SENSOR = dg.AutomationConditionSensorDefinition(
 
 
 # Seeds → pairs for one seed partition in one run: what the UI's "Materialize" of a partition does,
-# as a job that runs on any executor (the default multiprocess one runs independent steps in parallel).
+# as a job on the multiprocess executor (a step per process: the shape the k8s/celery executors scale out).
 BUILD_PAIRS_JOB = dg.define_asset_job(
     "build_pairs",
     selection=dg.AssetSelection.assets(seeds.seeds).downstream() - dg.AssetSelection.groups("training")
     - dg.AssetSelection.assets(preferences.preference_pairs_export),
-    partitions_def=seeds.SEED_PARTITIONS,
     description="seeds → … → preference_pairs for the selected seed partition(s).",
+    executor_def=dg.multiprocess_executor,
 )
 
 
@@ -49,6 +49,9 @@ def build_definitions(
         ],
         asset_checks=[preferences.pairs_are_sound, *checks.STAGE_CHECKS],
         jobs=[seeds.prune_seed_partitions, BUILD_PAIRS_JOB],
+        # Runs from the UI and the automation sensor: every step writes DuckDB (pool limit 1), so steps of
+        # one run never overlap and a process per step only adds start-up; partitions still run in parallel runs.
+        executor=dg.in_process_executor,
         sensors=[seeds.seed_sources_sensor, AUTOMATION_SENSOR],
         resources={
             "store": store or DuckDBStore(),

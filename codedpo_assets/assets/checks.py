@@ -1,15 +1,16 @@
 """Asset checks for every stage: unique ids, referential integrity, completeness, sane values.
 
-Each check is one SQL query counting violations over the whole table (cheap in DuckDB). Checks
+Each check is one SQL query counting violations over the whole table (cheap in DuckDB); an
+asset's checks run as one step, so a run has one check step per asset rather than one per rule. Checks
 on the stages that feed pairs (pass matrix, scores, trusted tests, pairs) are blocking: a bad
 upstream stops the run before it poisons the preference data.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import dagster as dg
 
-from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.assets.resources import DUCKDB_POOL, DuckDBStore
 
 
 def _dup(table: str, key: str) -> str:
@@ -79,14 +80,26 @@ RULES: dict[str, Sequence[tuple[str, str, str, bool]]] = {
 }
 
 
-def _check(asset: str, name: str, description: str, sql: str, blocking: bool) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name=name, description=description, blocking=blocking)
-    def _run(store: DuckDBStore) -> dg.AssetCheckResult:
-        violations = int(store.get().query(sql).item() or 0)
-        return dg.AssetCheckResult(passed=violations == 0, metadata={"violations": violations},
-                                   severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN)  # fmt: skip
+def check_results(store: DuckDBStore, asset: str, names: Iterable[str] | None = None) -> list[dg.AssetCheckResult]:
+    """Run ``asset``'s rules (all, or those named) on one connection: one query each, violations counted."""
+    rules = [r for r in RULES[asset] if names is None or r[0] in set(names)]
+    with store.get().connect() as conn:
+        counts = [int(conn.execute(sql).fetchone()[0] or 0) for _, _, sql, _ in rules]
+    return [dg.AssetCheckResult(asset_key=asset, check_name=name, passed=n == 0, metadata={"violations": n},
+                                severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN)
+            for (name, _, _, blocking), n in zip(rules, counts)]  # fmt: skip
+
+
+def _stage_checks(asset: str) -> dg.AssetChecksDefinition:
+    """All of one asset's checks as one step (one process and one connection, not one each), in the DuckDB pool."""
+    specs = [dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking) for name, description, _, blocking in RULES[asset]]
+
+    @dg.multi_asset_check(name=f"{asset}_checks", specs=specs, can_subset=True, pool=DUCKDB_POOL,
+                          description=f"SQL checks of `{asset}` (see codedpo_assets/assets/checks.py).")  # fmt: skip
+    def _run(context: dg.AssetCheckExecutionContext, store: DuckDBStore) -> Iterator[dg.AssetCheckResult]:
+        yield from check_results(store, asset, [key.name for key in context.selected_asset_check_keys])
 
     return _run
 
 
-STAGE_CHECKS = [_check(asset, *rule) for asset, rules in RULES.items() for rule in rules]
+STAGE_CHECKS = [_stage_checks(asset) for asset in RULES]

@@ -1,0 +1,153 @@
+"""Incremental automation under the real daemon: `dagster dev`, no clicks, seed files edited on disk.
+
+Run: .venv/bin/python benchmarks/live_automation.py [N]   (default N = 5 partitions)
+
+Starts `dagster dev` (webserver + daemon: the seed sensor and the automation sensor) in a fresh
+Dagster home and database, with generation served by the tests' scripted OpenAI-compatible server.
+Then, with nothing but file changes: (1) N new seed files are built seeds → preference_pairs;
+(2) editing one file rebuilds exactly that partition; (3) adding one file and deleting another
+builds the new partition and prunes the deleted one's rows. After each step it waits two more
+sensor intervals and checks that no other partition was rebuilt and that export / training /
+evaluation never ran. Prints how long each step took from the file change to its last run ending
+(sensor intervals are 30 s, so these are latencies, not compute).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+
+from incremental_bench import REPO, FakeServer, _write
+
+CHAIN = ["seeds", "prompts", "candidate_code", "generated_tests", "pass_matrix",
+         "verification_scores", "trusted_tests", "timings", "preference_pairs"]  # fmt: skip
+MANUAL = ["preference_pairs_export", "dpo_checkpoint", "model_evaluation"]
+SETTLE_S = 75  # two sensor intervals with no new run: the daemon has nothing more to do
+
+
+def _materializations(instance, asset: str) -> Counter:
+    import dagster as dg
+
+    return Counter(r.partition_key for r in instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records)
+
+
+def _busy(instance) -> bool:
+    import dagster as dg
+
+    return bool(instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+                                                                 dg.DagsterRunStatus.STARTED])))  # fmt: skip
+
+
+def _wait(instance, done, timeout: float = 1800) -> float:
+    """Seconds until ``done()`` holds, no run is queued or running, and none starts for SETTLE_S."""
+    start = time.monotonic()
+    finished, quiet_since = None, None
+    while time.monotonic() - start < timeout:
+        if done() and not _busy(instance):
+            finished = finished or time.monotonic() - start
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= SETTLE_S:
+                return finished
+        else:
+            finished = quiet_since = None
+        time.sleep(3)
+    raise TimeoutError("the daemon did not finish in time; see dagster.log in the work directory")
+
+
+def _counts(instance) -> dict[str, Counter]:
+    return {a: _materializations(instance, a) for a in CHAIN + MANUAL}
+
+
+def _rows(db: Path) -> dict[str, int]:
+    """Seeds rows per partition (read-only; retried while a run holds the write lock)."""
+    for _ in range(60):
+        try:
+            with duckdb.connect(str(db), read_only=True) as conn:
+                return dict(conn.execute("SELECT partition_key, count(*) FROM seeds GROUP BY ALL").fetchall())
+        except duckdb.IOException:
+            time.sleep(1)
+    raise TimeoutError("database stayed locked")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _check(before: dict, after: dict, rebuilt: set[str], failures: list[str], step: str) -> None:
+    for asset in CHAIN:
+        changed = {k for k in after[asset] if after[asset][k] != before[asset].get(k, 0)}
+        if changed != rebuilt:
+            failures.append(f"{step}: {asset} rebuilt {sorted(changed)}, expected {sorted(rebuilt)}")
+    for asset in MANUAL:
+        if after[asset]:
+            failures.append(f"{step}: {asset} ran without a click")
+
+
+def main(n: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="codedpo-live-"))
+    tree, home, db = work / "src", work / "home", work / "db.duckdb"
+    tree.mkdir()
+    home.mkdir()
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home)
+    for i in range(n):
+        _write(tree, i, 1)
+    (work / "sources.json").write_text(json.dumps([{"name": "local", "kind": "directory", "path": str(tree)}]))
+    server = FakeServer()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CODEDPO_DB": str(db), "CODEDPO_SOURCES": str(work / "sources.json"),
+           "CODEDPO_GENERATOR": "openai", "CODEDPO_OPENAI_BASE_URL": server.url, "CODEDPO_OPENAI_MODEL": "fake"}  # fmt: skip
+    os.environ["DAGSTER_HOME"] = str(home)
+    import dagster as dg
+
+    log = open(work / "dagster.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(_free_port())],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    failures: list[str] = []
+    key = lambda i: f"local:m{i:03d}.py"  # noqa: E731
+    try:
+        instance = dg.DagsterInstance.get()
+        everything = {key(i) for i in range(n)}
+        t_full = _wait(instance, lambda: everything <= set(_materializations(instance, "preference_pairs")))
+        first = _counts(instance)
+        _check({a: Counter() for a in CHAIN + MANUAL}, first, everything, failures, "initial build")
+
+        _write(tree, n // 2, 2)
+        edited = key(n // 2)
+        t_edit = _wait(instance, lambda: _materializations(instance, "preference_pairs")[edited] == 2)
+        second = _counts(instance)
+        _check(first, second, {edited}, failures, "edit 1 file")
+
+        (tree / "m000.py").unlink()
+        _write(tree, n, 1)
+        t_add = _wait(instance, lambda: key(n) in _materializations(instance, "preference_pairs") and key(0) not in _rows(db))
+        _check(second, _counts(instance), {key(n)}, failures, "add 1 + delete 1 file")
+        if key(0) in instance.get_dynamic_partitions("seeds"):
+            failures.append("delete: partition still registered")
+        runs = Counter(r.dagster_run.status.value for r in instance.get_run_records())
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        server.close()
+        log.close()
+    print(f"dagster dev, {n} partitions, no clicks (latency from file change to the last run's end; sensors every 30 s):")
+    print(f"  initial build of {n} new files: {t_full:.0f} s")
+    print(f"  edit 1 file → exactly that partition rebuilt seeds → pairs: {t_edit:.0f} s")
+    print(f"  add 1 + delete 1 file → new partition built, deleted one pruned: {t_add:.0f} s")
+    print(f"  runs: {dict(runs)}; export/training/evaluation runs: 0" if not failures else "\n".join(["FAILED:", *failures]))
+    if failures:
+        raise SystemExit(f"see {work / 'dagster.log'}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
