@@ -84,8 +84,10 @@ def run(rebuild: bool, skip_training: bool = False) -> int:
     by_name = {a.key.path[-1]: a for a in chain}
     passes = [("seeds", [by_name["seeds"]]), ("prompts", [by_name["prompts"]]),
               ("samples", [a for a in chain if a.key.path[-1] not in ("seeds", "prompts")])]  # fmt: skip
-    if len(todo) == 1:  # nothing to batch across: one run for the whole chain
-        passes = [("chain", chain)]
+    merged = []
+    if len(todo) == 1:  # nothing to batch across: one run for the whole chain and the export
+        merged = [a for a in totals if a.group_names_by_key[a.key] != "training"]
+        passes = [("chain", chain + merged)]
     for name, selection in passes:
         if name in ("prompts", "samples") and todo:
             t0 = time.monotonic()
@@ -94,13 +96,14 @@ def run(rebuild: bool, skip_training: bool = False) -> int:
         for i, key in enumerate(todo, 1):
             t0 = time.monotonic()
             config = {**run_config, "ops": {k: v for k, v in run_config["ops"].items() if k in {a.key.path[-1] for a in selection}}}
-            result = dg.materialize([seeds.seed_sources, *chain, *defs.asset_checks], selection=selection, partition_key=key, instance=instance,
+            result = dg.materialize([seeds.seed_sources, *assets, *defs.asset_checks], selection=selection, partition_key=key, instance=instance,
                                     resources=resources, run_config=config, raise_on_error=False)  # fmt: skip
             if not _succeeded(result, f"partition {key}"):
                 return 1
             print(f"  [{name} {i}/{len(todo)}] {key} ({time.monotonic() - t0:.1f} s)")
+    totals = [a for a in totals if a not in merged]
     never_built = [a for a in totals if not instance.get_latest_materialization_event(a.key)]
-    if todo or plan.removed or never_built:
+    if totals and (todo or plan.removed or never_built):
         print(f"building {', '.join(a.key.to_user_string() for a in totals)} (training and evaluation log progress)")
         result = dg.materialize([seeds.seed_sources, *assets, *defs.asset_checks], selection=totals, instance=instance, resources=resources,
                                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}},

@@ -91,11 +91,15 @@ def test_cli_run_is_incremental(tmp_path):
     assert "materializing 3" in first
     prefetched = [int(n) for n in re.findall(r"in one batch: (\d+) model calls", first)]
     assert len(prefetched) == 2 and sum(prefetched) == server.calls  # the assets themselves made no model calls
+    manifest = tmp_path / "data" / "export" / "manifest.json"
+    exported = manifest.stat().st_mtime_ns
     assert "materializing 0" in run()
+    assert manifest.stat().st_mtime_ns == exported  # nothing changed: no new export
     write(tree, "m1.py", module_with_function(1).replace("factor", "weight"))
     (tree / "m2.py").unlink()
     out = run()
     assert "(+0 -1 ~1); materializing 1" in out
+    assert manifest.stat().st_mtime_ns > exported  # the changed partition's run re-exported the pairs
     sql = subprocess.run([sys.executable, "-m", "codedpo_assets.cli", "sql", "SELECT partition_key, code FROM seeds ORDER BY ALL"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert "local:m0.py" in sql.stdout and "local:m1.py" in sql.stdout and "local:m2.py" not in sql.stdout
