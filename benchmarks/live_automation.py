@@ -84,6 +84,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _run_seconds(instance, after: float) -> list[float]:
+    """Wall time of each run that started after ``after`` (epoch seconds)."""
+    return [r.end_time - r.start_time for r in instance.get_run_records() if r.start_time and r.end_time and r.start_time > after]
+
+
 def _check(before: dict, after: dict, rebuilt: set[str], failures: list[str], step: str) -> None:
     for asset in CHAIN:
         changed = {k for k in after[asset] if after[asset][k] != before[asset].get(k, 0)}
@@ -118,13 +123,16 @@ def main(n: int) -> None:
         instance = dg.DagsterInstance.get()
         everything = {key(i) for i in range(n)}
         t_full = _wait(instance, lambda: everything <= set(_materializations(instance, "preference_pairs")))
+        full_runs = _run_seconds(instance, 0)
         first = _counts(instance)
         _check({a: Counter() for a in CHAIN + MANUAL}, first, everything, failures, "initial build")
 
+        edit_at = time.time()
         _write(tree, n // 2, 2)
         edited = key(n // 2)
         t_edit = _wait(instance, lambda: _materializations(instance, "preference_pairs")[edited] == 2)
         second = _counts(instance)
+        edit_runs = _run_seconds(instance, edit_at)
         _check(first, second, {edited}, failures, "edit 1 file")
 
         (tree / "m000.py").unlink()
@@ -142,6 +150,8 @@ def main(n: int) -> None:
     print(f"dagster dev, {n} partitions, no clicks (latency from file change to the last run's end; sensors every 30 s):")
     print(f"  initial build of {n} new files: {t_full:.0f} s")
     print(f"  edit 1 file → exactly that partition rebuilt seeds → pairs: {t_edit:.0f} s")
+    print(f"  run time: initial {len(full_runs)} runs {sum(full_runs):.1f} s in all; edit {len(edit_runs)} run(s) {sum(edit_runs):.1f} s "
+          f"({sum(edit_runs) / max(sum(full_runs), 1e-9):.1%})")
     print(f"  add 1 + delete 1 file → new partition built, deleted one pruned: {t_add:.0f} s")
     print(f"  runs: {dict(runs)}; export/training/evaluation runs: 0" if not failures else "\n".join(["FAILED:", *failures]))
     if failures:
