@@ -43,8 +43,10 @@ def _run(cwd: Path, env: dict, *extra: str) -> tuple[float, str]:
     return float(re.search(r"Done in ([\d.]+) s", out.stdout).group(1)), out.stdout
 
 
-def main(n: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="codedpo-incr-"))
+def workspace(n: int, prefix: str) -> tuple[Path, Path, dict[str, str], FakeServer]:
+    """A fresh directory with ``n`` seed files, sources.json, a Dagster home and a scripted model server;
+    returns it, the seed tree, the environment that points the CLI / `dagster dev` at them, and the server."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     tree, home = work / "src", work / "home"
     tree.mkdir()
     home.mkdir()
@@ -55,6 +57,11 @@ def main(n: int) -> None:
     server = FakeServer()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CODEDPO_DB": str(work / "db.duckdb"), "CODEDPO_SOURCES": str(work / "sources.json"),
            "CODEDPO_GENERATOR": "openai", "CODEDPO_OPENAI_BASE_URL": server.url, "CODEDPO_OPENAI_MODEL": "fake"}  # fmt: skip
+    return work, tree, env, server
+
+
+def main(n: int) -> None:
+    work, tree, env, server = workspace(n, "codedpo-incr-")
     try:
         full, _ = _run(work, env)
         _write(tree, n // 2, 2)  # edit one seed file
