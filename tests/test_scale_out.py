@@ -30,7 +30,7 @@ def test_multiprocess_executor_parallel_partitions_share_duckdb(tmp_path):
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # no pool limits: writers really contend
     (tmp_path / "run.yaml").write_text(json.dumps({
         "ops": {n: {"config": {"n_samples": 4}} for n in ("prompts", "candidate_code", "generated_tests")},
-        "execution": {"config": {"multiprocess": {"max_concurrent": 2}}}}))  # fmt: skip
+        "execution": {"config": {"max_concurrent": 2}}}))  # fmt: skip
     server = FakeServer()
     db = tmp_path / "db.duckdb"
     env = {**os.environ, "DAGSTER_HOME": str(home), "CODEDPO_DB": str(db), "CODEDPO_SOURCES": str(tmp_path / "sources.json"),
