@@ -23,6 +23,7 @@ from codedpo_assets.generation.tasks import (
 )
 from codedpo_assets.normalize import content_hash
 from codedpo_assets.sandbox.verdicts import parse_test
+from codedpo_assets.store import Store
 
 BACKENDS = ("embedded", "transformers", "openai")
 
@@ -166,42 +167,47 @@ def prompts(context: dg.AssetExecutionContext, config: SamplingConfig, store: Du
     return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), "usable": usable, "model_calls": calls, "model": backend.identity})
 
 
-@dg.asset(deps=[prompts], description="N sampled solutions per prompt; code extracted, deduplicated by normalized AST; drops keep a reason.", **ASSET_ARGS)
-def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
+def _sample_code(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator,
+                 make_jobs: Callable) -> tuple[Store, str, list[tuple[tuple, list[str]]], int]:
+    """A partition's code-sampling jobs through the cache: (db, key, [(prompt row, its n replies)], model calls)."""
     db, key = store.get(), context.partition_key
-    todo, jobs = solution_jobs(db, key, config)
+    todo, jobs = make_jobs(db, key, config)
     backend = generator.get()
     texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), _progress(context, len(jobs)))
-    rows = []
-    for p, (prompt_id, entry, _) in enumerate(todo):
-        outs = texts[p * config.n_samples : (p + 1) * config.n_samples]
-        for item, raw in zip(dedupe([extract_program(t, entry, i) for i, t in enumerate(outs)]), outs):
-            rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": content_hash(f"{prompt_id}\0{item.sample_index}"),
-                         "sample_index": item.sample_index, "code": item.text or None, "norm_hash": item.norm_hash or None,
-                         "reason": item.reason or None, "detail": item.detail or None, "raw": raw})  # fmt: skip
-    db.replace_partition(key, {"candidate_code": rows})
+    n = config.n_samples
+    return db, key, [(row, texts[p * n : (p + 1) * n]) for p, row in enumerate(todo)], calls
+
+
+def _write_samples(db: Store, key: str, table: str, rows: list[dict], calls: int) -> dg.MaterializeResult:
+    db.replace_partition(key, {table: rows})
     kept = sum(r["reason"] is None for r in rows)
     return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), "kept": kept, "model_calls": calls})
 
 
+@dg.asset(deps=[prompts], description="N sampled solutions per prompt; code extracted, deduplicated by normalized AST; drops keep a reason.", **ASSET_ARGS)
+def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
+    db, key, sampled, calls = _sample_code(context, config, store, generator, solution_jobs)
+    rows = []
+    for (prompt_id, entry, _), outs in sampled:
+        for item, raw in zip(dedupe([extract_program(t, entry, i) for i, t in enumerate(outs)]), outs):
+            rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": content_hash(f"{prompt_id}\0{item.sample_index}"),
+                         "sample_index": item.sample_index, "code": item.text or None, "norm_hash": item.norm_hash or None,
+                         "reason": item.reason or None, "detail": item.detail or None, "raw": raw})  # fmt: skip
+    return _write_samples(db, key, "candidate_code", rows, calls)
+
+
 @dg.asset(deps=[prompts], description="M sampled test sets per prompt, split into standalone asserts calling the entry point; deduplicated; drops keep a reason.", **ASSET_ARGS)
 def generated_tests(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
-    db, key = store.get(), context.partition_key
-    todo, jobs = test_jobs(db, key, config)
-    backend = generator.get()
-    texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), _progress(context, len(jobs)))
+    db, key, sampled, calls = _sample_code(context, config, store, generator, test_jobs)
     rows = []
-    for p, (prompt_id, entry, _) in enumerate(todo):
-        outs = texts[p * config.n_samples : (p + 1) * config.n_samples]
+    for (prompt_id, entry, _), outs in sampled:
         items = dedupe([t for i, out in enumerate(outs) for t in extract_tests(out, entry, i)])
         for n, item in enumerate(items):
             rows.append({"partition_key": key, "prompt_id": prompt_id, "test_id": content_hash(f"{prompt_id}\0{n}\0{item.text}"),
                          "sample_index": item.sample_index, "test": item.text or None, "norm_hash": item.norm_hash or None,
                          "verified": parse_test(item.text).verified if item.text else None,
                          "reason": item.reason or None, "detail": item.detail or None})  # fmt: skip
-    db.replace_partition(key, {"generated_tests": rows})
-    kept = sum(r["reason"] is None for r in rows)
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), "kept": kept, "model_calls": calls})
+    return _write_samples(db, key, "generated_tests", rows, calls)
 
 
 SAMPLING_ASSETS = (prompts, candidate_code, generated_tests)  # the assets configured by SamplingConfig
