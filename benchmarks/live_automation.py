@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
 from incremental_bench import REPO, _write, workspace
@@ -33,14 +34,10 @@ SETTLE_S = 75  # two sensor intervals with no new run: the daemon has nothing mo
 
 
 def _materializations(instance, asset: str) -> Counter:
-    import dagster as dg
-
     return Counter(r.partition_key for r in instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records)
 
 
 def _busy(instance) -> bool:
-    import dagster as dg
-
     return bool(instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
                                                                  dg.DagsterRunStatus.STARTED])))  # fmt: skip
 
@@ -76,6 +73,10 @@ def _rows(db: Path) -> dict[str, int]:
     raise TimeoutError("database stayed locked")
 
 
+def _key(i: int) -> str:
+    return f"local:m{i:03d}.py"  # incremental_bench's file names
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,16 +103,13 @@ def main(n: int) -> None:
     work, tree, env, server = workspace(n, "codedpo-live-")
     db = Path(env["CODEDPO_DB"])
     os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    import dagster as dg
-
     log = open(work / "dagster.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(_free_port())],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     failures: list[str] = []
-    key = lambda i: f"local:m{i:03d}.py"  # noqa: E731
     try:
         instance = dg.DagsterInstance.get()
-        everything = {key(i) for i in range(n)}
+        everything = {_key(i) for i in range(n)}
         t_full = _wait(instance, lambda: everything <= set(_materializations(instance, "preference_pairs")))
         full_runs = _run_span(instance, 0)
         first = _counts(instance)
@@ -119,7 +117,7 @@ def main(n: int) -> None:
 
         edit_at = time.time()
         _write(tree, n // 2, 2)
-        edited = key(n // 2)
+        edited = _key(n // 2)
         t_edit = _wait(instance, lambda: _materializations(instance, "preference_pairs")[edited] == 2)
         second = _counts(instance)
         edit_runs = _run_span(instance, edit_at)
@@ -127,9 +125,9 @@ def main(n: int) -> None:
 
         (tree / "m000.py").unlink()
         _write(tree, n, 1)
-        t_add = _wait(instance, lambda: key(n) in _materializations(instance, "preference_pairs") and key(0) not in _rows(db))
-        _check(second, _counts(instance), {key(n)}, failures, "add 1 + delete 1 file")
-        if key(0) in instance.get_dynamic_partitions("seeds"):
+        t_add = _wait(instance, lambda: _key(n) in _materializations(instance, "preference_pairs") and _key(0) not in _rows(db))
+        _check(second, _counts(instance), {_key(n)}, failures, "add 1 + delete 1 file")
+        if _key(0) in instance.get_dynamic_partitions("seeds"):
             failures.append("delete: partition still registered")
         runs = Counter(r.dagster_run.status.value for r in instance.get_run_records())
     finally:

@@ -2,9 +2,12 @@
 
 import dagster as dg
 import pytest
+from conftest import FakeServer
+from test_training_assets import CHAIN, SEED, _defs
 
 from codedpo_assets.assets.checks import RULES, check_results
 from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.assets.seeds import seed_sources
 from codedpo_assets.store import Store
 
 
@@ -50,11 +53,6 @@ def test_corruption_is_caught_by_its_check(store, corruption, check):
 
 def test_failed_blocking_check_stops_the_chain_before_pairs(tree, tmp_path):
     """A corrupt pass matrix (a cell pointing at no test) stops the run: no scores, no pairs."""
-    from conftest import FakeServer
-    from test_training_assets import CHAIN, SEED, _defs
-
-    from codedpo_assets.assets.seeds import seed_sources
-
     (tree / "calc.py").write_text(SEED)
     server = FakeServer()
     try:

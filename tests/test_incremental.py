@@ -2,7 +2,8 @@
 
 import dagster as dg
 import pytest
-from conftest import module_with_function, write
+from conftest import FakeServer, module_with_function, write
+from test_training_assets import CHAIN, SEED, _defs
 
 from codedpo_assets.assets import build_definitions
 from codedpo_assets.assets.resources import DuckDBStore, SeedSource, SeedSources
@@ -115,18 +116,11 @@ def materialized(instance, key: str) -> list[str]:
 
 def test_seed_edits_cascade_to_pairs_and_never_retrain(tree, tmp_path):
     """What the daemon does on add / edit / delete: exactly the affected partitions, seeds → pairs, one run each."""
-    from conftest import FakeServer
-
-    from codedpo_assets.assets.generation import Generator
-    from test_training_assets import CHAIN, SEED
-
     chain = [a.key.to_user_string() for a in CHAIN]
     for i in range(3):
         write(tree, f"calc{i}.py", SEED.replace("return total", f"return total + {i}"))
     server = FakeServer()
-    defs = build_definitions(DuckDBStore(database=str(tmp_path / "db.duckdb")),
-                             SeedSources(sources=[SeedSource(name="local", kind="directory", path=str(tree))]),
-                             Generator(backend="openai", base_url=server.url, model="fake"))  # fmt: skip
+    defs = _defs(tmp_path, tree, server.url)
     sampling = {"ops": {n: {"config": {"n_samples": 2}} for n in ("prompts", "candidate_code", "generated_tests")}}
 
     def run(todo: dict[str, list[str]]) -> None:

@@ -82,7 +82,8 @@ RULES: dict[str, Sequence[tuple[str, str, str, bool]]] = {
 
 def check_results(store: DuckDBStore, asset: str, names: Iterable[str] | None = None) -> list[dg.AssetCheckResult]:
     """Run ``asset``'s rules (all, or those named) on one connection: one query each, violations counted."""
-    rules = [r for r in RULES[asset] if names is None or r[0] in set(names)]
+    wanted = None if names is None else set(names)
+    rules = [r for r in RULES[asset] if wanted is None or r[0] in wanted]
     with store.get().connect() as conn:
         counts = [int(conn.execute(sql).fetchone()[0] or 0) for _, _, sql, _ in rules]
     return [dg.AssetCheckResult(asset_key=asset, check_name=name, passed=n == 0, metadata={"violations": n},

@@ -14,6 +14,7 @@ from codedpo_assets.decontam import humaneval_problems
 from codedpo_assets.evaluation import efficiency, humaneval_scores, preference_accuracy, reply_logps, sample_humaneval
 from codedpo_assets.generation.backends import TransformersBackend
 from codedpo_assets.generation.tasks import generate_cached
+from codedpo_assets.plots import md_table
 from codedpo_assets.train_job import read_pairs
 from codedpo_assets.training import chat_example
 
@@ -52,12 +53,13 @@ def before_after_table(rows: list[dict]) -> str:
     values: dict[str, dict[str, float]] = {}
     for r in rows:
         values.setdefault(r["metric"], {})[r["role"]] = r["value"]
-    lines = ["| metric | base | checkpoint | change |", "|---|---|---|---|"]
-    for metric, v in values.items():
-        b, c = v.get("base"), v.get("checkpoint")
-        change = f"{c - b:+.3f}" if b is not None and c is not None else ""
-        lines.append(f"| {metric} | {'' if b is None else f'{b:.3f}'} | {'' if c is None else f'{c:.3f}'} | {change} |")
-    return "\n".join(lines)
+
+    def fmt(x: float | None) -> str:
+        return "" if x is None else f"{x:.3f}"
+
+    table = [(metric, fmt(b := v.get("base")), fmt(c := v.get("checkpoint")), f"{c - b:+.3f}" if b is not None and c is not None else "")
+             for metric, v in values.items()]  # fmt: skip
+    return md_table(table, ["metric", "base", "checkpoint", "change"])
 
 
 @dg.asset(

@@ -17,6 +17,7 @@ from pydantic import Field
 from codedpo_assets.assets.resources import DUCKDB_POOL, EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources
 from codedpo_assets.decontam import humaneval_decontaminator
 from codedpo_assets.harvest import HarvestRules, harvest_unit
+from codedpo_assets.plots import md_table
 from codedpo_assets.sources import find_unit, plan_partitions, scan_sources, source_revision
 
 SEED_PARTITIONS = dg.DynamicPartitionsDefinition(name="seeds")
@@ -50,12 +51,6 @@ def seed_sources(context: dg.AssetExecutionContext, sources: SeedSources) -> dg.
     registered = set(context.instance.get_dynamic_partitions(SEED_PARTITIONS.name))
     units = scan_sources(sources.specs())
     return dg.DataVersionsByPartition({k: u.content_hash for k, u in units.items() if k in registered})
-
-
-def _preview(rows: list[dict]) -> str:
-    lines = ["| path | symbol | lines | license |", "|---|---|---|---|"]
-    lines += [f"| {r['path']} | `{r['symbol']}` | {r['n_lines']} | {r['license']} |" for r in rows[:10]]
-    return "\n".join(lines)
 
 
 @dg.asset(
@@ -93,7 +88,8 @@ def seeds(context: dg.AssetExecutionContext, config: SeedsConfig, store: DuckDBS
             "decontaminated": dg.MetadataValue.int(reasons.get("decontaminated", 0)),
             "rejected_by_reason": dg.MetadataValue.json(dict(sorted(reasons.items()))),
             "unit_hash": unit.content_hash,
-            "preview": dg.MetadataValue.md(_preview(rows)),
+            "preview": dg.MetadataValue.md(md_table([(r["path"], f"`{r['symbol']}`", r["n_lines"], r["license"]) for r in rows[:10]],
+                                                   ["path", "symbol", "lines", "license"])),
         },
     )
 
