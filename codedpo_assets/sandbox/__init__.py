@@ -9,6 +9,7 @@ see :mod:`codedpo_assets.sandbox.verdicts` and :mod:`codedpo_assets.sandbox.zygo
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,24 +23,50 @@ from codedpo_assets.sandbox.verdicts import Check, judge, parse_test
 STATUSES = ("pass", "fail", "error", "timeout", "crash")
 DEFAULT_TIME_LIMIT_S = 2.0
 DEFAULT_MEMORY_MB = 1024
-WALL_FACTOR = 3.0
-MAX_CPU_NS = 10**15  # ~11 days: any larger reported CPU time is forged  # wall-clock backstop per test = WALL_FACTOR × CPU limit + 0.5 s
+WALL_FACTOR = 3.0  # wall-clock backstop per test = WALL_FACTOR × its CPU limit + 0.5 s
+MAX_CPU_NS = 10**15  # ~11 days: any larger reported CPU time is forged
 
-__all__ = ["PassMatrix", "SandboxError", "STATUSES", "isolation_level", "run_pass_matrix"]
+__all__ = ["Calibration", "PassMatrix", "SandboxError", "STATUSES", "isolation_level", "run_pass_matrix"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-test CPU limits learned from the prompt's own candidates, so a looping candidate costs a
+    few short probes instead of tests × limit (EvalPlus calibrates from a reference solution; we
+    have none, so the other candidates play its part).
+
+    1. Probe: every cell runs with ``probe_s``; a candidate stops after ``max_consecutive_timeouts``
+       timeouts in a row (its other tests wait for step 2).
+    2. Calibrate: test j's limit is ``factor`` × the most CPU any candidate needed to finish it in
+       the probe, within [``probe_s``, the full limit]; the full limit when fewer than
+       ``min_finishers`` candidates finished it (one fast wrong answer says little about what a
+       right one needs). Cells that timed out below that limit, and the waiting ones, run again
+       with it, the same stop rule applying.
+    3. Cells still waiting are recorded as timeouts that were not run, with the reason.
+    """
+
+    probe_s: float = 0.01
+    factor: float = 10.0
+    max_consecutive_timeouts: int = 5
+    min_finishers: int = 3
 
 
 @dataclass
 class PassMatrix:
-    """Cells are [code, test]. ``verified[t]``: test t was judged outside the candidate's process."""
+    """Cells are [code, test]. ``verified[t]``: test t was judged outside the candidate's process.
+    ``limit_ns``: the CPU limit a cell ran under (0: not run: the program did not load, or the
+    cell was inferred from the candidate's timeouts)."""
 
     passed: np.ndarray
     status: np.ndarray
     cpu_time_ns: np.ndarray
     detail: np.ndarray
     verified: np.ndarray
+    limit_ns: np.ndarray
     load_errors: list[str] = field(default_factory=list)  # per code: why it did not load ('' if it did)
     outputs: list[str] = field(default_factory=list)  # per code: captured stdout+stderr (capped)
     isolation: dict[str, Any] = field(default_factory=dict)
+    schedule: dict[str, Any] = field(default_factory=dict)  # calibration figures: limits, reruns, cells not run
 
 
 def isolation_level(pool: Pool | None = None) -> dict[str, Any]:
@@ -55,17 +82,22 @@ def _syntax_error(code: str, setup: str) -> str:
     return ""
 
 
-def _run_code(pool: Pool, code: str, checks: list[Check], setup: str, time_limit_s: float, memory_mb: int) -> dict:
+Plan = list[tuple[int, float]]  # (test index, CPU limit in seconds), in the order to run
+
+
+def _run_code(pool: Pool, code: str, checks: list[Check], plan: Plan, setup: str, time_limit_s: float, memory_mb: int, max_timeouts: int) -> dict:
     request = {
         "code": code,
         "setup": setup,
         "tests": [{"kind": c.kind, "src": c.src} for c in checks],
+        "plan": plan,
         "time_limit": time_limit_s,
         "memory_mb": memory_mb,
         "wall_factor": WALL_FACTOR,
+        "max_timeouts": max_timeouts,
     }
     # generous backstop: every test may hit its wall deadline twice (buffered run, then the rerun)
-    timeout = (len(checks) + 1) * 2 * (WALL_FACTOR * time_limit_s + 1.5) + 30
+    timeout = 2 * sum(WALL_FACTOR * limit + 1.5 for _, limit in plan) + 2 * (WALL_FACTOR * time_limit_s + 1.5) + 30
     return pool.call(request, timeout)
 
 
@@ -77,49 +109,95 @@ def run_pass_matrix(
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     memory_mb: int = DEFAULT_MEMORY_MB,
     pool: Pool | None = None,
+    calibration: Calibration | None = Calibration(),
 ) -> PassMatrix:
-    """Run every code against every test in the sandbox. Thread-safe: calls share the warm zygotes."""
+    """Run every code against every test in the sandbox. Thread-safe: calls share the warm zygotes.
+
+    ``time_limit_s`` is every cell's ceiling; ``calibration=None`` gives every cell exactly that."""
     if time_limit_s <= 0 or memory_mb < 64:
         raise ValueError(f"time_limit_s must be > 0 and memory_mb >= 64, got {time_limit_s}, {memory_mb}")
     n, m = len(codes), len(tests)
     checks = [parse_test(t) for t in tests]
     shape = (n, m)
-    status = np.full(shape, "error", dtype=object)
-    detail = np.full(shape, "", dtype=object)
-    cpu = np.zeros(shape, dtype=np.int64)
-    passed = np.zeros(shape, dtype=bool)
-    matrix = PassMatrix(passed, status, cpu, detail, np.array([c.verified for c in checks], dtype=bool), [""] * n, [""] * n)
+    matrix = PassMatrix(np.zeros(shape, dtype=bool), np.full(shape, "error", dtype=object), np.zeros(shape, dtype=np.int64),
+                        np.full(shape, "", dtype=object), np.array([c.verified for c in checks], dtype=bool),
+                        np.zeros(shape, dtype=np.int64), [""] * n, [""] * n)  # fmt: skip
     if n == 0 or m == 0:
         return matrix
     pool = pool or shared_pool()
     matrix.isolation = dict(pool.isolation)
-    with ThreadPoolExecutor(max_workers=pool.size) as executor:
-        futures = {}
-        for i, code in enumerate(codes):
-            error = _syntax_error(code, setup)
-            if error:  # never reaches the sandbox
-                status[i, :], detail[i, :], matrix.load_errors[i] = "error", error, error
-            else:
-                futures[i] = executor.submit(_run_code, pool, code, checks, setup, time_limit_s, memory_mb)
-        for i, future in futures.items():
-            try:
-                reply = future.result()
-            except SandboxError as exc:  # the zygote died under this candidate: its row, not the matrix
-                status[i, :], detail[i, :], matrix.load_errors[i] = "crash", str(exc)[:300], str(exc)[:300]
-                continue
-            try:
-                _fill_row(matrix, i, reply, checks)
-            except Exception as exc:  # a malformed (forged) reply: this row crashes, not the matrix
-                status[i, :], passed[i, :], detail[i, :] = "crash", False, f"malformed report: {type(exc).__name__}"
+    runnable = []
+    for i, code in enumerate(codes):
+        error = _syntax_error(code, setup)
+        if error:  # never reaches the sandbox
+            matrix.status[i, :], matrix.detail[i, :], matrix.load_errors[i] = "error", error, error
+        else:
+            runnable.append(i)
+    run = functools.partial(_run_pass, matrix, pool, codes, checks, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb)
+    if calibration is None:
+        run({i: [(j, time_limit_s) for j in range(m)] for i in runnable}, max_timeouts=0)
+        return matrix
+    probe = min(time_limit_s, calibration.probe_s)
+    k = calibration.max_consecutive_timeouts
+    run({i: [(j, probe) for j in range(m)] for i in runnable}, max_timeouts=k)
+    limits = calibrated_limits(matrix, probe, time_limit_s, calibration.factor, calibration.min_finishers)
+    waiting = matrix.status == "skipped"
+    again = waiting | ((matrix.status == "timeout") & (limits[None, :] > probe))
+    plans = {}
+    for i in runnable:
+        order = np.flatnonzero(again[i])
+        np.random.default_rng(i).shuffle(order)  # a candidate's slow inputs often come in runs of tests
+        if order.size:
+            plans[i] = [(int(j), float(limits[j])) for j in order]
+    run(plans, max_timeouts=k)
+    not_run = matrix.status == "skipped"
+    matrix.status[not_run] = "timeout"
+    matrix.detail[not_run] = f"not run: the candidate timed out on {k} tests in a row"
+    matrix.schedule = {"probe_s": probe, "factor": calibration.factor, "max_consecutive_timeouts": k,
+                       "tests_at_full_limit": int((limits >= time_limit_s).sum()), "cells_rerun": int(again.sum()),
+                       "cells_not_run": int(not_run.sum())}  # fmt: skip
     return matrix
 
 
-def _fill_row(matrix: PassMatrix, i: int, reply: dict, checks: list[Check]) -> None:
+def calibrated_limits(matrix: PassMatrix, probe_s: float, time_limit_s: float, factor: float, min_finishers: int) -> np.ndarray:
+    """Per test: ``factor`` × the most CPU a candidate needed to finish it (pass, fail or error),
+    within [probe_s, time_limit_s]; the full limit for a test fewer than ``min_finishers`` finished."""
+    finished = np.isin(matrix.status, ("pass", "fail", "error")) & (matrix.limit_ns > 0)
+    slowest = np.where(finished, matrix.cpu_time_ns, 0).max(axis=0)
+    return np.where(finished.sum(axis=0) >= min_finishers, np.clip(factor * slowest / 1e9, probe_s, time_limit_s), time_limit_s)
+
+
+def _run_pass(matrix: PassMatrix, pool: Pool, codes: Sequence[str], checks: list[Check], plans: dict[int, Plan], *,
+              setup: str, time_limit_s: float, memory_mb: int, max_timeouts: int) -> None:  # fmt: skip
+    """Run each code's plan on the zygotes and write the cells it covers."""
+    with ThreadPoolExecutor(max_workers=pool.size) as executor:
+        futures = {i: executor.submit(_run_code, pool, codes[i], checks, plan, setup, time_limit_s, memory_mb, max_timeouts)
+                   for i, plan in plans.items()}  # fmt: skip
+        for i, future in futures.items():
+            cols = [j for j, _ in plans[i]]
+            try:
+                reply = future.result()
+            except SandboxError as exc:  # the zygote died under this candidate: its row, not the matrix
+                matrix.status[i, cols], matrix.detail[i, cols], matrix.load_errors[i] = "crash", str(exc)[:300], str(exc)[:300]
+                matrix.passed[i, cols] = False
+                continue
+            try:
+                _fill_row(matrix, i, reply, plans[i], checks)
+            except Exception as exc:  # a malformed (forged) reply: this row crashes, not the matrix
+                matrix.status[i, cols], matrix.passed[i, cols], matrix.detail[i, cols] = "crash", False, f"malformed report: {type(exc).__name__}"
+
+
+def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[Check]) -> None:
     load = reply.get("load") or {}
-    if load.get("load") not in (None, "ok"):
+    loaded = load.get("load") in (None, "ok")
+    if not loaded:
         matrix.load_errors[i] = load.get("detail", load.get("load", ""))
-    matrix.outputs[i] = reply.get("output", "")
-    for j, (res, check) in enumerate(zip(reply["results"], checks)):
+    matrix.outputs[i] = matrix.outputs[i] or reply.get("output", "")  # the first run's: loading prints there
+    results = reply["results"]
+    if len(results) != len(plan):
+        raise ValueError("one result per planned test expected")
+    for res, (j, limit) in zip(results, plan):
+        check = checks[j]
         res = res if isinstance(res, dict) else {"s": "error", "e": "no result reported"}
         state, reason = res.get("s", "error"), str(res.get("e", ""))
         if state == "value":  # the verdict is ours: compare plain data with the expected literal
@@ -127,11 +205,12 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, checks: list[Check]) -> N
             state = "pass" if ok else "fail"
         elif state == "pass" and check.verified:
             state, reason = "fail", "pass claimed without a value"  # forged or broken report
-        if state not in STATUSES:
+        if state not in STATUSES and state != "skipped":
             state, reason = "error", f"unknown status {state!r}"
         matrix.status[i, j] = state
         matrix.detail[i, j] = reason
         matrix.passed[i, j] = state == "pass"
+        matrix.limit_ns[i, j] = int(limit * 1e9) if loaded and state != "skipped" else 0
         t = res.get("t", 0)
         matrix.cpu_time_ns[i, j] = min(max(t, 0), MAX_CPU_NS) if isinstance(t, int) else 0  # forged values clamped
 

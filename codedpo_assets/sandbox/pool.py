@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import queue
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from codedpo_assets.sandbox import cgroups
+
 ZYGOTE = Path(__file__).with_name("zygote.py")
 SAFE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
 UID_BASE = 1_000_000  # sandbox uids: UID_BASE + pid*256 + index (< 256 zygotes), unique among live processes
@@ -24,6 +27,9 @@ class SandboxError(RuntimeError):
     """The sandbox itself failed (not the candidate): the zygote died or stopped answering."""
 
 
+_indices = itertools.count()  # process-wide: two pools' zygotes never share a uid or a cgroup
+
+
 class Zygote:
     """One warm zygote process; ``call`` is not thread-safe (the pool hands it to one thread)."""
 
@@ -31,11 +37,14 @@ class Zygote:
         if not 0 <= index < 256:
             raise ValueError(f"at most 256 zygotes per process, got index {index}")
         self.uid = UID_BASE + (os.getpid() % (1 << 22)) * 256 + index
+        self.index = index
+        self.cgroup: cgroups.Cgroup | None = None
         self._start()
 
     def _start(self) -> None:
+        self.cgroup, why_not = cgroups.create(self.index)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(ZYGOTE), str(self.uid)],
+            [sys.executable, "-I", "-S", str(ZYGOTE), str(self.uid), json.dumps(self.cgroup.spec if self.cgroup else {})],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -45,7 +54,7 @@ class Zygote:
             cwd="/",
         )
         hello = self._exchange({"op": "hello"}, timeout=60)
-        self.isolation: dict[str, Any] = hello["isolation"]
+        self.isolation: dict[str, Any] = hello["isolation"] | ({"cgroup": self.cgroup.dirs[0].name} if self.cgroup else {"cgroup": why_not})
 
     def _read(self, n: int, deadline: float) -> bytes:
         fd = self.proc.stdout.fileno()
@@ -91,6 +100,9 @@ class Zygote:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.cgroup is not None:
+            cgroups.remove(self.cgroup)
+            self.cgroup = None
 
 
 class Pool:
@@ -98,7 +110,8 @@ class Pool:
 
     def __init__(self, size: int | None = None) -> None:
         self.size = size or os.cpu_count() or 1
-        self.zygotes = [Zygote(i) for i in range(self.size)]
+        cgroups.remove_leftovers()  # of processes that were killed before they could clean up
+        self.zygotes = [Zygote(next(_indices) % 256) for _ in range(self.size)]
         self._idle: queue.Queue[Zygote] = queue.Queue()
         for z in self.zygotes:
             self._idle.put(z)

@@ -1,9 +1,16 @@
 """Sandbox zygote: a warm, isolated server that forks one child per candidate program.
 
-Runs as its own interpreter (``python -I -S zygote.py UID``) with a scrubbed environment, so it
-imports nothing from the project and holds no secrets or inherited descriptors. At start it
-enters a fresh network and mount namespace when it can (read-only filesystem, private tmpfs on
-/tmp) and becomes a child subreaper, so no descendant of a candidate can escape the sweep.
+Runs as its own interpreter (``python -I -S zygote.py UID CGROUPS``) with a scrubbed environment,
+so it imports nothing from the project and holds no secrets or inherited descriptors. At start it
+enters a fresh network and mount namespace when it can (read-only filesystem) and becomes a child
+subreaper, so no descendant of a candidate can escape the sweep.
+
+Every child gets its own mount and IPC namespace with a fresh tmpfs on /tmp and /dev/shm (also its
+working directory, HOME and TMPDIR): nothing one run writes is seen by another run, and a run
+that fills its scratch space fills only its own. When the caller created cgroups for this zygote
+(``CGROUPS``: JSON of cgroup paths), every child joins them first: its CPU time then covers all
+its threads and descendant processes, and memory and process counts are limited for the whole
+tree. The zygote watches that CPU time too and kills a run whose tree exceeds the test's limit.
 
 Protocol on stdin/stdout: 4-byte big-endian length + JSON, one request → one response.
 A child receives test *calls* only (never expected values), runs them in-process with a per-test
@@ -13,6 +20,7 @@ when one dies. Values travel back as tagged plain data built from exact builtin 
 """
 
 import ctypes
+import fcntl
 import gc
 import json
 import os
@@ -44,14 +52,17 @@ import string  # noqa: F401
 import typing  # noqa: F401
 
 LIBC = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWIPC = 0x00020000, 0x40000000, 0x10000000, 0x08000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
 SAFE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
 OUTPUT_CAP = 64 * 1024  # bytes of stdout+stderr kept per candidate
 FILE_CAP = 8 * 1024 * 1024  # RLIMIT_FSIZE: largest file a candidate may write
 FLUSH_NS = 5_000_000  # a buffered child reports at least this often while tests keep finishing
 MAX_MESSAGE = 1 << 20  # a child's result line longer than this is cut and counted as a failure
+USAGE_FD = 4  # the child's read-only handle on its cgroup's CPU counter
+WATCH_S = 0.05  # how often the zygote checks a running child's whole-tree CPU time
+WATCH_SLACK_NS = 50_000_000  # results arrive in batches: CPU of reported-late tests is not a timeout
 
 
 class _Timeout(BaseException):
@@ -62,6 +73,7 @@ _AssertionError = AssertionError
 # thread CPU clock: with ITIMER_PROF armed, the process clock only advances at scheduler ticks here
 _write, _exit, _ptime, _setitimer = os.write, os._exit, time.thread_time_ns, signal.setitimer
 _mono = time.monotonic_ns
+_pread, _getrusage, _RUSAGE_SELF, _RUSAGE_CHILDREN = os.pread, resource.getrusage, resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN
 _stdout, _stderr = sys.stdout, sys.stderr
 _dumps, _type, _repr, _len = json.dumps, type, repr, len
 _int, _float, _str, _bool, _bytes, _complex = int, float, str, bool, bytes, complex
@@ -130,9 +142,29 @@ def _on_prof(signum, frame):
     raise _Timeout()
 
 
-def _apply_limits(req, uid, n_tests):
-    limit = float(req["time_limit"])
-    cpu = int(limit * (n_tests + 1)) + 2
+def _tree_cpu_cgroup():
+    """CPU ns of the whole run (all threads and descendants). Reading the thread clock first makes
+    the kernel charge the running thread's pending time to the cgroup, so the counter is exact for
+    this thread and current to the last tick for the others."""
+    _ptime()
+    return _cpu_value(_pread(USAGE_FD, 4096, 0))
+
+
+def _tree_cpu_rusage():
+    """Fallback without a cgroup: all threads of this process plus its waited-for children."""
+    s, c = _getrusage(_RUSAGE_SELF), _getrusage(_RUSAGE_CHILDREN)
+    return _int((s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime) * 1e9)
+
+
+def _cpu_value(data):
+    """cgroup v1 ``cpuacct.usage`` holds nanoseconds; cgroup v2 ``cpu.stat`` a ``usage_usec`` line."""
+    if data[:11] == b"usage_usec ":
+        return _int(data[11 : data.index(b"\n")]) * 1000
+    return _int(data)
+
+
+def _apply_limits(req, uid, cpu_s):
+    cpu = int(cpu_s) + 2
     mem = int(req["memory_mb"]) * 1024 * 1024
     for res, value in (
         (resource.RLIMIT_CPU, (cpu, cpu + 1)),
@@ -153,27 +185,57 @@ def _apply_limits(req, uid, n_tests):
         os._exit(0)
 
 
-def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
-    """Runs in the forked child: isolate, load the candidate, run tests[start:], report each."""
+def _bind_ro(source, target):
+    if LIBC.mount(source.encode(), target.encode(), None, MS_BIND, None) != 0:
+        return False
+    LIBC.mount(None, target.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+    return True
+
+
+def _private_scratch(size_mb):
+    """A fresh mount + IPC namespace for this run: empty tmpfs on /tmp and /dev/shm (gone with the
+    run's last process), the interpreter's library dirs bound read-only again inside it."""
+    if LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(mount, ipc) failed")
+    options = f"size={int(size_mb)}m,mode=1777".encode()
+    for target in SCRATCH_MOUNTS:
+        if LIBC.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+            raise OSError(ctypes.get_errno(), f"tmpfs on {target.decode()} failed")
+    for source, target in LIB_BINDS:
+        os.mkdir(target, 0o755)
+        _bind_ro(source, target)
+
+
+def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid, buffered, streak):
+    """Runs in the forked child: isolate, load the candidate, run ``plan[start:]`` (test index,
+    CPU limit) and report each by position; stops once ``max_timeouts`` timeouts come in a row
+    (``streak``: how many the run already had in a row before this child)."""
     try:
         os.setsid()
         LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        out = os.open(os.path.join(workdir, "output"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        for fd in PROCS_FDS:  # join the run's cgroups before anything else can run
+            os.write(fd, b"0")
+        if SCRATCH_PRIVATE:
+            _private_scratch(req.get("scratch_mb", SCRATCH_MB))
         os.dup2(DEVNULL_FD, 0)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
         if result_fd != 3:
             os.dup2(result_fd, 3)
             result_fd = 3
-        os.closerange(4, 1 << 16)
+        if CPU_FD >= 0:
+            os.dup2(CPU_FD, USAGE_FD)
+        os.closerange(USAGE_FD + 1 if CPU_FD >= 0 else USAGE_FD, 1 << 16)
         os.chdir(workdir)  # environment (SAFE_ENV) and signal handlers were set up in the zygote
-        _apply_limits(req, uid, _len(compiled) - start)
+        if not SCRATCH_PRIVATE:
+            os.environ["HOME"] = os.environ["TMPDIR"] = workdir
+        tempfile.tempdir = None
+        _apply_limits(req, uid, float(req["time_limit"]) + sum(limit for _, limit in plan[start:]))
         sys.argv = ["candidate"]  # sys.stdin/out/err wrap fds 0-2, now /dev/null and the output file
     except BaseException as exc:  # setup failure is the sandbox's fault, not the candidate's
         _flush(result_fd, [{"setup_error": f"{_type(exc).__name__}: {exc}"}])
         _exit(71)
     limit = float(req["time_limit"])
-    limit_ns = int(limit * 1e9)
     namespace = {"__name__": "candidate", "__builtins__": __builtins__}
     try:
         _setitimer(signal.ITIMER_PROF, limit)
@@ -190,12 +252,13 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
     if not buffered:
         _flush(result_fd, pending)
         pending = []
-    last_flush = _mono()
-    for i in range(start, _len(compiled)):
+    last_flush, stop_at = _mono(), int(req.get("max_timeouts") or 0)
+    for k in range(start, _len(plan)):
+        i, limit = plan[k]
         kind, code = compiled[i]
-        result = {"i": i}
+        result = {"i": k}
         _fired[0] = False
-        t0 = _ptime()
+        t0 = _tree_cpu()
         try:
             if kind == "invalid":
                 raise SyntaxError(code)
@@ -219,11 +282,14 @@ def _child(req, program, compiled, start, result_fd, workdir, uid, buffered):
         except BaseException as exc:
             _setitimer(signal.ITIMER_PROF, 0)
             result["s"], result["e"] = "error", f"{_type(exc).__name__}: {str(exc)[:200]}"
-        result["t"] = _ptime() - t0
-        if _fired[0] or result["t"] > limit_ns:  # the limit passed, whatever the code did about it
+        result["t"] = _tree_cpu() - t0
+        if _fired[0] or result["t"] > limit * 1e9:  # the limit passed, whatever the code did about it
             result["s"] = "timeout"
             result.pop("v", None)
         pending.append(result)
+        streak = streak + 1 if result["s"] == "timeout" else 0
+        if streak == stop_at:
+            break
         if not buffered or _mono() - last_flush > FLUSH_NS:
             _flush(result_fd, pending)
             pending, last_flush = [], _mono()
@@ -275,48 +341,66 @@ def _sweep(uid):
         time.sleep(0.001)
 
 
-def _read_output(workdir):
-    try:
-        with open(os.path.join(workdir, "output"), "rb") as fh:
-            return fh.read(OUTPUT_CAP)
-    except OSError:
-        return b""
+def _cgroup_cpu():
+    """The run's whole-tree CPU ns as the zygote sees it (to the last tick); 0 without a cgroup."""
+    return _cpu_value(os.pread(CPU_FD, 4096, 0)) if CPU_FD >= 0 else 0
 
 
-def _run_one(req, program, compiled, start, uid, results, buffered):
-    """One child from test ``start``; fills ``results``.
+def _oom_kills():
+    """How many processes the kernel killed for the run's memory limit so far (-1: unknown)."""
+    if EVENTS_FD < 0:
+        return -1
+    for line in os.pread(EVENTS_FD, 4096, 0).splitlines():
+        if line.startswith(b"oom_kill "):
+            return int(line.split()[1])
+    return -1
+
+
+def _run_one(req, program, compiled, plan, start, uid, results, buffered, streak):
+    """One child from plan position ``start``; fills ``results``.
 
     Returns (next start, load info, output, rerun): ``rerun`` means a buffered child died with
     tests unresolved, so they must run again unbuffered to learn which test killed it.
     """
-    workdir = tempfile.mkdtemp(prefix="cand-", dir=WORK_ROOT)
-    if uid:
+    workdir = "/tmp" if SCRATCH_PRIVATE else tempfile.mkdtemp(prefix="cand-", dir=WORK_ROOT)
+    if uid and not SCRATCH_PRIVATE:
         os.chown(workdir, uid, uid)
+    out_fd = os.memfd_create("output")
     r, w = os.pipe()
+    oom_before = _oom_kills()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         try:
-            _child(req, program, compiled, start, w, workdir, uid, buffered)
+            _child(req, program, compiled, plan, start, w, out_fd, workdir, uid, buffered, streak)
         finally:
             os._exit(70)
     os.close(w)
-    limit = float(req["time_limit"])
-    wall = float(req["wall_factor"]) * limit + 0.5
-    deadline = time.monotonic() + wall
+    load_limit = float(req["time_limit"])
+    factor = float(req["wall_factor"])
+
+    def current_limit():
+        return plan[current][1] if load is not None and current < len(plan) else load_limit
+
     current, load, buf, finished, ended_by = start, None, b"", False, "crash"
+    deadline = time.monotonic() + factor * current_limit() + 0.5
+    cpu_base = _cgroup_cpu()
     while not finished:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             ended_by = "timeout"
             break
-        ready, _, _ = select.select([r], [], [], remaining)
-        if not ready:
+        ready, _, _ = select.select([r], [], [], min(remaining, WATCH_S) if CPU_FD >= 0 else remaining)
+        if not ready:  # descendants and C calls escape the child's own timer, not the cgroup
+            if CPU_FD >= 0 and _cgroup_cpu() - cpu_base > current_limit() * 1e9 + WATCH_SLACK_NS:
+                ended_by = "timeout"
+                break
             continue
         chunk = os.read(r, 65536)
         if not chunk:
             break
         buf += chunk
+        advanced = False
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             try:
@@ -326,20 +410,22 @@ def _run_one(req, program, compiled, start, uid, results, buffered):
             if not isinstance(msg, dict):
                 continue
             if "load" in msg and load is None:
-                load = msg
+                load, advanced = msg, True
                 if msg["load"] != "ok":
                     finished = True
                     break
             elif "setup_error" in msg and load is None:  # real (sandbox) or forged: this candidate crashes
                 load, finished = {"load": "crash", "detail": "sandbox setup failed: " + str(msg["setup_error"])[:200]}, True
                 break
-            elif msg.get("i") == current and load is not None:
+            elif msg.get("i") == current and load is not None and current < len(plan):
                 results[current] = msg
-                current += 1
-                deadline = time.monotonic() + wall
-            elif "done" in msg and current == len(compiled):
+                current, advanced = current + 1, True
+            elif "done" in msg and load is not None:  # positions not reported were not run (timeout budget)
                 finished = True
                 break
+        if advanced:
+            deadline = time.monotonic() + factor * current_limit() + 0.5
+            cpu_base = _cgroup_cpu()
         if len(buf) > MAX_MESSAGE:
             buf = b""
     os.close(r)
@@ -356,19 +442,27 @@ def _run_one(req, program, compiled, start, uid, results, buffered):
     except ChildProcessError:
         pass
     _sweep(uid)
-    output = _read_output(workdir)
-    shutil.rmtree(workdir, ignore_errors=True)
+    spent = _cgroup_cpu() - cpu_base
+    output = os.pread(out_fd, OUTPUT_CAP, 0)
+    os.close(out_fd)
+    if not SCRATCH_PRIVATE:
+        shutil.rmtree(workdir, ignore_errors=True)
     if finished or load is not None and load["load"] != "ok":
-        return len(compiled), load, output, False
+        return (len(plan) if load is None or load["load"] != "ok" else current), load, output, False, finished
     if load is None and buffered:  # "load ok" may have died in the buffer: find out unbuffered
-        return start, None, output, True
+        return start, None, output, True, False
     if load is None:  # died or hung while loading the program
         load = {"load": ended_by, "detail": "process ended while loading the program"}
-        return len(compiled), load, output, False
+        return len(plan), load, output, False, False
     if buffered:
-        return current, load, output, True
-    results[current] = {"i": current, "s": ended_by, "e": f"child {ended_by} during test", "t": 0}
-    return current + 1, load, output, False
+        return current, load, output, True, False
+    detail = f"child {ended_by} during test"
+    if ended_by == "crash" and oom_before >= 0 and _oom_kills() > oom_before:
+        detail = "killed: memory limit of the run (cgroup)"
+    elif ended_by == "timeout":
+        detail = "killed: CPU time of the run's processes exceeded the limit" if CPU_FD >= 0 and spent > current_limit() * 1e9 else "killed: wall-clock deadline"
+    results[current] = {"i": current, "s": ended_by, "e": detail, "t": max(spent, 0)}
+    return current + 1, load, output, False, False
 
 
 @functools.lru_cache(maxsize=8)
@@ -383,19 +477,43 @@ def _compile_tests(tests):
     return compiled
 
 
+def _set_run_limits(req):
+    """Whole-tree memory and process limits of the run's cgroup (written only when they change)."""
+    for fd, value in ((MEMORY_FD, int(req["memory_mb"]) * 1024 * 1024), (PIDS_FD, PIDS_MAX)):
+        if fd >= 0 and _written.get(fd) != value:
+            try:
+                os.pwrite(fd, str(value).encode(), 0)
+                _written[fd] = value
+            except OSError:
+                pass
+
+
+_written = {}
+
+
 def run(req):
-    """Run one candidate program against its test list; resume after every crashed test."""
+    """Run one candidate against its plan of (test index, CPU limit); resume after every crashed
+    test; after ``max_timeouts`` timeouts in a row (0: never) the rest is reported as not run."""
     compiled = _compile_tests(tuple((t["kind"], t["src"]) for t in req["tests"]))
-    results = [None] * len(compiled)
+    limit = float(req["time_limit"])
+    plan = [(int(i), float(l)) for i, l in req["plan"]] if req.get("plan") is not None else [(i, limit) for i in range(len(compiled))]
+    max_timeouts = int(req.get("max_timeouts") or 0)
+    results = [None] * len(plan)
     try:
         program = compile(req["setup"] + "\n" + req["code"], "<candidate>", "exec")
     except (SyntaxError, ValueError) as exc:
         load = {"load": "error", "detail": f"{type(exc).__name__}: {exc}"}
-        return {"results": [{"i": i, "s": "error", "e": load["detail"], "t": 0} for i in range(len(compiled))], "load": load, "output": "", "children": 0}
+        return {"results": [{"i": k, "s": "error", "e": load["detail"], "t": 0} for k in range(len(plan))], "load": load, "output": "", "children": 0}
+    _set_run_limits(req)
     start, load, outputs, children = 0, None, b"", 0
     buffered = True
-    while start < len(compiled):
-        start, load_now, output, rerun = _run_one(req, program, compiled, start, UID, results, buffered)
+    while start < len(plan):
+        streak = 0
+        while streak < start and results[start - 1 - streak]["s"] == "timeout":
+            streak += 1
+        if max_timeouts and streak >= max_timeouts:
+            break
+        start, load_now, output, rerun, done = _run_one(req, program, compiled, plan, start, UID, results, buffered, streak)
         buffered = not rerun
         children += 1
         outputs = (outputs + output)[:OUTPUT_CAP]
@@ -403,29 +521,76 @@ def run(req):
         if load_now is not None and load_now["load"] != "ok":
             load = load_now
             status = "error" if load_now["load"] == "error" else load_now["load"]
-            for i, res in enumerate(results):
+            for k, res in enumerate(results):
                 if res is None:
-                    results[i] = {"i": i, "s": status, "e": load_now.get("detail", ""), "t": 0}
+                    results[k] = {"i": k, "s": status, "e": load_now.get("detail", ""), "t": 0}
             break
+        if done:
+            break
+    for k, res in enumerate(results):
+        if res is None:
+            results[k] = {"i": k, "s": "skipped", "t": 0}
     return {"results": results, "load": load, "output": outputs.decode("utf-8", "backslashreplace"), "children": children}
 
 
 def _expose_stdlib():
     """Bind the interpreter's library dirs under /tmp so a dropped uid can import from them.
 
-    (They may live under a private home directory, e.g. pyenv in /root; the bind is read-only.)
+    (They may live under a private home directory, e.g. pyenv in /root; the bind is read-only.
+    Every run's fresh /tmp binds them again: ``LIB_BINDS``.)
     """
-    moved = 0
     for i, path in enumerate(list(sys.path)):
         if not os.path.isdir(path):
             continue
         target = f"/tmp/.python-lib-{i}"
         os.makedirs(target, mode=0o755, exist_ok=True)
-        if LIBC.mount(path.encode(), target.encode(), None, MS_BIND, None) == 0:
-            LIBC.mount(None, target.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+        if _bind_ro(path, target):
+            LIB_BINDS.append((path, target))
             sys.path[i] = target
-            moved += 1
-    return f"{moved} library dirs bound read-only under /tmp"
+    return f"{len(LIB_BINDS)} library dirs bound read-only under /tmp"
+
+
+def _scratch_works():
+    """Can a child get its own mount + IPC namespace with a fresh /tmp? Tried once, in a child, and
+    only inside our own private mount namespace (from the host's, mounts could propagate back)."""
+    if not LIB_BINDS:
+        return False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _private_scratch(1)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    return os.waitpid(pid, 0)[1] == 0
+
+
+def _open_cgroup(spec):
+    """Descriptors on the run cgroup's files, opened before the filesystem turns read-only and
+    moved above the descriptors a child rearranges. Returns what CPU accounting this gives."""
+    global PROCS_FDS, CPU_FD, MEMORY_FD, PIDS_FD, EVENTS_FD
+
+    def high(path, flags):
+        if not path:
+            return -1
+        fd = os.open(path, flags)
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD, 100)
+        os.close(fd)
+        return moved
+
+    try:
+        PROCS_FDS = [high(p, os.O_WRONLY) for p in spec.get("procs", [])]
+        CPU_FD = high(spec.get("cpu"), os.O_RDONLY)
+        MEMORY_FD = high(spec.get("memory_limit"), os.O_WRONLY)
+        PIDS_FD = high(spec.get("pids_max"), os.O_WRONLY)
+        EVENTS_FD = high(spec.get("memory_events"), os.O_RDONLY)
+        _cpu_value(os.pread(CPU_FD, 4096, 0))
+    except (OSError, ValueError, TypeError) as exc:
+        PROCS_FDS, CPU_FD, MEMORY_FD, PIDS_FD, EVENTS_FD = [], -1, -1, -1, -1
+        return f"threads + waited-for children (getrusage; cgroup unusable: {type(exc).__name__})"
+    if CPU_FD < 0:
+        return "threads + waited-for children (getrusage; no cgroup)"
+    return f"cgroup {spec.get('kind', '')}: every thread and descendant process".replace("  ", " ")
 
 
 def isolate():
@@ -465,6 +630,14 @@ def isolate():
     return level
 
 
+def _scratch_level():
+    global SCRATCH_PRIVATE
+    SCRATCH_PRIVATE = _scratch_works()
+    if SCRATCH_PRIVATE:
+        return "fresh per run: own tmpfs on " + " and ".join(m.decode() for m in SCRATCH_MOUNTS) + " (cwd, HOME, TMPDIR) and own IPC namespace"
+    return "fresh per run: working directory, HOME and TMPDIR only; /tmp is shared (no mount namespace)"
+
+
 def _read_exact(n):
     data = b""
     while len(data) < n:
@@ -483,13 +656,18 @@ def _reply(obj):
 
 
 def main():
-    global UID, WORK_ROOT
+    global UID, WORK_ROOT, _tree_cpu
     UID = int(sys.argv[1]) if os.geteuid() == 0 else 0
     os.environ.clear()
-    os.environ.update(SAFE_ENV, HOME="/tmp", TMPDIR="/tmp")  # /tmp: the private tmpfs when isolated
+    os.environ.update(SAFE_ENV, HOME="/tmp", TMPDIR="/tmp")  # /tmp: each run's own tmpfs when isolated
+    accounting = _open_cgroup(json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})
+    _tree_cpu = _tree_cpu_cgroup if CPU_FD >= 0 else _tree_cpu_rusage
     level = isolate()
+    level["scratch"] = _scratch_level()
+    level["cpu_accounting"] = accounting
+    level["limits"] = "cgroup: memory and process count of the whole run" if MEMORY_FD >= 0 else "rlimits per process"
     global DEVNULL_FD, ZYGOTE_PID
-    DEVNULL_FD = os.open("/dev/null", os.O_RDONLY)
+    DEVNULL_FD = fcntl.fcntl(os.open("/dev/null", os.O_RDONLY), fcntl.F_DUPFD, 100)
     ZYGOTE_PID = os.getpid()
     # inherited by every child: oversized writes fail with EFBIG, ITIMER_PROF raises _Timeout
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -520,6 +698,13 @@ UID = 0
 WORK_ROOT = "/tmp"
 DEVNULL_FD = 0
 ZYGOTE_PID = 0
+SCRATCH_PRIVATE = False
+SCRATCH_MB = 64  # each run's /tmp and /dev/shm (tmpfs; its pages count against the run's memory)
+SCRATCH_MOUNTS = [b"/tmp"] + ([b"/dev/shm"] if os.path.isdir("/dev/shm") else [])
+LIB_BINDS = []  # (library dir, its read-only bind under /tmp)
+PIDS_MAX = 64  # processes + threads of one run (cgroup), besides RLIMIT_NPROC per sandbox uid
+PROCS_FDS, CPU_FD, MEMORY_FD, PIDS_FD, EVENTS_FD = [], -1, -1, -1, -1
+_tree_cpu = _tree_cpu_rusage
 
 if __name__ == "__main__":
     main()
