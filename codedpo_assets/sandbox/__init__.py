@@ -26,7 +26,7 @@ DEFAULT_MEMORY_MB = 1024
 WALL_FACTOR = 3.0  # wall-clock backstop per test = WALL_FACTOR × its CPU limit + 0.5 s
 MAX_CPU_NS = 10**15  # ~11 days: any larger reported CPU time is forged
 
-__all__ = ["Calibration", "PassMatrix", "SandboxError", "STATUSES", "isolation_level", "run_pass_matrix"]
+__all__ = ["Calibration", "PassMatrix", "SandboxError", "STATUSES", "calibrated_limits", "isolation_level", "run_pass_matrix"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class PassMatrix:
     detail: np.ndarray
     verified: np.ndarray
     limit_ns: np.ndarray
+    run_cpu_ns: np.ndarray  # per code: CPU its runs' processes spent on tests, read after they ended (cgroup; else 0)
     load_errors: list[str] = field(default_factory=list)  # per code: why it did not load ('' if it did)
     outputs: list[str] = field(default_factory=list)  # per code: captured stdout+stderr (capped)
     isolation: dict[str, Any] = field(default_factory=dict)
@@ -121,7 +122,7 @@ def run_pass_matrix(
     shape = (n, m)
     matrix = PassMatrix(np.zeros(shape, dtype=bool), np.full(shape, "error", dtype=object), np.zeros(shape, dtype=np.int64),
                         np.full(shape, "", dtype=object), np.array([c.verified for c in checks], dtype=bool),
-                        np.zeros(shape, dtype=np.int64), [""] * n, [""] * n)  # fmt: skip
+                        np.zeros(shape, dtype=np.int64), np.zeros(n, dtype=np.int64), [""] * n, [""] * n)  # fmt: skip
     if n == 0 or m == 0:
         return matrix
     pool = pool or shared_pool()
@@ -193,6 +194,8 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[
     if not loaded:
         matrix.load_errors[i] = load.get("detail", load.get("load", ""))
     matrix.outputs[i] = matrix.outputs[i] or reply.get("output", "")  # the first run's: loading prints there
+    spent = reply.get("tests_cpu_ns", 0)
+    matrix.run_cpu_ns[i] += min(max(spent, 0), MAX_CPU_NS) if isinstance(spent, int) else 0
     results = reply["results"]
     if len(results) != len(plan):
         raise ValueError("one result per planned test expected")

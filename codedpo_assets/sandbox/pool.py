@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codedpo_assets.sandbox import cgroups
+from codedpo_assets.sandbox import cgroups as cgroup_dirs
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
 SAFE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
@@ -33,16 +33,16 @@ _indices = itertools.count()  # process-wide: two pools' zygotes never share a u
 class Zygote:
     """One warm zygote process; ``call`` is not thread-safe (the pool hands it to one thread)."""
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, use_cgroup: bool = True) -> None:
         if not 0 <= index < 256:
             raise ValueError(f"at most 256 zygotes per process, got index {index}")
         self.uid = UID_BASE + (os.getpid() % (1 << 22)) * 256 + index
-        self.index = index
-        self.cgroup: cgroups.Cgroup | None = None
+        self.index, self.use_cgroup = index, use_cgroup
+        self.cgroup: cgroup_dirs.Cgroup | None = None
         self._start()
 
     def _start(self) -> None:
-        self.cgroup, why_not = cgroups.create(self.index)
+        self.cgroup, why_not = cgroup_dirs.create(self.index) if self.use_cgroup else (None, "disabled")
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-S", str(ZYGOTE), str(self.uid), json.dumps(self.cgroup.spec if self.cgroup else {})],
             stdin=subprocess.PIPE,
@@ -101,17 +101,20 @@ class Zygote:
             self.proc.kill()
             self.proc.wait()
         if self.cgroup is not None:
-            cgroups.remove(self.cgroup)
+            cgroup_dirs.remove(self.cgroup)
             self.cgroup = None
 
 
 class Pool:
-    """``size`` zygotes (default: one per core); threads borrow one per candidate."""
+    """``size`` zygotes (default: one per core); threads borrow one per candidate.
 
-    def __init__(self, size: int | None = None) -> None:
+    ``cgroups=False`` skips the per-zygote cgroups (CPU time then comes from getrusage)."""
+
+    def __init__(self, size: int | None = None, cgroups: bool = True) -> None:
         self.size = size or os.cpu_count() or 1
-        cgroups.remove_leftovers()  # of processes that were killed before they could clean up
-        self.zygotes = [Zygote(next(_indices) % 256) for _ in range(self.size)]
+        if cgroups:
+            cgroup_dirs.remove_leftovers()  # of processes that were killed before they could clean up
+        self.zygotes = [Zygote(next(_indices) % 256, cgroups) for _ in range(self.size)]
         self._idle: queue.Queue[Zygote] = queue.Queue()
         for z in self.zygotes:
             self._idle.put(z)

@@ -66,10 +66,12 @@ def time_candidates(
         order = list(range(len(codes)))
         rng.shuffle(order)
         matrix = run_pass_matrix([codes[i] for i in order], tests, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb,
-                                 pool=pool or timing_pool())  # fmt: skip
+                                 pool=pool or timing_pool(), calibration=None)  # fmt: skip
         if round_ < warmup:
             continue
-        totals = matrix.cpu_time_ns.sum(axis=1)
+        # whole-run CPU read after the run's processes ended where a cgroup counts it: per-test
+        # readings can miss the last tick of a thread or child still exiting when a test returns
+        totals = matrix.run_cpu_ns if matrix.run_cpu_ns.all() else matrix.cpu_time_ns.sum(axis=1)
         for row, i in enumerate(order):
             samples[i].append(int(totals[row]))
             passed[i] &= bool(matrix.passed[row].all())

@@ -248,7 +248,7 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
         _finish(result_fd, [{"load": "error", "detail": f"{_type(exc).__name__}: {str(exc)[:300]}"}])
     # Buffered: results go out in batches (cheap tests cost no pipe round trip each), at least
     # every FLUSH_NS; unbuffered (after an unexplained death) one line per test pins the culprit.
-    pending = [{"load": "ok"}]
+    pending = [{"load": "ok", "t0": _tree_cpu()}]
     if not buffered:
         _flush(result_fd, pending)
         pending = []
@@ -288,7 +288,7 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
             result.pop("v", None)
         pending.append(result)
         streak = streak + 1 if result["s"] == "timeout" else 0
-        if streak == stop_at:
+        if streak == stop_at > 0:
             break
         if not buffered or _mono() - last_flush > FLUSH_NS:
             _flush(result_fd, pending)
@@ -359,15 +359,17 @@ def _oom_kills():
 def _run_one(req, program, compiled, plan, start, uid, results, buffered, streak):
     """One child from plan position ``start``; fills ``results``.
 
-    Returns (next start, load info, output, rerun): ``rerun`` means a buffered child died with
-    tests unresolved, so they must run again unbuffered to learn which test killed it.
+    Returns (next start, load info, output, rerun, done, tests CPU): ``rerun`` means a buffered
+    child died with tests unresolved, so they must run again unbuffered to learn which test killed
+    it; ``done``: the child ended its plan itself; tests CPU: what the run's processes spent from
+    the first test on, read once all of them are gone (exact, whatever threads or children did).
     """
     workdir = "/tmp" if SCRATCH_PRIVATE else tempfile.mkdtemp(prefix="cand-", dir=WORK_ROOT)
     if uid and not SCRATCH_PRIVATE:
         os.chown(workdir, uid, uid)
     out_fd = os.memfd_create("output")
     r, w = os.pipe()
-    oom_before = _oom_kills()
+    oom_before, cpu_before = _oom_kills(), _cgroup_cpu()
     pid = os.fork()
     if pid == 0:
         os.close(r)
@@ -382,7 +384,7 @@ def _run_one(req, program, compiled, plan, start, uid, results, buffered, streak
     def current_limit():
         return plan[current][1] if load is not None and current < len(plan) else load_limit
 
-    current, load, buf, finished, ended_by = start, None, b"", False, "crash"
+    current, load, buf, finished, ended_by, tests_from = start, None, b"", False, "crash", 0
     deadline = time.monotonic() + factor * current_limit() + 0.5
     cpu_base = _cgroup_cpu()
     while not finished:
@@ -411,6 +413,7 @@ def _run_one(req, program, compiled, plan, start, uid, results, buffered, streak
                 continue
             if "load" in msg and load is None:
                 load, advanced = msg, True
+                tests_from = min(msg.get("t0", 0), _cgroup_cpu() - cpu_before) if isinstance(msg.get("t0"), int) else 0
                 if msg["load"] != "ok":
                     finished = True
                     break
@@ -442,27 +445,28 @@ def _run_one(req, program, compiled, plan, start, uid, results, buffered, streak
     except ChildProcessError:
         pass
     _sweep(uid)
-    spent = _cgroup_cpu() - cpu_base
+    now = _cgroup_cpu()  # every process of the run is gone: the counter is exact
+    spent, tests_cpu = now - cpu_base, max(now - cpu_before - tests_from, 0) if load is not None and load["load"] == "ok" else 0
     output = os.pread(out_fd, OUTPUT_CAP, 0)
     os.close(out_fd)
     if not SCRATCH_PRIVATE:
         shutil.rmtree(workdir, ignore_errors=True)
     if finished or load is not None and load["load"] != "ok":
-        return (len(plan) if load is None or load["load"] != "ok" else current), load, output, False, finished
+        return (len(plan) if load is None or load["load"] != "ok" else current), load, output, False, finished, tests_cpu
     if load is None and buffered:  # "load ok" may have died in the buffer: find out unbuffered
-        return start, None, output, True, False
+        return start, None, output, True, False, 0
     if load is None:  # died or hung while loading the program
         load = {"load": ended_by, "detail": "process ended while loading the program"}
-        return len(plan), load, output, False, False
+        return len(plan), load, output, False, False, 0
     if buffered:
-        return current, load, output, True, False
+        return current, load, output, True, False, tests_cpu
     detail = f"child {ended_by} during test"
     if ended_by == "crash" and oom_before >= 0 and _oom_kills() > oom_before:
         detail = "killed: memory limit of the run (cgroup)"
     elif ended_by == "timeout":
         detail = "killed: CPU time of the run's processes exceeded the limit" if CPU_FD >= 0 and spent > current_limit() * 1e9 else "killed: wall-clock deadline"
     results[current] = {"i": current, "s": ended_by, "e": detail, "t": max(spent, 0)}
-    return current + 1, load, output, False, False
+    return current + 1, load, output, False, False, tests_cpu
 
 
 @functools.lru_cache(maxsize=8)
@@ -505,7 +509,7 @@ def run(req):
         load = {"load": "error", "detail": f"{type(exc).__name__}: {exc}"}
         return {"results": [{"i": k, "s": "error", "e": load["detail"], "t": 0} for k in range(len(plan))], "load": load, "output": "", "children": 0}
     _set_run_limits(req)
-    start, load, outputs, children = 0, None, b"", 0
+    start, load, outputs, children, tests_cpu = 0, None, b"", 0, 0
     buffered = True
     while start < len(plan):
         streak = 0
@@ -513,7 +517,8 @@ def run(req):
             streak += 1
         if max_timeouts and streak >= max_timeouts:
             break
-        start, load_now, output, rerun, done = _run_one(req, program, compiled, plan, start, UID, results, buffered, streak)
+        start, load_now, output, rerun, done, cpu = _run_one(req, program, compiled, plan, start, UID, results, buffered, streak)
+        tests_cpu += cpu
         buffered = not rerun
         children += 1
         outputs = (outputs + output)[:OUTPUT_CAP]
@@ -530,7 +535,7 @@ def run(req):
     for k, res in enumerate(results):
         if res is None:
             results[k] = {"i": k, "s": "skipped", "t": 0}
-    return {"results": results, "load": load, "output": outputs.decode("utf-8", "backslashreplace"), "children": children}
+    return {"results": results, "load": load, "output": outputs.decode("utf-8", "backslashreplace"), "children": children, "tests_cpu_ns": tests_cpu}
 
 
 def _expose_stdlib():
