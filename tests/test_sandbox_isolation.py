@@ -23,18 +23,29 @@ def prog(body: str) -> str:
     return textwrap.dedent(body).strip() + "\n"
 
 
-PLANTER = prog(f"""
-    import os, tempfile
+IPC = prog("""
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mq_open.restype = ctypes.c_int
+    def sysv_shm(create):  # SysV shared memory under a fixed key
+        return libc.shmget(0x5eed, 4096, 0o1600 if create else 0) != -1
+    def mqueue(create):  # a POSIX message queue under a fixed name
+        fd = libc.mq_open(b"/codedpo-planted", os.O_RDWR | (os.O_CREAT if create else 0), 0o600, None)
+        return fd != -1
+    """)
+PLANTER = IPC + prog(f"""
+    import tempfile
     def add(a, b):
         for path in [{", ".join(SCRATCH)}]:
             with open(path, 'w') as fh:
                 fh.write('planted')
+        assert sysv_shm(True) and mqueue(True)
         return a + b
     """)
-VICTIM = prog(f"""
-    import os, tempfile
-    def add(a, b):  # sees a planted file: wrong answer
-        return a + b + sum(os.path.exists(p) for p in [{", ".join(SCRATCH)}])
+VICTIM = IPC + prog(f"""
+    import tempfile
+    def add(a, b):  # sees a planted file or IPC object: wrong answer
+        return a + b + sum(os.path.exists(p) for p in [{", ".join(SCRATCH)}]) + sysv_shm(False) + mqueue(False)
     """)
 SAME_PATH = prog("""
     def add(a, b):  # an honest candidate with a fixed scratch file, created exclusively
@@ -50,18 +61,18 @@ FILLER = prog("""
     def add(a, b):
         i = 0
         try:
-            while i < 1000:
+            while i < 10000:
                 with open(f'/tmp/fill{i}', 'wb') as fh:
-                    fh.write(b'0' * (4 << 20))
+                    fh.write(b'0' * (1 << 20))
                 i += 1
-        except OSError:
+        except OSError:  # no space left: the scratch tmpfs is full
             pass
-        return a + b if i < 1000 else 0
+        return a + b if i < 10000 else 0
     """)
 WRITER = prog("""
     def add(a, b):
         with open('/tmp/big', 'wb') as fh:
-            fh.write(b'1' * (4 << 20))
+            fh.write(b'1' * (2 << 20))
         return a + b
     """)
 
@@ -77,7 +88,7 @@ def one():
 def test_private_scratch_is_reported(one):
     if os.geteuid() != 0:
         pytest.skip("private scratch needs namespaces (root on this project's machines)")
-    assert one.isolation["scratch"].startswith("fresh per run: own tmpfs on /tmp")
+    assert one.isolation["scratch"].startswith("private per run: /tmp and /dev/shm")
 
 
 @pytest.mark.parametrize("order", ["planter_first", "victim_first"])

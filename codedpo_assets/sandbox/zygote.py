@@ -192,18 +192,46 @@ def _bind_ro(source, target):
     return True
 
 
-def _private_scratch(size_mb):
-    """A fresh mount + IPC namespace for this run: empty tmpfs on /tmp and /dev/shm (gone with the
-    run's last process), the interpreter's library dirs bound read-only again inside it."""
-    if LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(mount, ipc) failed")
-    options = f"size={int(size_mb)}m,mode=1777".encode()
-    for target in SCRATCH_MOUNTS:
-        if LIBC.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
-            raise OSError(ctypes.get_errno(), f"tmpfs on {target.decode()} failed")
-    for source, target in LIB_BINDS:
-        os.mkdir(target, 0o755)
-        _bind_ro(source, target)
+def _wipe_scratch():
+    """Empty the scratch tmpfs mounts (/tmp, /dev/shm) once a run's processes are all gone, so no
+    later run sees what it wrote; a new IPC namespace if it left SysV objects or message queues.
+    (Emptying costs microseconds; a mount namespace per run cost an RCU grace period per exit.)"""
+    global IPC_FRESH
+    for root in SCRATCH_ROOTS:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if entry.path in SCRATCH_KEEP:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError:
+                        pass
+    if not _ipc_objects_left():
+        return
+    if LIBC.unshare(CLONE_NEWIPC) == 0:
+        _mount_mqueue()
+    else:
+        IPC_FRESH = False
+
+
+def _ipc_objects_left():
+    for kind in ("shm", "sem", "msg"):
+        try:
+            with open(f"/proc/sysvipc/{kind}", "rb") as fh:
+                if fh.read().count(b"\n") > 1:  # a header line, then one line per object
+                    return True
+        except OSError:
+            pass
+    return bool(MQUEUE and os.listdir(MQUEUE))
+
+
+def _mount_mqueue():
+    """Show this IPC namespace's POSIX message queues (mq_open needs no mount, so we look here)."""
+    global MQUEUE
+    MQUEUE = "/dev/mqueue" if os.path.isdir("/dev/mqueue") and LIBC.mount(b"mqueue", b"/dev/mqueue", b"mqueue", MS_NOSUID | MS_NODEV, None) == 0 else ""
 
 
 def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid, buffered, streak):
@@ -215,8 +243,6 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
         LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         for fd in PROCS_FDS:  # join the run's cgroups before anything else can run
             os.write(fd, b"0")
-        if SCRATCH_PRIVATE:
-            _private_scratch(req.get("scratch_mb", SCRATCH_MB))
         os.dup2(DEVNULL_FD, 0)
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
@@ -542,7 +568,7 @@ def _expose_stdlib():
     """Bind the interpreter's library dirs under /tmp so a dropped uid can import from them.
 
     (They may live under a private home directory, e.g. pyenv in /root; the bind is read-only.
-    Every run's fresh /tmp binds them again: ``LIB_BINDS``.)
+    Runs write to the same tmpfs, emptied after each run: ``_wipe_scratch``.)
     """
     for i, path in enumerate(list(sys.path)):
         if not os.path.isdir(path):
@@ -550,24 +576,9 @@ def _expose_stdlib():
         target = f"/tmp/.python-lib-{i}"
         os.makedirs(target, mode=0o755, exist_ok=True)
         if _bind_ro(path, target):
-            LIB_BINDS.append((path, target))
+            SCRATCH_KEEP.add(target)
             sys.path[i] = target
-    return f"{len(LIB_BINDS)} library dirs bound read-only under /tmp"
-
-
-def _scratch_works():
-    """Can a child get its own mount + IPC namespace with a fresh /tmp? Tried once, in a child, and
-    only inside our own private mount namespace (from the host's, mounts could propagate back)."""
-    if not LIB_BINDS:
-        return False
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _private_scratch(1)
-            os._exit(0)
-        except BaseException:
-            os._exit(1)
-    return os.waitpid(pid, 0)[1] == 0
+    return f"{len(SCRATCH_KEEP)} library dirs bound read-only under /tmp"
 
 
 def _open_cgroup(spec):
@@ -616,17 +627,24 @@ def isolate():
     if LIBC.unshare(CLONE_NEWNET) == 0:
         level["network"] = "isolated (empty network namespace)"
     if LIBC.unshare(CLONE_NEWNS) == 0 and LIBC.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
-        tmp_ok = LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, b"size=512m,mode=1777") == 0
+        global SCRATCH_PRIVATE, IPC_FRESH
+        tmp_ok = LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, SCRATCH_OPTIONS) == 0
+        if tmp_ok and os.path.isdir("/dev/shm") and LIBC.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, SCRATCH_OPTIONS) == 0:
+            SCRATCH_ROOTS.append("/dev/shm")
+        IPC_FRESH = LIBC.unshare(CLONE_NEWIPC) == 0
+        if IPC_FRESH:
+            _mount_mqueue()
         failed = []
         with open("/proc/self/mountinfo") as fh:
             mounts = [line.split()[4] for line in fh]
         for mountpoint in mounts:
-            if mountpoint == "/tmp":
+            if mountpoint in SCRATCH_ROOTS:
                 continue
             if LIBC.mount(None, mountpoint.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None) != 0:
                 failed.append(mountpoint)
         if tmp_ok:
             level["stdlib"] = _expose_stdlib()
+            SCRATCH_PRIVATE = True
         if tmp_ok and not failed:
             level["filesystem"] = "read-only, private /tmp (mount namespace)"
         elif tmp_ok:
@@ -636,11 +654,10 @@ def isolate():
 
 
 def _scratch_level():
-    global SCRATCH_PRIVATE
-    SCRATCH_PRIVATE = _scratch_works()
     if SCRATCH_PRIVATE:
-        return "fresh per run: own tmpfs on " + " and ".join(m.decode() for m in SCRATCH_MOUNTS) + " (cwd, HOME, TMPDIR) and own IPC namespace"
-    return "fresh per run: working directory, HOME and TMPDIR only; /tmp is shared (no mount namespace)"
+        return ("private per run: /tmp and /dev/shm (cwd, HOME, TMPDIR) are this zygote's own tmpfs, emptied after every run"
+                + ("; fresh IPC namespace whenever a run leaves SysV objects or message queues" if IPC_FRESH else ""))
+    return "per run: working directory, HOME and TMPDIR only; /tmp is shared (no mount namespace)"
 
 
 def _read_exact(n):
@@ -678,6 +695,7 @@ def main():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGPROF, _on_prof)
     WORK_ROOT = tempfile.mkdtemp(prefix="codedpo-sandbox-", dir="/tmp")
+    SCRATCH_KEEP.add(WORK_ROOT)
     os.chmod(WORK_ROOT, 0o711)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.stdout.reconfigure(errors="backslashreplace")
@@ -696,6 +714,8 @@ def main():
             _reply(run(req))
         except Exception as exc:  # report, keep serving
             _reply({"fatal": f"{type(exc).__name__}: {exc}"})
+        if SCRATCH_PRIVATE:  # after the reply: the caller reads it meanwhile
+            _wipe_scratch()
     shutil.rmtree(WORK_ROOT, ignore_errors=True)
 
 
@@ -703,10 +723,11 @@ UID = 0
 WORK_ROOT = "/tmp"
 DEVNULL_FD = 0
 ZYGOTE_PID = 0
-SCRATCH_PRIVATE = False
-SCRATCH_MB = 64  # each run's /tmp and /dev/shm (tmpfs; its pages count against the run's memory)
-SCRATCH_MOUNTS = [b"/tmp"] + ([b"/dev/shm"] if os.path.isdir("/dev/shm") else [])
-LIB_BINDS = []  # (library dir, its read-only bind under /tmp)
+SCRATCH_PRIVATE = False  # /tmp (and /dev/shm) are tmpfs mounts of our own, wiped after every run
+SCRATCH_OPTIONS = b"size=64m,nr_inodes=65536,mode=1777"  # a run's scratch space (its pages count as its memory)
+SCRATCH_ROOTS = ["/tmp"]
+SCRATCH_KEEP = set()  # the zygote's own entries in /tmp: library binds, its work root
+IPC_FRESH, MQUEUE = False, ""
 PIDS_MAX = 64  # processes + threads of one run (cgroup), besides RLIMIT_NPROC per sandbox uid
 PROCS_FDS, CPU_FD, MEMORY_FD, PIDS_FD, EVENTS_FD = [], -1, -1, -1, -1
 _tree_cpu = _tree_cpu_rusage
