@@ -70,10 +70,12 @@ FILLER = prog("""
         return a + b if i < 10000 else 0
     """)
 WRITER = prog("""
-    def add(a, b):
+    import os
+    def add(a, b):  # finds its scratch space empty: nearly all of it free
         with open('/tmp/big', 'wb') as fh:
             fh.write(b'1' * (2 << 20))
-        return a + b
+        st = os.statvfs('/tmp')
+        return a + b if st.f_bavail * st.f_frsize >= (st.f_blocks * st.f_frsize) * 3 // 4 else -1
     """)
 
 
