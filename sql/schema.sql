@@ -113,9 +113,11 @@ CREATE TABLE IF NOT EXISTS pass_matrix (
     status         VARCHAR NOT NULL,   -- pass | fail | error | timeout | crash
     passed         BOOLEAN NOT NULL,
     verified       BOOLEAN NOT NULL,
-    cpu_time_ns    BIGINT NOT NULL,
-    detail         VARCHAR
+    cpu_time_ns    BIGINT NOT NULL,   -- CPU of the candidate's threads and child processes on this test
+    detail         VARCHAR,
+    limit_ms       DOUBLE             -- CPU limit the cell ran under (calibrated); NULL: not run (see detail)
 );
+ALTER TABLE pass_matrix ADD COLUMN IF NOT EXISTS limit_ms DOUBLE;  -- databases made before the column
 
 -- pass_matrix_grid: the wide matrix of a prompt, one row per code, one character per test
 -- (P pass, F fail, E error, T timeout, C crash), in test order.

@@ -8,12 +8,21 @@ from pydantic import Field
 from codedpo_assets.assets.generation import ASSET_ARGS, candidate_code, generated_tests
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.plots import md_table, status_heatmap
-from codedpo_assets.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIME_LIMIT_S, run_pass_matrix
+from codedpo_assets.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIME_LIMIT_S, Calibration, run_pass_matrices
 
 
 class PassMatrixConfig(dg.Config):
-    time_limit_s: float = Field(default=DEFAULT_TIME_LIMIT_S, description="CPU seconds per test.")
-    memory_mb: int = Field(default=DEFAULT_MEMORY_MB, description="Address-space limit per candidate.")
+    time_limit_s: float = Field(default=DEFAULT_TIME_LIMIT_S, description="CPU seconds per test (every thread and child process counts): the ceiling.")
+    memory_mb: int = Field(default=DEFAULT_MEMORY_MB, description="Memory limit of a candidate's whole run (cgroup) and of each of its processes.")
+    calibrate: bool = Field(default=True, description="Per-test limits learned from the prompt's other candidates; false: every cell gets time_limit_s.")
+    probe_s: float = Field(default=Calibration.probe_s, description="Calibration: every cell's first-pass CPU limit.")
+    calibration_factor: float = Field(default=Calibration.factor, description="Calibration: a test's limit is this × the most CPU a candidate needed to finish it.")
+    max_consecutive_timeouts: int = Field(default=Calibration.max_consecutive_timeouts, description="Calibration: a candidate stops after this many timeouts in a row.")
+
+    def calibration(self) -> Calibration | None:
+        if not self.calibrate:
+            return None
+        return Calibration(probe_s=self.probe_s, factor=self.calibration_factor, max_consecutive_timeouts=self.max_consecutive_timeouts)
 
 
 def _kept(db, table: str, column: str, id_col: str, key: str) -> dict[str, list[tuple[str, str]]]:
@@ -58,17 +67,20 @@ def _pictures(rows: list[dict]) -> dict:
 def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, store: DuckDBStore) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     codes, tests = _kept(db, "candidate_code", "code", "code_id", key), _kept(db, "generated_tests", "test", "test_id", key)
-    rows, isolation, setup = [], {}, seed_imports(db, key)
-    for prompt_id in sorted(codes.keys() & tests.keys()):
-        matrix = run_pass_matrix([c for _, c in codes[prompt_id]], [t for _, t in tests[prompt_id]], setup=setup.get(prompt_id, ""),
-                                 time_limit_s=config.time_limit_s, memory_mb=config.memory_mb)  # fmt: skip
+    rows, isolation, setup, schedule = [], {}, seed_imports(db, key), Counter()
+    prompts = sorted(codes.keys() & tests.keys())
+    matrices = run_pass_matrices([([c for _, c in codes[p]], [t for _, t in tests[p]], setup.get(p, "")) for p in prompts],
+                                 time_limit_s=config.time_limit_s, memory_mb=config.memory_mb, calibration=config.calibration())  # fmt: skip
+    for prompt_id, matrix in zip(prompts, matrices):
         isolation = matrix.isolation
+        schedule.update({k: v for k, v in matrix.schedule.items() if k in ("cells_rerun", "cells_not_run", "tests_at_full_limit")})
         for i, (code_id, _) in enumerate(codes[prompt_id]):
             for j, (test_id, _) in enumerate(tests[prompt_id]):
                 rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": code_id, "test_id": test_id,
                              "code_index": i, "test_index": j, "status": str(matrix.status[i, j]),
                              "passed": bool(matrix.passed[i, j]), "verified": bool(matrix.verified[j]),
-                             "cpu_time_ns": int(matrix.cpu_time_ns[i, j]), "detail": str(matrix.detail[i, j])[:500]})  # fmt: skip
+                             "cpu_time_ns": int(matrix.cpu_time_ns[i, j]), "detail": str(matrix.detail[i, j])[:500],
+                             "limit_ms": float(matrix.limit_ns[i, j]) / 1e6 or None})  # fmt: skip
     db.replace_partition(key, {"pass_matrix": rows})
     statuses = Counter(r["status"] for r in rows)
     return dg.MaterializeResult(
@@ -79,5 +91,6 @@ def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, sto
             "pass_rate": dg.MetadataValue.float(statuses["pass"] / len(rows) if rows else 0.0),
             "cells_by_status": dg.MetadataValue.json(dict(sorted(statuses.items()))),
             "isolation": dg.MetadataValue.json(isolation),
+            "calibration": dg.MetadataValue.json(dict(schedule)),
         }
     )

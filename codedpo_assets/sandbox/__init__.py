@@ -26,7 +26,7 @@ DEFAULT_MEMORY_MB = 1024
 WALL_FACTOR = 3.0  # wall-clock backstop per test = WALL_FACTOR × its CPU limit + 0.5 s
 MAX_CPU_NS = 10**15  # ~11 days: any larger reported CPU time is forged
 
-__all__ = ["Calibration", "PassMatrix", "SandboxError", "STATUSES", "calibrated_limits", "isolation_level", "run_pass_matrix"]
+__all__ = ["Calibration", "PassMatrix", "SandboxError", "STATUSES", "calibrated_limits", "isolation_level", "run_pass_matrices", "run_pass_matrix"]
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,14 @@ def run_pass_matrix(
                        "tests_at_full_limit": int((limits >= time_limit_s).sum()), "cells_rerun": int(again.sum()),
                        "cells_not_run": int(not_run.sum())}  # fmt: skip
     return matrix
+
+
+def run_pass_matrices(problems: Sequence[tuple[Sequence[str], Sequence[str], str]], *, pool: Pool | None = None, **options: Any) -> list[PassMatrix]:
+    """``run_pass_matrix`` for several prompts (codes, tests, setup) at once, results in order: a
+    prompt's second pass is often one slow candidate, and the next prompt's cells fill the idle zygotes."""
+    pool = pool or shared_pool()
+    with ThreadPoolExecutor(max_workers=pool.size) as executor:
+        return list(executor.map(lambda p: run_pass_matrix(p[0], p[1], setup=p[2], pool=pool, **options), problems))
 
 
 def calibrated_limits(matrix: PassMatrix, probe_s: float, time_limit_s: float, factor: float, min_finishers: int) -> np.ndarray:

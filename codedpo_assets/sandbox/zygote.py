@@ -439,7 +439,8 @@ def _run_one(req, program, compiled, plan, start, uid, results, buffered, streak
                 continue
             if "load" in msg and load is None:
                 load, advanced = msg, True
-                tests_from = min(msg.get("t0", 0), _cgroup_cpu() - cpu_before) if isinstance(msg.get("t0"), int) else 0
+                # the child's counter reading before its first test; never later than ours now (a forged one)
+                tests_from = max(min(msg["t0"], _cgroup_cpu()), cpu_before) if isinstance(msg.get("t0"), int) else _cgroup_cpu()
                 if msg["load"] != "ok":
                     finished = True
                     break
@@ -472,7 +473,7 @@ def _run_one(req, program, compiled, plan, start, uid, results, buffered, streak
         pass
     _sweep(uid)
     now = _cgroup_cpu()  # every process of the run is gone: the counter is exact
-    spent, tests_cpu = now - cpu_base, max(now - cpu_before - tests_from, 0) if load is not None and load["load"] == "ok" else 0
+    spent, tests_cpu = now - cpu_base, max(now - tests_from, 0) if load is not None and load["load"] == "ok" else 0
     output = os.pread(out_fd, OUTPUT_CAP, 0)
     os.close(out_fd)
     if not SCRATCH_PRIVATE:
