@@ -36,7 +36,8 @@ class Calibration:
     have none, so the other candidates play its part).
 
     1. Probe: every cell runs with ``probe_s``; a candidate stops after ``max_consecutive_timeouts``
-       timeouts in a row (its other tests wait for step 2).
+       timeouts in a row if at least ``stop_share`` of its tests so far timed out (its other tests
+       wait for step 2; one that loops on a few inputs only keeps going).
     2. Calibrate: test j's limit is ``factor`` × the most CPU any candidate needed to finish it in
        the probe, within [``probe_s``, the full limit]; the full limit when fewer than
        ``min_finishers`` candidates finished it (one fast wrong answer says little about what a
@@ -48,6 +49,7 @@ class Calibration:
     probe_s: float = 0.01
     factor: float = 10.0
     max_consecutive_timeouts: int = 5
+    stop_share: float = 0.5
     min_finishers: int = 3
 
 
@@ -86,7 +88,7 @@ def _syntax_error(code: str, setup: str) -> str:
 Plan = list[tuple[int, float]]  # (test index, CPU limit in seconds), in the order to run
 
 
-def _run_code(pool: Pool, code: str, checks: list[Check], plan: Plan, setup: str, time_limit_s: float, memory_mb: int, max_timeouts: int) -> dict:
+def _run_code(pool: Pool, code: str, checks: list[Check], plan: Plan, setup: str, time_limit_s: float, memory_mb: int, stop: tuple[int, float]) -> dict:
     request = {
         "code": code,
         "setup": setup,
@@ -95,7 +97,8 @@ def _run_code(pool: Pool, code: str, checks: list[Check], plan: Plan, setup: str
         "time_limit": time_limit_s,
         "memory_mb": memory_mb,
         "wall_factor": WALL_FACTOR,
-        "max_timeouts": max_timeouts,
+        "max_timeouts": stop[0],
+        "stop_share": stop[1],
     }
     # generous backstop: every test may hit its wall deadline twice (buffered run, then the rerun)
     timeout = 2 * sum(WALL_FACTOR * limit + 1.5 for _, limit in plan) + 2 * (WALL_FACTOR * time_limit_s + 1.5) + 30
@@ -136,11 +139,11 @@ def run_pass_matrix(
             runnable.append(i)
     run = functools.partial(_run_pass, matrix, pool, codes, checks, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb)
     if calibration is None:
-        run({i: [(j, time_limit_s) for j in range(m)] for i in runnable}, max_timeouts=0)
+        run({i: [(j, time_limit_s) for j in range(m)] for i in runnable}, stop=(0, 0.0))
         return matrix
     probe = min(time_limit_s, calibration.probe_s)
-    k = calibration.max_consecutive_timeouts
-    run({i: [(j, probe) for j in range(m)] for i in runnable}, max_timeouts=k)
+    k, stop = calibration.max_consecutive_timeouts, (calibration.max_consecutive_timeouts, calibration.stop_share)
+    run({i: [(j, probe) for j in range(m)] for i in runnable}, stop=stop)
     limits = calibrated_limits(matrix, probe, time_limit_s, calibration.factor, calibration.min_finishers)
     waiting = matrix.status == "skipped"
     again = waiting | ((matrix.status == "timeout") & (limits[None, :] > probe))
@@ -150,11 +153,11 @@ def run_pass_matrix(
         np.random.default_rng(i).shuffle(order)  # a candidate's slow inputs often come in runs of tests
         if order.size:
             plans[i] = [(int(j), float(limits[j])) for j in order]
-    run(plans, max_timeouts=k)
+    run(plans, stop=stop)
     not_run = matrix.status == "skipped"
     matrix.status[not_run] = "timeout"
-    matrix.detail[not_run] = f"not run: the candidate timed out on {k} tests in a row"
-    matrix.schedule = {"probe_s": probe, "factor": calibration.factor, "max_consecutive_timeouts": k,
+    matrix.detail[not_run] = f"not run: the candidate timed out on {k} tests in a row and on most it ran"
+    matrix.schedule = {"probe_s": probe, "factor": calibration.factor, "max_consecutive_timeouts": k, "stop_share": calibration.stop_share,
                        "tests_at_full_limit": int((limits >= time_limit_s).sum()), "cells_rerun": int(again.sum()),
                        "cells_not_run": int(not_run.sum())}  # fmt: skip
     return matrix
@@ -177,10 +180,10 @@ def calibrated_limits(matrix: PassMatrix, probe_s: float, time_limit_s: float, f
 
 
 def _run_pass(matrix: PassMatrix, pool: Pool, codes: Sequence[str], checks: list[Check], plans: dict[int, Plan], *,
-              setup: str, time_limit_s: float, memory_mb: int, max_timeouts: int) -> None:  # fmt: skip
+              setup: str, time_limit_s: float, memory_mb: int, stop: tuple[int, float]) -> None:  # fmt: skip
     """Run each code's plan on the zygotes and write the cells it covers."""
     with ThreadPoolExecutor(max_workers=pool.size) as executor:
-        futures = {i: executor.submit(_run_code, pool, codes[i], checks, plan, setup, time_limit_s, memory_mb, max_timeouts)
+        futures = {i: executor.submit(_run_code, pool, codes[i], checks, plan, setup, time_limit_s, memory_mb, stop)
                    for i, plan in plans.items()}  # fmt: skip
         for i, future in futures.items():
             cols = [j for j, _ in plans[i]]

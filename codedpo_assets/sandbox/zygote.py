@@ -234,10 +234,17 @@ def _mount_mqueue():
     MQUEUE = "/dev/mqueue" if os.path.isdir("/dev/mqueue") and LIBC.mount(b"mqueue", b"/dev/mqueue", b"mqueue", MS_NOSUID | MS_NODEV, None) == 0 else ""
 
 
-def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid, buffered, streak):
+def _stop(req, streak, timeouts, resolved):
+    """The run's stop rule: ``max_timeouts`` timeouts in a row, and at least ``stop_share`` of the
+    tests run so far timed out (a candidate that loops on a few inputs only keeps going)."""
+    stop_at = req.get("max_timeouts") or 0
+    return 0 < stop_at <= streak and timeouts >= req.get("stop_share", 0) * resolved
+
+
+def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid, buffered, counts):
     """Runs in the forked child: isolate, load the candidate, run ``plan[start:]`` (test index,
-    CPU limit) and report each by position; stops once ``max_timeouts`` timeouts come in a row
-    (``streak``: how many the run already had in a row before this child)."""
+    CPU limit) and report each by position; stops once the stop rule (``_stop``) holds
+    (``counts``: the run's timeouts in a row, timeouts and tests run before this child)."""
     try:
         os.setsid()
         LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -278,7 +285,7 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
     if not buffered:
         _flush(result_fd, pending)
         pending = []
-    last_flush, stop_at = _mono(), int(req.get("max_timeouts") or 0)
+    last_flush, (streak, timeouts, resolved) = _mono(), counts
     for k in range(start, _len(plan)):
         i, limit = plan[k]
         kind, code = compiled[i]
@@ -313,8 +320,9 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
             result["s"] = "timeout"
             result.pop("v", None)
         pending.append(result)
-        streak = streak + 1 if result["s"] == "timeout" else 0
-        if streak == stop_at > 0:
+        timed_out = result["s"] == "timeout"
+        streak, timeouts, resolved = streak + 1 if timed_out else 0, timeouts + timed_out, resolved + 1
+        if timed_out and _stop(req, streak, timeouts, resolved):
             break
         if not buffered or _mono() - last_flush > FLUSH_NS:
             _flush(result_fd, pending)
@@ -382,7 +390,7 @@ def _oom_kills():
     return -1
 
 
-def _run_one(req, program, compiled, plan, start, uid, results, buffered, streak):
+def _run_one(req, program, compiled, plan, start, uid, results, buffered, counts):
     """One child from plan position ``start``; fills ``results``.
 
     Returns (next start, load info, output, rerun, done, tests CPU): ``rerun`` means a buffered
@@ -400,7 +408,7 @@ def _run_one(req, program, compiled, plan, start, uid, results, buffered, streak
     if pid == 0:
         os.close(r)
         try:
-            _child(req, program, compiled, plan, start, w, out_fd, workdir, uid, buffered, streak)
+            _child(req, program, compiled, plan, start, w, out_fd, workdir, uid, buffered, counts)
         finally:
             os._exit(70)
     os.close(w)
@@ -524,11 +532,10 @@ _written = {}
 
 def run(req):
     """Run one candidate against its plan of (test index, CPU limit); resume after every crashed
-    test; after ``max_timeouts`` timeouts in a row (0: never) the rest is reported as not run."""
+    test; once the stop rule (``_stop``) holds, the rest is reported as not run."""
     compiled = _compile_tests(tuple((t["kind"], t["src"]) for t in req["tests"]))
     limit = float(req["time_limit"])
     plan = [(int(i), float(l)) for i, l in req["plan"]] if req.get("plan") is not None else [(i, limit) for i in range(len(compiled))]
-    max_timeouts = int(req.get("max_timeouts") or 0)
     results = [None] * len(plan)
     try:
         program = compile(req["setup"] + "\n" + req["code"], "<candidate>", "exec")
@@ -542,9 +549,10 @@ def run(req):
         streak = 0
         while streak < start and results[start - 1 - streak]["s"] == "timeout":
             streak += 1
-        if max_timeouts and streak >= max_timeouts:
+        counts = (streak, sum(results[k]["s"] == "timeout" for k in range(start)), start)
+        if streak and _stop(req, *counts):
             break
-        start, load_now, output, rerun, done, cpu = _run_one(req, program, compiled, plan, start, UID, results, buffered, streak)
+        start, load_now, output, rerun, done, cpu = _run_one(req, program, compiled, plan, start, UID, results, buffered, counts)
         tests_cpu += cpu
         buffered = not rerun
         children += 1
