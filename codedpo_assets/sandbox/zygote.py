@@ -137,7 +137,21 @@ def _flush(fd, messages):
 _fired = [False]  # set by the CPU timer even if the candidate swallows _Timeout
 
 
+_timer = [0, 0]  # the running test's start (tree CPU ns) and CPU limit (ns), for the SIGPROF handler
+
+
+def _arm(limit):
+    """Start a CPU limit. The kernel delivers SIGPROF ~2 ticks late, so the timer is armed that much
+    early and the handler lets the code go on (re-armed) until the limit has really passed."""
+    _timer[0], _timer[1] = _tree_cpu(), _int(limit * 1e9)
+    _setitimer(signal.ITIMER_PROF, max(limit - TIMER_EARLY_S, 0.001))
+
+
 def _on_prof(signum, frame):
+    left = _timer[1] - (_tree_cpu() - _timer[0])
+    if left > 500_000:  # early: not yet
+        _setitimer(signal.ITIMER_PROF, max(left / 1e9 - TIMER_EARLY_S, 0.001))
+        return
     _fired[0] = True
     raise _Timeout()
 
@@ -271,7 +285,7 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
     limit = float(req["time_limit"])
     namespace = {"__name__": "candidate", "__builtins__": __builtins__}
     try:
-        _setitimer(signal.ITIMER_PROF, limit)
+        _arm(limit)
         exec(program, namespace)
         _setitimer(signal.ITIMER_PROF, 0)
     except _Timeout:
@@ -295,7 +309,7 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
         try:
             if kind == "invalid":
                 raise SyntaxError(code)
-            _setitimer(signal.ITIMER_PROF, limit)
+            _arm(limit)
             if kind == "value":
                 value = eval(code, namespace)
                 _setitimer(signal.ITIMER_PROF, 0)
@@ -669,6 +683,24 @@ def _scratch_level():
     return "per run: working directory, HOME and TMPDIR only; /tmp is shared (no mount namespace)"
 
 
+def _timer_delay():
+    """How late SIGPROF arrives after its CPU interval (minus 1 ms of margin), least of 3 tries."""
+    fired = []
+    signal.signal(signal.SIGPROF, lambda signum, frame: fired.append(time.process_time_ns()))
+    delays = []
+    for _ in range(3):
+        fired.clear()
+        start = time.process_time_ns()
+        signal.setitimer(signal.ITIMER_PROF, 0.001)
+        while not fired and time.process_time_ns() - start < 100_000_000:
+            pass
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        if fired:
+            delays.append((fired[0] - start) / 1e9 - 0.001)
+    signal.signal(signal.SIGPROF, signal.SIG_DFL)
+    return max(min(delays, default=0.0) - 0.001, 0.0)
+
+
 def _read_exact(n):
     data = b""
     while len(data) < n:
@@ -702,6 +734,9 @@ def main():
     ZYGOTE_PID = os.getpid()
     # inherited by every child: oversized writes fail with EFBIG, ITIMER_PROF raises _Timeout
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    global TIMER_EARLY_S
+    TIMER_EARLY_S = _timer_delay()
+    level["timer_early_ms"] = round(TIMER_EARLY_S * 1e3, 1)
     signal.signal(signal.SIGPROF, _on_prof)
     WORK_ROOT = tempfile.mkdtemp(prefix="codedpo-sandbox-", dir="/tmp")
     SCRATCH_KEEP.add(WORK_ROOT)
@@ -737,6 +772,7 @@ SCRATCH_OPTIONS = b"size=64m,nr_inodes=65536,mode=1777"  # a run's scratch space
 SCRATCH_ROOTS = ["/tmp"]
 SCRATCH_KEEP = set()  # the zygote's own entries in /tmp: library binds, its work root
 IPC_FRESH, MQUEUE = False, ""
+TIMER_EARLY_S = 0.0  # how much earlier than its limit a test's CPU timer is armed (measured at start)
 PIDS_MAX = 64  # processes + threads of one run (cgroup), besides RLIMIT_NPROC per sandbox uid
 PROCS_FDS, CPU_FD, MEMORY_FD, PIDS_FD, EVENTS_FD = [], -1, -1, -1, -1
 _tree_cpu = _tree_cpu_rusage
