@@ -326,3 +326,18 @@ def test_a_test_heavy_for_everyone_gets_the_full_limit(one):
     m = run_pass_matrix(codes, tests, time_limit_s=2.0, pool=one)
     assert m.passed.all(), (m.status, m.detail, m.limit_ns)
     assert (m.limit_ns[:, 0] == 2e9).all()  # too few finished it within the probe: the full limit
+
+
+def test_verdicts_do_not_depend_on_the_zygote():
+    """String hashing is seeded the same in every zygote: set order, and so verdicts, agree."""
+    words = prog("""
+        def order():
+            return list({'alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'})
+        """)
+    pools = [Pool(1), Pool(1)]
+    try:
+        orders = [run_pass_matrix([words], ["assert order() == 0"], pool=p, calibration=None).detail[0, 0] for p in pools]
+    finally:
+        for p in pools:
+            p.close()
+    assert orders[0].startswith("got [") and orders[0] == orders[1]

@@ -44,7 +44,7 @@ class Zygote:
     def _start(self) -> None:
         self.cgroup, why_not = cgroup_dirs.create(self.index) if self.use_cgroup else (None, "disabled")
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(ZYGOTE), str(self.uid), json.dumps(self.cgroup.spec if self.cgroup else {})],
+            [sys.executable, "-s", "-S", "-P", str(ZYGOTE), str(self.uid), json.dumps(self.cgroup.spec if self.cgroup else {})],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

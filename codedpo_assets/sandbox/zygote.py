@@ -1,7 +1,9 @@
 """Sandbox zygote: a warm, isolated server that forks one child per candidate program.
 
-Runs as its own interpreter (``python -I -S zygote.py UID CGROUPS``) with a scrubbed environment,
-so it imports nothing from the project and holds no secrets or inherited descriptors. At start it
+Runs as its own interpreter (``python -s -S -P zygote.py UID CGROUPS``) with a scrubbed environment,
+so it imports nothing from the project and holds no secrets or inherited descriptors. (Not ``-I``:
+that ignores the environment's PYTHONHASHSEED=0, and every zygote would order sets of strings its
+own way, so a candidate that returns ``list(set(words))`` passed or failed by zygote.) At start it
 enters a fresh network and mount namespace when it can (read-only filesystem) and becomes a child
 subreaper, so no descendant of a candidate can escape the sweep.
 
