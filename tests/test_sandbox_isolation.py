@@ -341,3 +341,14 @@ def test_verdicts_do_not_depend_on_the_zygote():
         for p in pools:
             p.close()
     assert orders[0].startswith("got [") and orders[0] == orders[1]
+
+
+def test_a_forged_early_end_leaves_no_unknown_status(one):
+    forger = prog("""
+        import os
+        os.write(3, b'{"load": "ok"}\\n{"done": 1}\\n')
+        def add(a, b): return a + b
+        """)
+    for calibration in (None, Calibration()):
+        m = run_pass_matrix([forger], ADD_TESTS, pool=one, calibration=calibration)
+        assert set(m.status.ravel()) <= {"error", "timeout"} and not m.passed.any(), (m.status, m.detail)

@@ -140,6 +140,7 @@ def run_pass_matrix(
     run = functools.partial(_run_pass, matrix, pool, codes, checks, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb)
     if calibration is None:
         run({i: [(j, time_limit_s) for j in range(m)] for i in runnable}, stop=(0, 0.0))
+        _unreported(matrix, "error", "no result: the run ended before this test")  # only a forged early end does this
         return matrix
     probe = min(time_limit_s, calibration.probe_s)
     k, stop = calibration.max_consecutive_timeouts, (calibration.max_consecutive_timeouts, calibration.stop_share)
@@ -154,13 +155,17 @@ def run_pass_matrix(
         if order.size:
             plans[i] = [(int(j), float(limits[j])) for j in order]
     run(plans, stop=stop)
-    not_run = matrix.status == "skipped"
-    matrix.status[not_run] = "timeout"
-    matrix.detail[not_run] = f"not run: the candidate timed out on {k} tests in a row and on most it ran"
+    not_run = _unreported(matrix, "timeout", f"not run: the candidate timed out on {k} tests in a row and on most it ran")
     matrix.schedule = {"probe_s": probe, "factor": calibration.factor, "max_consecutive_timeouts": k, "stop_share": calibration.stop_share,
-                       "tests_at_full_limit": int((limits >= time_limit_s).sum()), "cells_rerun": int(again.sum()),
-                       "cells_not_run": int(not_run.sum())}  # fmt: skip
+                       "tests_at_full_limit": int((limits >= time_limit_s).sum()), "cells_rerun": int(again.sum()), "cells_not_run": not_run}  # fmt: skip
     return matrix
+
+
+def _unreported(matrix: PassMatrix, status: str, detail: str) -> int:
+    """Give the cells a run left without a result (``skipped``) their final status; how many."""
+    cells = matrix.status == "skipped"
+    matrix.status[cells], matrix.detail[cells] = status, detail
+    return int(cells.sum())
 
 
 def run_pass_matrices(problems: Sequence[tuple[Sequence[str], Sequence[str], str]], *, pool: Pool | None = None, **options: Any) -> list[PassMatrix]:

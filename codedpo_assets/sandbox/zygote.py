@@ -7,9 +7,10 @@ own way, so a candidate that returns ``list(set(words))`` passed or failed by zy
 enters a fresh network and mount namespace when it can (read-only filesystem) and becomes a child
 subreaper, so no descendant of a candidate can escape the sweep.
 
-Every child gets its own mount and IPC namespace with a fresh tmpfs on /tmp and /dev/shm (also its
-working directory, HOME and TMPDIR): nothing one run writes is seen by another run, and a run
-that fills its scratch space fills only its own. When the caller created cgroups for this zygote
+/tmp and /dev/shm are the zygote's own tmpfs mounts (also a run's working directory, HOME and
+TMPDIR), emptied once each run's processes are gone, with a fresh IPC namespace whenever a run
+leaves IPC objects: nothing one run writes is seen by another, and a run that fills its scratch
+space fills only its own. When the caller created cgroups for this zygote
 (``CGROUPS``: JSON of cgroup paths), every child joins them first: its CPU time then covers all
 its threads and descendant processes, and memory and process counts are limited for the whole
 tree. The zygote watches that CPU time too and kills a run whose tree exceeds the test's limit.
@@ -142,10 +143,11 @@ _fired = [False]  # set by the CPU timer even if the candidate swallows _Timeout
 _timer = [0, 0]  # the running test's start (tree CPU ns) and CPU limit (ns), for the SIGPROF handler
 
 
-def _arm(limit):
-    """Start a CPU limit. The kernel delivers SIGPROF ~2 ticks late, so the timer is armed that much
-    early and the handler lets the code go on (re-armed) until the limit has really passed."""
-    _timer[0], _timer[1] = _tree_cpu(), _int(limit * 1e9)
+def _arm(limit, start):
+    """Start a CPU limit counted from ``start`` (tree CPU ns). The kernel delivers SIGPROF ~2 ticks
+    late, so the timer is armed that much early and the handler lets the code go on (re-armed)
+    until the limit has really passed."""
+    _timer[0], _timer[1] = start, _int(limit * 1e9)
     _setitimer(signal.ITIMER_PROF, max(limit - TIMER_EARLY_S, 0.001))
 
 
@@ -287,7 +289,7 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
     limit = float(req["time_limit"])
     namespace = {"__name__": "candidate", "__builtins__": __builtins__}
     try:
-        _arm(limit)
+        _arm(limit, _tree_cpu())
         exec(program, namespace)
         _setitimer(signal.ITIMER_PROF, 0)
     except _Timeout:
@@ -311,7 +313,7 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
         try:
             if kind == "invalid":
                 raise SyntaxError(code)
-            _arm(limit)
+            _arm(limit, t0)
             if kind == "value":
                 value = eval(code, namespace)
                 _setitimer(signal.ITIMER_PROF, 0)
