@@ -65,7 +65,7 @@ class PassMatrix:
     detail: np.ndarray
     verified: np.ndarray
     limit_ns: np.ndarray
-    run_cpu_ns: np.ndarray  # per code: CPU its runs' processes spent on tests, read after they ended (cgroup; else 0)
+    tail_cpu_ns: np.ndarray  # per code: CPU its threads and children were charged after its last test (``settle=True``)
     load_errors: list[str] = field(default_factory=list)  # per code: why it did not load ('' if it did)
     outputs: list[str] = field(default_factory=list)  # per code: captured stdout+stderr (capped)
     isolation: dict[str, Any] = field(default_factory=dict)
@@ -88,7 +88,8 @@ def _syntax_error(code: str, setup: str) -> str:
 Plan = list[tuple[int, float]]  # (test index, CPU limit in seconds), in the order to run
 
 
-def _run_code(pool: Pool, code: str, checks: list[Check], plan: Plan, setup: str, time_limit_s: float, memory_mb: int, stop: tuple[int, float]) -> dict:
+def _run_code(pool: Pool, code: str, checks: list[Check], plan: Plan, setup: str, time_limit_s: float, memory_mb: int, stop: tuple[int, float],
+              settle: bool) -> dict:  # fmt: skip
     request = {
         "code": code,
         "setup": setup,
@@ -99,6 +100,7 @@ def _run_code(pool: Pool, code: str, checks: list[Check], plan: Plan, setup: str
         "wall_factor": WALL_FACTOR,
         "max_timeouts": stop[0],
         "stop_share": stop[1],
+        "settle": settle,
     }
     # generous backstop: every test may hit its wall deadline twice (buffered run, then the rerun)
     timeout = 2 * sum(WALL_FACTOR * limit + 1.5 for _, limit in plan) + 2 * (WALL_FACTOR * time_limit_s + 1.5) + 30
@@ -114,10 +116,14 @@ def run_pass_matrix(
     memory_mb: int = DEFAULT_MEMORY_MB,
     pool: Pool | None = None,
     calibration: Calibration | None = Calibration(),
+    settle: bool = False,
 ) -> PassMatrix:
     """Run every code against every test in the sandbox. Thread-safe: calls share the warm zygotes.
 
-    ``time_limit_s`` is every cell's ceiling; ``calibration=None`` gives every cell exactly that."""
+    ``time_limit_s`` is every cell's ceiling; ``calibration=None`` gives every cell exactly that
+    (so does a matrix of fewer codes than ``min_finishers``: no limit could be learned from them).
+    ``settle``: wait 2 ms after a code's last test and record the CPU its threads and children were
+    still charged (``tail_cpu_ns``), for timing."""
     if time_limit_s <= 0 or memory_mb < 64:
         raise ValueError(f"time_limit_s must be > 0 and memory_mb >= 64, got {time_limit_s}, {memory_mb}")
     n, m = len(codes), len(tests)
@@ -137,8 +143,8 @@ def run_pass_matrix(
             matrix.status[i, :], matrix.detail[i, :], matrix.load_errors[i] = "error", error, error
         else:
             runnable.append(i)
-    run = functools.partial(_run_pass, matrix, pool, codes, checks, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb)
-    if calibration is None:
+    run = functools.partial(_run_pass, matrix, pool, codes, checks, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb, settle=settle)
+    if calibration is None or len(runnable) < calibration.min_finishers:
         run({i: [(j, time_limit_s) for j in range(m)] for i in runnable}, stop=(0, 0.0))
         _unreported(matrix, "error", "no result: the run ended before this test")  # only a forged early end does this
         return matrix
@@ -185,10 +191,10 @@ def calibrated_limits(matrix: PassMatrix, probe_s: float, time_limit_s: float, f
 
 
 def _run_pass(matrix: PassMatrix, pool: Pool, codes: Sequence[str], checks: list[Check], plans: dict[int, Plan], *,
-              setup: str, time_limit_s: float, memory_mb: int, stop: tuple[int, float]) -> None:  # fmt: skip
+              setup: str, time_limit_s: float, memory_mb: int, stop: tuple[int, float], settle: bool) -> None:  # fmt: skip
     """Run each code's plan on the zygotes and write the cells it covers."""
     with ThreadPoolExecutor(max_workers=pool.size) as executor:
-        futures = {i: executor.submit(_run_code, pool, codes[i], checks, plan, setup, time_limit_s, memory_mb, stop)
+        futures = {i: executor.submit(_run_code, pool, codes[i], checks, plan, setup, time_limit_s, memory_mb, stop, settle)
                    for i, plan in plans.items()}  # fmt: skip
         for i, future in futures.items():
             cols = [j for j, _ in plans[i]]
@@ -210,8 +216,8 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[
     if not loaded:
         matrix.load_errors[i] = load.get("detail", load.get("load", ""))
     matrix.outputs[i] = matrix.outputs[i] or reply.get("output", "")  # the first run's: loading prints there
-    spent = reply.get("tests_cpu_ns", 0)
-    matrix.run_cpu_ns[i] += min(max(spent, 0), MAX_CPU_NS) if isinstance(spent, int) else 0
+    tail = reply.get("tail_cpu_ns", 0)
+    matrix.tail_cpu_ns[i] += min(max(tail, 0), MAX_CPU_NS) if isinstance(tail, int) else 0
     results = reply["results"]
     if len(results) != len(plan):
         raise ValueError("one result per planned test expected")

@@ -66,12 +66,12 @@ def time_candidates(
         order = list(range(len(codes)))
         rng.shuffle(order)
         matrix = run_pass_matrix([codes[i] for i in order], tests, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb,
-                                 pool=pool or timing_pool(), calibration=None)  # fmt: skip
+                                 pool=pool or timing_pool(), calibration=None, settle=True)  # fmt: skip
         if round_ < warmup:
             continue
-        # whole-run CPU read after the run's processes ended where a cgroup counts it: per-test
-        # readings can miss the last tick of a thread or child still exiting when a test returns
-        totals = matrix.run_cpu_ns if matrix.run_cpu_ns.all() else matrix.cpu_time_ns.sum(axis=1)
+        # per-test readings can miss the last tick of a thread or child still exiting when a test
+        # returns; the next test's reading has it, and the settled tail has the last test's
+        totals = matrix.cpu_time_ns.sum(axis=1) + matrix.tail_cpu_ns
         for row, i in enumerate(order):
             samples[i].append(int(totals[row]))
             passed[i] &= bool(matrix.passed[row].all())

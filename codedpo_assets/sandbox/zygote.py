@@ -299,11 +299,11 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
         _finish(result_fd, [{"load": "error", "detail": f"{_type(exc).__name__}: {str(exc)[:300]}"}])
     # Buffered: results go out in batches (cheap tests cost no pipe round trip each), at least
     # every FLUSH_NS; unbuffered (after an unexplained death) one line per test pins the culprit.
-    pending = [{"load": "ok", "t0": _tree_cpu()}]
+    pending = [{"load": "ok"}]
     if not buffered:
         _flush(result_fd, pending)
         pending = []
-    last_flush, (streak, timeouts, resolved) = _mono(), counts
+    last_flush, (streak, timeouts, resolved), t_end = _mono(), counts, 0
     for k in range(start, _len(plan)):
         i, limit = plan[k]
         kind, code = compiled[i]
@@ -333,7 +333,8 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
         except BaseException as exc:
             _setitimer(signal.ITIMER_PROF, 0)
             result["s"], result["e"] = "error", f"{_type(exc).__name__}: {str(exc)[:200]}"
-        result["t"] = _tree_cpu() - t0
+        t_end = _tree_cpu()
+        result["t"] = t_end - t0
         if _fired[0] or result["t"] > limit * 1e9:  # the limit passed, whatever the code did about it
             result["s"] = "timeout"
             result.pop("v", None)
@@ -345,7 +346,11 @@ def _child(req, program, compiled, plan, start, result_fd, out_fd, workdir, uid,
         if not buffered or _mono() - last_flush > FLUSH_NS:
             _flush(result_fd, pending)
             pending, last_flush = [], _mono()
-    pending.append({"done": 1})
+    done = {"done": 1}
+    if req.get("settle") and t_end:  # a thread or child still exiting when the last test returned:
+        time.sleep(SETTLE_S)  # idle, so its last tick is charged, then count what came after
+        done["tail"] = _tree_cpu() - t_end
+    pending.append(done)
     _finish(result_fd, pending)
 
 
@@ -411,17 +416,16 @@ def _oom_kills():
 def _run_one(req, program, compiled, plan, start, uid, results, buffered, counts):
     """One child from plan position ``start``; fills ``results``.
 
-    Returns (next start, load info, output, rerun, done, tests CPU): ``rerun`` means a buffered
-    child died with tests unresolved, so they must run again unbuffered to learn which test killed
-    it; ``done``: the child ended its plan itself; tests CPU: what the run's processes spent from
-    the first test on, read once all of them are gone (exact, whatever threads or children did).
+    Returns (next start, load info, output, rerun, done, tail): ``rerun`` means a buffered child
+    died with tests unresolved, so they must run again unbuffered to learn which test killed it;
+    ``done``: the child ended its plan itself; tail: CPU charged after its last test (``settle``).
     """
     workdir = "/tmp" if SCRATCH_PRIVATE else tempfile.mkdtemp(prefix="cand-", dir=WORK_ROOT)
     if uid and not SCRATCH_PRIVATE:
         os.chown(workdir, uid, uid)
     out_fd = os.memfd_create("output")
     r, w = os.pipe()
-    oom_before, cpu_before = _oom_kills(), _cgroup_cpu()
+    oom_before = _oom_kills()
     pid = os.fork()
     if pid == 0:
         os.close(r)
@@ -436,7 +440,7 @@ def _run_one(req, program, compiled, plan, start, uid, results, buffered, counts
     def current_limit():
         return plan[current][1] if load is not None and current < len(plan) else load_limit
 
-    current, load, buf, finished, ended_by, tests_from = start, None, b"", False, "crash", 0
+    current, load, buf, finished, ended_by, tail = start, None, b"", False, "crash", 0
     deadline = time.monotonic() + factor * current_limit() + 0.5
     cpu_base = _cgroup_cpu()
     while not finished:
@@ -465,8 +469,6 @@ def _run_one(req, program, compiled, plan, start, uid, results, buffered, counts
                 continue
             if "load" in msg and load is None:
                 load, advanced = msg, True
-                # the child's counter reading before its first test; never later than ours now (a forged one)
-                tests_from = max(min(msg["t0"], _cgroup_cpu()), cpu_before) if isinstance(msg.get("t0"), int) else _cgroup_cpu()
                 if msg["load"] != "ok":
                     finished = True
                     break
@@ -477,7 +479,7 @@ def _run_one(req, program, compiled, plan, start, uid, results, buffered, counts
                 results[current] = msg
                 current, advanced = current + 1, True
             elif "done" in msg and load is not None:  # positions not reported were not run (timeout budget)
-                finished = True
+                finished, tail = True, msg.get("tail", 0)
                 break
         if advanced:
             deadline = time.monotonic() + factor * current_limit() + 0.5
@@ -498,28 +500,27 @@ def _run_one(req, program, compiled, plan, start, uid, results, buffered, counts
     except ChildProcessError:
         pass
     _sweep(uid)
-    now = _cgroup_cpu()  # every process of the run is gone: the counter is exact
-    spent, tests_cpu = now - cpu_base, max(now - tests_from, 0) if load is not None and load["load"] == "ok" else 0
+    spent = _cgroup_cpu() - cpu_base  # every process of the run is gone: the counter is exact
     output = os.pread(out_fd, OUTPUT_CAP, 0)
     os.close(out_fd)
     if not SCRATCH_PRIVATE:
         shutil.rmtree(workdir, ignore_errors=True)
     if finished or load is not None and load["load"] != "ok":
-        return (len(plan) if load is None or load["load"] != "ok" else current), load, output, False, finished, tests_cpu
+        return (len(plan) if load is None or load["load"] != "ok" else current), load, output, False, finished, tail
     if load is None and buffered:  # "load ok" may have died in the buffer: find out unbuffered
         return start, None, output, True, False, 0
     if load is None:  # died or hung while loading the program
         load = {"load": ended_by, "detail": "process ended while loading the program"}
         return len(plan), load, output, False, False, 0
     if buffered:
-        return current, load, output, True, False, tests_cpu
+        return current, load, output, True, False, 0
     detail = f"child {ended_by} during test"
     if ended_by == "crash" and oom_before >= 0 and _oom_kills() > oom_before:
         detail = "killed: memory limit of the run (cgroup)"
     elif ended_by == "timeout":
         detail = "killed: CPU time of the run's processes exceeded the limit" if CPU_FD >= 0 and spent > current_limit() * 1e9 else "killed: wall-clock deadline"
     results[current] = {"i": current, "s": ended_by, "e": detail, "t": max(spent, 0)}
-    return current + 1, load, output, False, False, tests_cpu
+    return current + 1, load, output, False, False, 0
 
 
 @functools.lru_cache(maxsize=8)
@@ -561,7 +562,7 @@ def run(req):
         load = {"load": "error", "detail": f"{type(exc).__name__}: {exc}"}
         return {"results": [{"i": k, "s": "error", "e": load["detail"], "t": 0} for k in range(len(plan))], "load": load, "output": "", "children": 0}
     _set_run_limits(req)
-    start, load, outputs, children, tests_cpu = 0, None, b"", 0, 0
+    start, load, outputs, children, tail = 0, None, b"", 0, 0
     buffered = True
     while start < len(plan):
         streak = 0
@@ -570,8 +571,7 @@ def run(req):
         counts = (streak, sum(results[k]["s"] == "timeout" for k in range(start)), start)
         if streak and _stop(req, *counts):
             break
-        start, load_now, output, rerun, done, cpu = _run_one(req, program, compiled, plan, start, UID, results, buffered, counts)
-        tests_cpu += cpu
+        start, load_now, output, rerun, done, tail = _run_one(req, program, compiled, plan, start, UID, results, buffered, counts)
         buffered = not rerun
         children += 1
         outputs = (outputs + output)[:OUTPUT_CAP]
@@ -588,7 +588,7 @@ def run(req):
     for k, res in enumerate(results):
         if res is None:
             results[k] = {"i": k, "s": "skipped", "t": 0}
-    return {"results": results, "load": load, "output": outputs.decode("utf-8", "backslashreplace"), "children": children, "tests_cpu_ns": tests_cpu}
+    return {"results": results, "load": load, "output": outputs.decode("utf-8", "backslashreplace"), "children": children, "tail_cpu_ns": tail}
 
 
 def _expose_stdlib():
@@ -776,6 +776,7 @@ SCRATCH_OPTIONS = b"size=64m,nr_inodes=65536,mode=1777"  # a run's scratch space
 SCRATCH_ROOTS = ["/tmp"]
 SCRATCH_KEEP = set()  # the zygote's own entries in /tmp: library binds, its work root
 IPC_FRESH, MQUEUE = False, ""
+SETTLE_S = 0.002  # idle wait after the last test of a timing run, for exiting threads and children
 TIMER_EARLY_S = 0.0  # how much earlier than its limit a test's CPU timer is armed (measured at start)
 PIDS_MAX = 64  # processes + threads of one run (cgroup), besides RLIMIT_NPROC per sandbox uid
 PROCS_FDS, CPU_FD, MEMORY_FD, PIDS_FD, EVENTS_FD = [], -1, -1, -1, -1
