@@ -147,6 +147,7 @@ def run_pass_matrix(
     if calibration is None or len(runnable) < calibration.min_finishers:
         run({i: [(j, time_limit_s) for j in range(m)] for i in runnable}, stop=(0, 0.0))
         _unreported(matrix, "error", "no result: the run ended before this test")  # only a forged early end does this
+        matrix.schedule = {"calibrated": False, "tests_at_full_limit": m, "cells_rerun": 0, "cells_not_run": 0}
         return matrix
     probe = min(time_limit_s, calibration.probe_s)
     k, stop = calibration.max_consecutive_timeouts, (calibration.max_consecutive_timeouts, calibration.stop_share)
@@ -162,7 +163,7 @@ def run_pass_matrix(
             plans[i] = [(int(j), float(limits[j])) for j in order]
     run(plans, stop=stop)
     not_run = _unreported(matrix, "timeout", f"not run: the candidate timed out on {k} tests in a row and on most it ran")
-    matrix.schedule = {"probe_s": probe, "factor": calibration.factor, "max_consecutive_timeouts": k, "stop_share": calibration.stop_share,
+    matrix.schedule = {"calibrated": True, "probe_s": probe, "factor": calibration.factor, "max_consecutive_timeouts": k, "stop_share": calibration.stop_share,
                        "tests_at_full_limit": int((limits >= time_limit_s).sum()), "cells_rerun": int(again.sum()), "cells_not_run": not_run}  # fmt: skip
     return matrix
 
