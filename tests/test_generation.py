@@ -49,6 +49,27 @@ def test_tests_are_split_filtered_and_deduplicated():
     assert extract_tests("no tests here", "add", 1)[0].reason == "no_assert"
 
 
+def test_tests_are_read_from_real_model_output():
+    """Shapes seen in real test-generation samples (CodeGen-16B completing a final `assert `)."""
+    cases = {
+        "bare assert, expression on the next line, message": ("assert \n    add(1, 2) == 3, 'small'\nassert \n    add(0, 0) == 0\n",
+                                                            ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]),
+        "bare comparisons under a bare assert": ("assert \n    add(1, 1) == 2\n    add(2, 3) == 5\n", ["assert add(1, 1) == 2", "assert add(2, 3) == 5"]),
+        "prose first, tests after": ("assert  check the correctness of add\nassert add(4, 4) == 8\n", ["assert add(4, 4) == 8"]),
+        "truncated: complete statements kept": ("assert add(1, 2) == 3\nassert add(5, [\n    1, 2\n]) == 4\nassert add(9, ", ["assert add(1, 2) == 3", "assert add(5, [1, 2]) == 4"]),
+        "pytest functions, truncated body": ("def test_add():\n    assert add(1, 2) == 3\n    assert add(2, 2) == 4\n    assert add(3,", ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]),
+        "unittest methods": ("class T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(add(1, 2), 3)\n        self.assertTrue(add(1, 1))\n"
+                             "        self.assertIsNone(add(None, 0))\n", ["assert add(1, 2) == 3", "assert add(1, 1)", "assert add(None, 0) is None"]),
+        "loop over literal cases": ("for a, b, want in [(1, 2, 3), (2, 2, 4)]:\n    assert add(a, b) == want\n", ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]),
+        "loop over computed cases: nothing to unroll": ("for a in range(3):\n    assert add(a, a) == 2 * a\n", []),
+    }
+    for name, (sample, expected) in cases.items():
+        kept = [p.text for p in extract_tests(sample, "add", 0) if p.kept]
+        assert kept == expected, (name, kept)
+    assert extract_tests("assert \n\n", "add", 1)[0].reason == "no_assert"  # every sample ends somewhere
+    assert extract_tests("assert ____ == ____\n", "add", 2)[0].reason == "no_entry_point_call"
+
+
 def test_renamed_candidates_are_duplicates():
     a = extract_program("def add(a, b):\n    s = a + b\n    return s\n", "add", 0)
     b = extract_program("def add(x, y):\n    total = x + y\n    return total\n", "add", 1)

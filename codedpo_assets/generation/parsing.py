@@ -87,6 +87,109 @@ def _calls(node: ast.AST, name: str) -> bool:
     return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name for n in ast.walk(node))
 
 
+_BARE_ASSERT = re.compile(r"^([ \t]*)assert[ \t]*\n[ \t]*(?!assert\b)(?=\S)", re.MULTILINE)
+_CONTINUES = (" ", "\t", ")", "]", "}")  # a line starting so belongs to the statement above
+MAX_STATEMENT_LINES = 60
+
+
+def _statements(text: str) -> list[ast.stmt]:
+    """Every complete top-level statement of ``text``, skipping lines that never parse (prose,
+    placeholders, a truncated last statement): real samples break off and mix tests with junk, so
+    one bad line must not hide the statements after it."""
+    lines = _BARE_ASSERT.sub(r"\1assert ", text).splitlines()  # `assert` alone, its expression below
+    found: list[ast.stmt] = []
+    start = 0
+    while start < len(lines):
+        if not lines[start].strip():
+            start += 1
+            continue
+        if lines[start].startswith(_CONTINUES):  # a stray indented line: perhaps a statement of its own
+            found.extend(_parse(lines[start].strip()))
+            start += 1
+            continue
+        shortest = None  # the statement may have lost its indented tail (truncation, prose)
+        for end in range(start + 1, min(len(lines), start + MAX_STATEMENT_LINES) + 1):
+            body = _parse("\n".join(lines[start:end]))
+            if body and (end == len(lines) or not lines[end].startswith(_CONTINUES)):
+                shortest = (end, body)
+                break
+            shortest = shortest or (body and (end, body))
+        end, body = shortest or (start + 1, [])
+        found.extend(body)
+        start = end
+    return found
+
+
+def _parse(text: str) -> list[ast.stmt]:
+    try:
+        return ast.parse(text).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+
+
+_UNITTEST = {"assertEqual": ast.Eq, "assertNotEqual": ast.NotEq, "assertIs": ast.Is, "assertIsNot": ast.IsNot,
+             "assertIn": ast.In, "assertNotIn": ast.NotIn}  # fmt: skip
+
+
+def _unittest_check(call: ast.Call) -> ast.expr | None:
+    """``self.assertEqual(a, b)`` and friends as the expression an ``assert`` would test."""
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+    args = call.args
+    if name in _UNITTEST and len(args) >= 2:
+        return ast.Compare(left=args[0], ops=[_UNITTEST[name]()], comparators=[args[1]])
+    if name in ("assertTrue", "assertFalse", "assertIsNone", "assertIsNotNone") and args:
+        return {"assertTrue": args[0], "assertFalse": ast.UnaryOp(op=ast.Not(), operand=args[0]),
+                "assertIsNone": ast.Compare(left=args[0], ops=[ast.Is()], comparators=[ast.Constant(None)]),
+                "assertIsNotNone": ast.Compare(left=args[0], ops=[ast.IsNot()], comparators=[ast.Constant(None)])}[name]  # fmt: skip
+    return None
+
+
+class _Substitute(ast.NodeTransformer):
+    def __init__(self, values: dict[str, ast.expr]) -> None:
+        self.values = values
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        return self.values.get(node.id, node) if isinstance(node.ctx, ast.Load) else node
+
+
+def _unrolled(loop: ast.For) -> list[ast.stmt]:
+    """``for x, y in [(1, 2), ...]: assert f(x) == y`` as one statement per case (literal cases only)."""
+    try:
+        cases = ast.literal_eval(loop.iter)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return []
+    names = [loop.target] if isinstance(loop.target, ast.Name) else getattr(loop.target, "elts", None)
+    if not isinstance(cases, (list, tuple)) or not names or not all(isinstance(n, ast.Name) for n in names) or len(cases) > 100:
+        return []
+    out = []
+    for case in cases:
+        values = [case] if len(names) == 1 else case
+        if not isinstance(values, (list, tuple)) or len(values) != len(names):
+            return []
+        subst = {n.id: ast.parse(repr(v), mode="eval").body for n, v in zip(names, values)}
+        out.extend(_Substitute(subst).visit(ast.parse(ast.unparse(s))).body[0] for s in loop.body)
+    return out
+
+
+def _checks(stmts: list[ast.stmt], top: bool = True) -> list[ast.expr]:
+    """What the statements assert: ``assert`` statements (inside test functions, classes and
+    blocks too), unittest ``self.assert*`` calls, literal loops unrolled, and, at the top level of
+    a test sample, bare comparisons (a test written without its ``assert``)."""
+    found: list[ast.expr] = []
+    for stmt in stmts:
+        if isinstance(stmt, ast.Assert):
+            found.append(stmt.test)
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and (check := _unittest_check(stmt.value)) is not None:
+            found.append(check)
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Compare) and top:
+            found.append(stmt.value)
+        elif isinstance(stmt, ast.For):
+            found.extend(_checks(_unrolled(stmt), top=False))
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.With, ast.If, ast.Try)):
+            found.extend(_checks(stmt.body, top=False))
+    return found
+
+
 def extract_tests(output: str, entry_point: str, sample_index: int) -> list[Parsed]:
     """Standalone ``assert`` statements calling ``entry_point`` (kept or with a drop reason)."""
     failed = _failure(output)
@@ -94,14 +197,8 @@ def extract_tests(output: str, entry_point: str, sample_index: int) -> list[Pars
         return [Parsed(sample_index, reason=failed[0], detail=failed[1])]
     found: list[Parsed] = []
     for block in code_blocks(output):
-        tree = _parse_prefix(block)
-        if tree is None:
-            continue
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Assert):
-                continue
-            text = ast.unparse(ast.Assert(test=node.test, msg=None))
-            test = node.test
+        for test in _checks(_statements(block)):
+            text = ast.unparse(ast.Assert(test=test, msg=None))
             if not _calls(test, entry_point):
                 found.append(Parsed(sample_index, text, reason="no_entry_point_call"))
             elif isinstance(test, ast.Compare) and len(test.comparators) == 1 and ast.dump(test.left) == ast.dump(test.comparators[0]):
