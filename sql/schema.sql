@@ -85,8 +85,10 @@ CREATE TABLE IF NOT EXISTS candidate_code (
     norm_hash      VARCHAR,
     reason         VARCHAR,
     detail         VARCHAR,
-    raw            VARCHAR
+    raw            VARCHAR,
+    multiplicity   INTEGER            -- kept rows: how many of the prompt's samples produced this program
 );
+ALTER TABLE candidate_code ADD COLUMN IF NOT EXISTS multiplicity INTEGER;  -- databases made before the column
 
 -- generated_tests: assert statements sampled per prompt (M samples); verified = judged outside
 -- the candidate's process (assert CALL == LITERAL form).
@@ -99,8 +101,10 @@ CREATE TABLE IF NOT EXISTS generated_tests (
     norm_hash      VARCHAR,
     verified       BOOLEAN,
     reason         VARCHAR,
-    detail         VARCHAR
+    detail         VARCHAR,
+    multiplicity   INTEGER            -- kept rows: how many of the prompt's test samples contain this test
 );
+ALTER TABLE generated_tests ADD COLUMN IF NOT EXISTS multiplicity INTEGER;
 
 -- pass_matrix: one row per (prompt, code, test) cell, run in the sandbox.
 CREATE TABLE IF NOT EXISTS pass_matrix (

@@ -73,7 +73,9 @@ def test_tests_are_read_from_real_model_output():
 def test_renamed_candidates_are_duplicates():
     a = extract_program("def add(a, b):\n    s = a + b\n    return s\n", "add", 0)
     b = extract_program("def add(x, y):\n    total = x + y\n    return total\n", "add", 1)
-    assert [p.reason for p in dedupe([a, b])] == ["", "duplicate"]
+    assert [(p.reason, p.multiplicity) for p in dedupe([a, b])] == [("", 2), ("duplicate", 0)]
+    tests = dedupe(extract_tests("assert add(1, 2) == 3\nassert add(1,2) == 3\n", "add", 0) + extract_tests("assert add(1, 2) == 3", "add", 1))
+    assert [t.multiplicity for t in tests] == [2, 0, 0]  # two samples wrote it (one of them twice)
 
 
 @pytest.fixture
@@ -132,6 +134,7 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path):
         assert len(codes) == 4 and {r for _, r in codes} <= {None, "duplicate"}
         kept = [c for c, r in codes if r is None]
         assert len(kept) == len(set(kept)) == 2  # the server alternates a right and a wrong program
+        assert db.query("SELECT multiplicity FROM candidate_code WHERE reason IS NULL").to_series().to_list() == [2, 2]
         tests = db.query("SELECT test, verified, reason FROM generated_tests WHERE reason IS NULL").rows()
         assert len(tests) == 3 and all(v for _, v, _ in tests)
         grid = db.query("SELECT cells FROM pass_matrix_grid ORDER BY code_index").to_series().to_list()

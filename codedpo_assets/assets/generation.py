@@ -192,7 +192,7 @@ def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, st
         for item, raw in zip(dedupe([extract_program(t, entry, i) for i, t in enumerate(outs)]), outs):
             rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": content_hash(f"{prompt_id}\0{item.sample_index}"),
                          "sample_index": item.sample_index, "code": item.text or None, "norm_hash": item.norm_hash or None,
-                         "reason": item.reason or None, "detail": item.detail or None, "raw": raw})  # fmt: skip
+                         "multiplicity": item.multiplicity or None, "reason": item.reason or None, "detail": item.detail or None, "raw": raw})  # fmt: skip
     return _write_samples(db, key, "candidate_code", rows, calls)
 
 
@@ -205,7 +205,7 @@ def generated_tests(context: dg.AssetExecutionContext, config: SamplingConfig, s
         for n, item in enumerate(items):
             rows.append({"partition_key": key, "prompt_id": prompt_id, "test_id": content_hash(f"{prompt_id}\0{n}\0{item.text}"),
                          "sample_index": item.sample_index, "test": item.text or None, "norm_hash": item.norm_hash or None,
-                         "verified": parse_test(item.text).verified if item.text else None,
+                         "verified": parse_test(item.text).verified if item.text else None, "multiplicity": item.multiplicity or None,
                          "reason": item.reason or None, "detail": item.detail or None})  # fmt: skip
     return _write_samples(db, key, "generated_tests", rows, calls)
 

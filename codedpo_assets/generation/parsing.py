@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from codedpo_assets.normalize import normalized_hash
 
@@ -25,6 +25,7 @@ class Parsed:
     norm_hash: str = ""
     reason: str = ""
     detail: str = ""
+    multiplicity: int = 0  # kept items after ``dedupe``: how many samples produced this item
 
     @property
     def kept(self) -> bool:
@@ -209,13 +210,21 @@ def extract_tests(output: str, entry_point: str, sample_index: int) -> list[Pars
 
 
 def dedupe(items: list[Parsed]) -> list[Parsed]:
-    """Keep the first of each normalized AST; later copies become ``duplicate`` drops."""
+    """Keep the first of each normalized AST, with the number of samples that produced it (how
+    often a model writes a program or test is evidence about it); later copies become
+    ``duplicate`` drops."""
+    samples: dict[str, set[int]] = {}
+    for item in items:
+        if item.kept:
+            samples.setdefault(item.norm_hash, set()).add(item.sample_index)
     seen: set[str] = set()
     out = []
     for item in items:
         if item.kept and item.norm_hash in seen:
             out.append(Parsed(item.sample_index, item.text, item.norm_hash, "duplicate"))
-        else:
+        elif item.kept:
             seen.add(item.norm_hash)
+            out.append(replace(item, multiplicity=len(samples[item.norm_hash])))
+        else:
             out.append(item)
     return out
