@@ -47,20 +47,39 @@ def self_verification_scores(
     return (codes[0], tests[0]) if single else (codes, tests)
 
 
-def _codet(batch: np.ndarray) -> np.ndarray:
-    """CodeT dual agreement: codes with identical pass sets form a group; score = |group| × |tests passed|."""
+def _weights(weights: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-item sample counts (multiplicity) broadcast to the batch; 1 each when not given."""
+    if weights is None:
+        return np.ones(shape)
+    arr = np.asarray(weights, dtype=np.float64)
+    if arr.shape != shape[-arr.ndim :] or arr.ndim > len(shape) or (arr < 0).any():
+        raise ValueError(f"weights must be non-negative counts of shape {shape[1:]} or {shape}, got {arr.shape}")
+    return np.broadcast_to(arr, shape)
+
+
+def _codet(batch: np.ndarray, code_weights: np.ndarray, test_weights: np.ndarray) -> np.ndarray:
+    """CodeT's dual agreement as published: codes with identical passed-test sets form a consensus
+    set, scored |tests passed| × √|codes in the set|, both counted in samples (multiplicity)."""
     out = np.zeros(batch.shape[:2])
     for i, matrix in enumerate(batch):
         if matrix.shape[0] == 0:
             continue
-        _, inverse, counts = np.unique(matrix, axis=0, return_inverse=True, return_counts=True)
-        out[i] = counts[inverse.ravel()] * matrix.sum(axis=1)
+        _, inverse, _ = np.unique(matrix, axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.ravel()
+        solutions = np.bincount(inverse, weights=code_weights[i])[inverse]
+        out[i] = (matrix @ test_weights[i]) * np.sqrt(solutions)
     return out
 
 
-def rank_candidates(passed: np.ndarray, method: str = "self_verification", *, seed: int = 0, **kwargs: float) -> np.ndarray:
-    """Code scores (higher = more likely correct) for one matrix or a batch, by ``method``."""
+def rank_candidates(passed: np.ndarray, method: str = "self_verification", *, seed: int = 0, code_weights: np.ndarray | None = None,
+                    test_weights: np.ndarray | None = None, **kwargs: float) -> np.ndarray:  # fmt: skip
+    """Code scores (higher = more likely correct) for one matrix or a batch, by ``method``.
+
+    ``code_weights`` / ``test_weights``: how many samples produced each code / test (default 1):
+    ``codet`` counts with them, ``random`` draws a *sample* (a program written k times is k times
+    as likely to come first)."""
     batch, single = _as_batch(passed)
+    codes_w, tests_w = _weights(code_weights, batch.shape[:2]), _weights(test_weights, (batch.shape[0], batch.shape[2]))
     if method == "self_verification":
         scores = self_verification_scores(batch, **kwargs)[0]
     elif method == "pass_count":
@@ -68,9 +87,10 @@ def rank_candidates(passed: np.ndarray, method: str = "self_verification", *, se
     elif method == "all_tests":
         scores = (batch.all(axis=2) & (batch.shape[2] > 0)).astype(np.float64)
     elif method == "codet":
-        scores = _codet(batch)
-    elif method == "random":
-        scores = np.random.default_rng(seed).random(batch.shape[:2])
+        scores = _codet(batch, codes_w, tests_w)
+    elif method == "random":  # weighted order (Efraimidis–Spirakis): the first is a uniform pick among samples
+        with np.errstate(divide="ignore"):
+            scores = np.random.default_rng(seed).random(batch.shape[:2]) ** (1 / codes_w)
     else:
         raise ValueError(f"unknown ranker {method!r}; choose from {RANKERS}")
     return scores[0] if single else scores

@@ -61,9 +61,16 @@ def test_rankers():
     m = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=bool)
     assert rank_candidates(m, "pass_count").tolist() == [2, 2, 1, 3]
     assert rank_candidates(m, "all_tests").tolist() == [0, 0, 0, 1]
-    assert rank_candidates(m, "codet").tolist() == [4, 4, 1, 3]  # group of 2 x 2 tests
+    # CodeT as published: |tests passed| × √|codes in the consensus set|, both counted in samples
+    assert rank_candidates(m, "codet").tolist() == pytest.approx([2 * 2**0.5, 2 * 2**0.5, 1, 3])
+    assert rank_candidates(m, "codet", code_weights=[1, 1, 9, 1]).tolist() == pytest.approx([2 * 2**0.5, 2 * 2**0.5, 3, 3])
     r1, r2 = rank_candidates(m, "random", seed=3), rank_candidates(m, "random", seed=3)
     assert (r1 == r2).all() and not (r1 == rank_candidates(m, "random", seed=4)).all()
+    # random draws a sample, not a unique program: one written 8 of 10 times comes first ~80 % of draws
+    firsts = np.bincount([rank_candidates(m, "random", seed=s, code_weights=[1, 1, 8, 0]).argmax() for s in range(2000)], minlength=4)
+    assert 0.75 < firsts[2] / 2000 < 0.85 and firsts[3] == 0
+    with pytest.raises(ValueError, match="weights"):
+        rank_candidates(m, "codet", code_weights=[1, 2])
     sv = rank_candidates(m, "self_verification")
     assert sv.argmax() == 3 and sv[0] == pytest.approx(sv[1])
     with pytest.raises(ValueError, match="unknown ranker"):

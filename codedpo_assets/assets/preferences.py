@@ -34,21 +34,27 @@ class Ranking(dg.ConfigurableResource):
         return self.ranker
 
 
-def _matrices(db, key: str) -> dict[str, tuple[list[str], list[str], np.ndarray]]:
-    """prompt_id → (code ids, test ids, passed[codes, tests]) from the partition's pass_matrix."""
+Matrix = tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray]  # code ids, test ids, passed, code and test multiplicity
+
+
+def _matrices(db, key: str) -> dict[str, Matrix]:
+    """prompt_id → (code ids, test ids, passed[codes, tests], samples per code, samples per test)
+    from the partition's pass_matrix and the multiplicity its codes and tests were kept with."""
     rows = db.query(
-        "SELECT prompt_id, code_index, test_index, code_id, test_id, passed FROM pass_matrix WHERE partition_key = ? ORDER BY ALL", [key]
-    ).rows()
-    out: dict[str, tuple[list[str], list[str], np.ndarray]] = {}
+        "SELECT m.prompt_id, m.code_index, m.test_index, m.code_id, m.test_id, m.passed, coalesce(c.multiplicity, 1), coalesce(t.multiplicity, 1) "
+        "FROM pass_matrix m LEFT JOIN candidate_code c USING (partition_key, code_id) LEFT JOIN generated_tests t USING (partition_key, test_id) "
+        "WHERE m.partition_key = ? ORDER BY ALL", [key]
+    ).rows()  # fmt: skip
+    out: dict[str, Matrix] = {}
     grouped: dict[str, list[tuple]] = {}
     for row in rows:
         grouped.setdefault(row[0], []).append(row)
     for prompt_id, cells in grouped.items():
         n, m = max(c[1] for c in cells) + 1, max(c[2] for c in cells) + 1
-        codes, tests, passed = [""] * n, [""] * m, np.zeros((n, m), dtype=bool)
-        for _, i, j, code_id, test_id, ok in cells:
-            codes[i], tests[j], passed[i, j] = code_id, test_id, ok
-        out[prompt_id] = (codes, tests, passed)
+        codes, tests, passed, code_w, test_w = [""] * n, [""] * m, np.zeros((n, m), dtype=bool), np.ones(n), np.ones(m)
+        for _, i, j, code_id, test_id, ok, cw, tw in cells:
+            codes[i], tests[j], passed[i, j], code_w[i], test_w[j] = code_id, test_id, ok, cw, tw
+        out[prompt_id] = (codes, tests, passed, code_w, test_w)
     return out
 
 
@@ -56,10 +62,10 @@ def _matrices(db, key: str) -> dict[str, tuple[list[str], list[str], np.ndarray]
 def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     rows = []
-    for prompt_id, (codes, tests, passed) in _matrices(db, key).items():
+    for prompt_id, (codes, tests, passed, code_w, test_w) in _matrices(db, key).items():
         for ranker in RANKERS:
             kw = {"damping": ranking.damping, "iterations": ranking.iterations} if ranker == "self_verification" else {}
-            scores = rank_candidates(passed, ranker, seed=int(prompt_id[:8], 16), **kw)
+            scores = rank_candidates(passed, ranker, seed=int(prompt_id[:8], 16), code_weights=code_w, test_weights=test_w, **kw)
             items = [("code", codes, scores)]
             if ranker == "self_verification":
                 items.append(("test", tests, self_verification_scores(passed, damping=ranking.damping, iterations=ranking.iterations)[1]))
@@ -91,7 +97,7 @@ def trusted_tests(context: dg.AssetExecutionContext, store: DuckDBStore, ranking
     db, key, ranker = store.get(), context.partition_key, ranking.checked()
     scores = _scores(db, key, ranker)
     rows = []
-    for prompt_id, (_, tests, passed) in _matrices(db, key).items():
+    for prompt_id, (_, tests, passed, _, _) in _matrices(db, key).items():
         mask = trusted_mask(passed, scores[prompt_id])
         rows += [{"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "test_id": tests[j], "test_index": j}
                  for j in np.flatnonzero(mask)]  # fmt: skip
@@ -117,7 +123,7 @@ def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: Duck
         by_prompt.setdefault(prompt_id, []).append((j, test_id))
     codes_text, tests_text = _texts(db, key, "candidate_code", "code_id", "code"), _texts(db, key, "generated_tests", "test_id", "test")
     rows, setup = [], seed_imports(db, key)
-    for prompt_id, (codes, _, passed) in _matrices(db, key).items():
+    for prompt_id, (codes, _, passed, _, _) in _matrices(db, key).items():
         cols = [j for j, _ in by_prompt.get(prompt_id, [])]
         if not cols:
             continue
@@ -169,7 +175,7 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
         if prompt_id not in matrices:
             skipped += [{"partition_key": key, "prompt_id": prompt_id, "kind": k, "reason": "no_candidates_or_tests"} for k in ("correctness", "efficiency")]
             continue
-        codes, _, _ = matrices[prompt_id]
+        codes = matrices[prompt_id][0]
         hashes = [norm[c] for c in codes]
         found = {"correctness": correctness_pair(scores[prompt_id], hashes),
                  "efficiency": efficiency_pair(timed.get(prompt_id, {}), hashes, min_ratio=config.min_speedup)}  # fmt: skip
