@@ -180,8 +180,9 @@ def test_gaming_variants_are_never_timed_faster_than_the_honest_slow_version(nam
     honest, gamer, fast = SLOW + HONEST, SLOW + GAMERS[name], FAST + HONEST
     timings = time_candidates([honest, gamer, fast], TIMED, seed=3)
     assert all(t.all_passed for t in timings), timings
-    assert compare(timings[1], timings[0]) != -1, (name, timings[1].samples_ns, timings[0].samples_ns)
-    assert timings[1].median_ns >= 0.8 * timings[0].median_ns, (name, timings[1].median_ns, timings[0].median_ns)
+    # unaccounted, these variants timed 50-660x faster; what is left is the machine's noise (under
+    # load, identical work measures up to ~10 % apart), so: never faster beyond that noise
+    assert timings[1].median_ns >= 0.85 * timings[0].median_ns, (name, timings[1].samples_ns, timings[0].samples_ns)
     assert compare(timings[2], timings[0]) == -1  # an honest fast version still is faster
 
 
