@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from codedpo_assets.decontam import humaneval_path
@@ -27,6 +27,9 @@ class Problem:
     codes: list[str]  # distinct kept programs
     tests: list[str]  # distinct kept test statements
     official: str  # HumanEval's check(...) program (ground truth, never shown to rankers)
+    code_counts: list[int] = field(default_factory=list)  # samples behind each program (multiplicity)
+    test_counts: list[int] = field(default_factory=list)  # samples behind each test
+    samples: int = 100  # solution samples drawn (the raw baseline's denominator)
 
 
 def available() -> bool:
@@ -49,11 +52,10 @@ def load(limit: int | None = None) -> list[Problem]:
             programs = [extract_program(row["solution_prompt"] + s, entry, i) for i, s in enumerate(row["solution_samples"])]
             tests = [t for i, s in enumerate(row["test_samples"]) for t in extract_tests("assert " + s, entry, i)]
             ref = official[row["task_id"]]
+            codes, kept_tests = [p for p in dedupe(programs) if p.kept], [t for t in dedupe(tests) if t.kept]
             problems.append(Problem(
-                row["task_id"], entry,
-                [p.text for p in dedupe(programs) if p.kept],
-                [t.text for t in dedupe(tests) if t.kept],
-                ref["test"] + f"\ncheck({entry})\n",
+                row["task_id"], entry, [p.text for p in codes], [t.text for t in kept_tests], ref["test"] + f"\ncheck({entry})\n",
+                [p.multiplicity for p in codes], [t.multiplicity for t in kept_tests], len(row["solution_samples"]),
             ))
             if limit and len(problems) >= limit:
                 break

@@ -141,7 +141,7 @@ SELECT partition_key, prompt_id, count(DISTINCT code_id) AS codes, count(DISTINC
 FROM pass_matrix GROUP BY partition_key, prompt_id;
 
 -- verification_scores: per prompt, every ranker's score and rank for each code (and, for
--- self_verification, each test); rankers side by side for ablations.
+-- self_verification, each test); rankers side by side for ablations (consensus is the default).
 CREATE TABLE IF NOT EXISTS verification_scores (
     partition_key  VARCHAR NOT NULL,
     prompt_id      VARCHAR NOT NULL,
@@ -191,16 +191,22 @@ CREATE TABLE IF NOT EXISTS preference_pairs (
     margin            DOUBLE NOT NULL,
     chosen_score      DOUBLE,
     rejected_score    DOUBLE,
-    trusted_test_ids  VARCHAR[]
+    trusted_test_ids  VARCHAR[],
+    confidence        DOUBLE,             -- share of the prompt's code samples behaving like its top code
+    min_confidence    DOUBLE              -- the filter threshold the prompt passed (ranking.min_confidence)
 );
+ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS confidence DOUBLE;  -- databases made before the columns
+ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS min_confidence DOUBLE;
 
 -- preference_pairs_skipped: why a prompt produced no pair of a kind.
 CREATE TABLE IF NOT EXISTS preference_pairs_skipped (
     partition_key  VARCHAR NOT NULL,
     prompt_id      VARCHAR NOT NULL,
     kind           VARCHAR NOT NULL,
-    reason         VARCHAR NOT NULL
+    reason         VARCHAR NOT NULL,
+    confidence     DOUBLE             -- as in preference_pairs (NULL: no candidates or tests)
 );
+ALTER TABLE preference_pairs_skipped ADD COLUMN IF NOT EXISTS confidence DOUBLE;
 
 -- preference_pairs_stats: pairs by kind and ranker.
 CREATE OR REPLACE VIEW preference_pairs_stats AS

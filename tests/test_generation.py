@@ -1,6 +1,8 @@
 """Generation: parsing rules, OpenAI-compatible backend against a real local HTTP server, cache,
 and the seeds → prompts → candidate_code / generated_tests → pass_matrix chain in Dagster."""
 
+import json
+
 import dagster as dg
 import pytest
 
@@ -34,6 +36,19 @@ def test_extract_program_handles_fences_prose_guards_and_truncation():
     assert extract_program("", "add", 3).reason == "empty_output"
     assert extract_program("```python\ndef other(a):\n    return a\n```", "add", 4).reason == "no_entry_point"
     assert extract_program("x" * 30000, "add", 5).reason == "output_too_long"
+
+
+def test_extract_program_drops_what_the_model_ran_on_into():
+    """Real samples run on past the function into the model's next file (seen in CodeGen-16B's
+    HumanEval samples: a trailing `from django... import` made a correct program error on every test)."""
+    out = ("import re\n\ndef add(a, b):\n    return _plus(a, b) + OFFSET\n\nfrom django.contrib import admin\nfrom core import models\n\n"
+           "OFFSET = 0\n\ndef _plus(a, b):\n    return a + b\n\ndef add(a, b):\n    return 'shadowed'\n\nclass Admin(admin.ModelAdmin):\n    pass\n")
+    text = extract_program(out, "add", 0).text
+    assert "django" not in text and "core" not in text and "Admin" not in text and "shadowed" not in text
+    assert "import re" in text and "OFFSET = 0" in text and "def _plus" in text  # before the def, or used by it
+    namespace: dict = {}
+    exec(text, namespace)
+    assert namespace["add"](2, 3) == 5
 
 
 def test_tests_are_split_filtered_and_deduplicated():
@@ -142,7 +157,8 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path):
         # two candidates are too few to calibrate limits from: every cell ran under the full limit
         assert db.query("SELECT DISTINCT limit_ms FROM pass_matrix").rows() == [(2000.0,)]
         assert meta["pass_matrix"]["isolation"].value["cpu_accounting"] and "cells_not_run" in meta["pass_matrix"]["calibration"].value
-        (pair,) = db.query("SELECT kind, chosen, rejected, margin, trusted_test_ids FROM preference_pairs").rows()
+        (pair,) = db.query("SELECT kind, chosen, rejected, margin, trusted_test_ids, confidence, min_confidence FROM preference_pairs").rows()
+        assert pair[5:] == (0.5, 0.2)
         assert pair[0] == "correctness" and "a + b" in pair[1] and "a - b" in pair[2] and pair[3] > 0 and len(pair[4]) == 3
         skipped = db.query("SELECT kind, reason FROM preference_pairs_skipped").rows()
         assert skipped == [("efficiency", "fewer_than_two_correct_timed")]
@@ -155,7 +171,11 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path):
 
         ds = load_dataset("parquet", data_files=str(tmp_path / "export" / "preference_pairs.parquet"))["train"]
         assert ds.num_rows == 1 and {"prompt", "chosen", "rejected", "kind"} <= set(ds.column_names)
-        assert "| correctness | self_verification | 1 |" in (tmp_path / "export" / "README.md").read_text()
+        card = (tmp_path / "export" / "README.md").read_text()
+        assert "| correctness | consensus | 1 |" in card and "selection: ranker consensus, confidence >= 0.2" in card
+        manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+        assert manifest["selection"] == [{"ranker": "consensus", "min_confidence": 0.2}] and "consensus set" in manifest["confidence_filter"]
+        assert ds[0]["confidence"] == 0.5  # half the code samples behave like the chosen code
         run()  # unchanged partition: everything comes from the generation cache
         assert server.calls == first_calls
 

@@ -1,8 +1,9 @@
 """Trusted tests and pair rules: ties, identical code, noise, degenerate prompts."""
 
 import numpy as np
+import pytest
 
-from codedpo_assets.pairs import Pair, correctness_pair, efficiency_pair, trusted_tests
+from codedpo_assets.pairs import Pair, confidence, correctness_pair, efficiency_pair, trusted_codes, trusted_tests
 from codedpo_assets.sandbox.timing import Timing
 
 
@@ -14,13 +15,33 @@ def test_trusted_tests_are_passed_by_every_top_code():
 
 
 def test_correctness_pair_rules():
-    assert correctness_pair(np.array([0.9, 0.1, 0.5]), ["a", "b", "c"]) == Pair(0, 1, 0.8)
-    assert correctness_pair(np.array([0.5, 0.5]), ["a", "b"]) == "scores_do_not_separate"  # all-pass / all-fail
-    assert correctness_pair(np.array([0.9]), ["a"]) == "fewer_than_two_candidates"
+    passed = np.array([[1, 1], [0, 0], [1, 0]], dtype=bool)
+    assert correctness_pair(np.array([0.9, 0.1, 0.5]), ["a", "b", "c"], passed) == Pair(0, 1, 0.8)
+    assert correctness_pair(np.array([0.5, 0.5]), ["a", "b"], passed[:2]) == "no_code_fails_a_trusted_test"  # tied: nothing trusted
+    assert correctness_pair(np.array([0.9, 0.6]), ["a", "b"], passed[:2], min_margin=0.5) == "scores_do_not_separate"
+    assert correctness_pair(np.array([0.9]), ["a"], passed[:1]) == "fewer_than_two_candidates"
     # bottom code is the same program as the top one: take the next distinct one
-    assert correctness_pair(np.array([0.9, 0.1, 0.5]), ["a", "a", "c"]) == Pair(0, 2, 0.4)
-    assert correctness_pair(np.array([0.9, 0.1]), ["a", "a"]) == "identical_code"
-    assert correctness_pair(np.array([np.nan, 0.1]), ["a", "b"]) == "non_finite_scores"
+    assert correctness_pair(np.array([0.9, 0.1, 0.5]), ["a", "a", "c"], passed) == Pair(0, 2, 0.4)
+    assert correctness_pair(np.array([0.9, 0.1]), ["a", "a"], passed[:2]) == "identical_code"
+    assert correctness_pair(np.array([np.nan, 0.1]), ["a", "b"], passed[:2]) == "non_finite_scores"
+
+
+def test_rejected_code_must_fail_a_trusted_test():
+    # codes 0 and 1 behave alike (a prior such as multiplicity tells them apart): no evidence against 1
+    passed = np.array([[1, 1, 0], [1, 1, 0], [1, 0, 0]], dtype=bool)
+    assert correctness_pair(np.array([0.9, 0.2, 0.5]), ["a", "b", "c"], passed) == Pair(0, 2, pytest.approx(0.4))
+    assert correctness_pair(np.array([0.9, 0.2]), ["a", "b"], passed[:2]) == "no_code_fails_a_trusted_test"
+
+
+def test_trusted_codes_and_confidence():
+    passed = np.array([[1, 1, 0], [1, 1, 0], [1, 1, 1], [1, 0, 0]], dtype=bool)
+    scores = np.array([0.9, 0.8, 0.5, 0.1])
+    # code 2 passes every trusted test but also one the top code fails: not the top code's behaviour
+    assert trusted_codes(passed, scores).tolist() == [True, True, False, False]
+    assert trusted_codes(passed, np.array([0.9, 0.1, 0.9, 0.1])).tolist() == [True, True, True, False]  # ties: both sets
+    assert confidence(passed, scores, np.array([3, 1, 4, 2])) == pytest.approx(0.4)
+    assert confidence(passed, scores) == pytest.approx(0.5)
+    assert confidence(np.zeros((0, 3), dtype=bool), np.array([])) == 0.0
 
 
 def t(samples, ok=True):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from codedpo_assets.scoring import rank_candidates, ranks, self_verification_scores, top_set
+from codedpo_assets.scoring import consensus_share, rank_candidates, ranks, self_verification_scores, top_set
 
 
 def reference(passed, d=0.85, iterations=10):
@@ -75,6 +75,51 @@ def test_rankers():
     assert sv.argmax() == 3 and sv[0] == pytest.approx(sv[1])
     with pytest.raises(ValueError, match="unknown ranker"):
         rank_candidates(m, "vibes")
+
+
+def weighted_reference(passed, code_w, test_w, d=0.85, iterations=10):
+    """The weighted update, unscaled, in plain Python: a node passes on its score × its samples."""
+    n, m = len(passed), len(passed[0])
+    c, t = [1.0] * n, [1.0] * m
+    for _ in range(iterations):
+        c2 = [(1 - d) * c[i] + d * sum(passed[i][j] * test_w[j] * t[j] for j in range(m)) for i in range(n)]
+        t2 = [(1 - d) * t[j] + d * sum(passed[i][j] * code_w[i] * c[i] for i in range(n)) for j in range(m)]
+        c, t = c2, t2
+    return np.array(c)
+
+
+def test_weighted_self_verification_and_the_consensus_ranker():
+    rows = [[1, 1, 0], [0, 0, 1], [1, 0, 1]]
+    c, _ = self_verification_scores(np.array(rows, dtype=bool), code_weights=[3, 1, 2], test_weights=[1, 2, 1])
+    ref = weighted_reference(rows, [3, 1, 2], [1, 2, 1])
+    np.testing.assert_allclose(c / c.max(), ref / ref.max())
+    # consensus: the iteration over consensus sets (weighted by their samples) × √(samples of the program)
+    m = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1]], dtype=bool)
+    weights = np.array([4.0, 1.0, 2.0, 1.0])
+    sets = weighted_reference([[1, 1, 0], [0, 0, 1], [1, 0, 1]], [5, 2, 1], [1, 1, 1])
+    got = rank_candidates(m, "consensus", code_weights=weights)
+    expected = sets[[0, 0, 1, 2]] * np.sqrt(weights)
+    np.testing.assert_allclose(got / got.max(), expected / expected.max())
+    assert got.argmax() == 0 and got[0] > got[1]  # same behaviour: the program written more often leads
+    # one iteration without damping is CodeT's order (|tests passed| × √samples) when each set is one program
+    distinct = np.array([[1, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=bool)
+    codet_order = np.argsort(-rank_candidates(distinct, "codet", code_weights=[5, 9, 1]), kind="stable")
+    one = rank_candidates(distinct, "consensus", code_weights=[5, 9, 1], damping=1.0, iterations=1)
+    assert np.argsort(-one, kind="stable").tolist() == codet_order.tolist()
+    # multiplicity changes the winner: a behaviour written by many samples beats a lone program passing one more test
+    lone = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=bool)
+    assert rank_candidates(lone, "consensus").argmax() == 0 and rank_candidates(lone, "consensus", code_weights=[1, 20]).argmax() == 1
+    # the paper's formula ignores multiplicity
+    assert rank_candidates(lone, "self_verification", code_weights=[1, 20]).argmax() == 0
+    assert rank_candidates(np.zeros((3, 0), dtype=bool), "consensus", code_weights=[1, 5, 2]).argmax() == 1  # no tests: most written
+    assert np.isfinite(rank_candidates(np.random.default_rng(1).random((4, 15, 15)) < 0.5, "consensus")).all()
+
+
+def test_consensus_share():
+    m = np.array([[1, 0], [1, 0], [0, 1], [0, 0]], dtype=bool)
+    assert consensus_share(m, [3, 1, 4, 2]).tolist() == pytest.approx([0.4, 0.4, 0.4, 0.2])
+    assert consensus_share(m).tolist() == pytest.approx([0.5, 0.5, 0.25, 0.25])
+    assert consensus_share(np.zeros((0, 2), dtype=bool)).tolist() == []
 
 
 def test_ranks_and_top_set_keep_ties():

@@ -14,24 +14,32 @@ from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
 from codedpo_assets.assets.resources import DUCKDB_POOL, DuckDBStore
 from codedpo_assets.normalize import content_hash
 from codedpo_assets.plots import bars, histogram, md_table
-from codedpo_assets.pairs import Pair, correctness_pair, efficiency_pair, trusted_tests as trusted_mask
+from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, confidence, correctness_pair, efficiency_pair, trusted_codes
+from codedpo_assets.pairs import trusted_tests as trusted_mask
 from codedpo_assets.sandbox.timing import Timing, time_candidates
-from codedpo_assets.scoring import RANKERS, rank_candidates, ranks, self_verification_scores
+from codedpo_assets.scoring import DEFAULT_RANKER, RANKERS, rank_candidates, ranks, self_verification_scores
 
 SCORING_ARGS = {**ASSET_ARGS, "group_name": "preferences"}
 
 
 class Ranking(dg.ConfigurableResource):
-    """Which ranker picks trusted tests and pairs (an ablation run is a change here), and its knobs."""
+    """Which ranker picks trusted tests and pairs (an ablation run is a change here), its knobs,
+    and the confidence a prompt needs to yield pairs."""
 
-    ranker: str = Field(default="self_verification", description=f"One of {RANKERS}.")
-    damping: float = Field(default=0.85, description="self_verification damping d.")
-    iterations: int = Field(default=10, description="self_verification iterations.")
+    ranker: str = Field(default=DEFAULT_RANKER, description=f"One of {RANKERS}; 'self_verification' is the paper's formula.")
+    damping: float = Field(default=0.85, description="Damping d of the consensus and self_verification iterations.")
+    iterations: int = Field(default=10, description="Iterations of the consensus and self_verification rankers.")
+    min_confidence: float = Field(default=DEFAULT_MIN_CONFIDENCE, ge=0.0, le=1.0,
+                                  description="A prompt yields pairs only when at least this share of its code samples behaves like its top "
+                                              "code (same passed tests); 0 keeps every prompt. Default from the real-sample precision/yield curve.")  # fmt: skip
 
     def checked(self) -> str:
         if self.ranker not in RANKERS:
             raise dg.Failure(f"ranking.ranker: {self.ranker!r} is not one of {RANKERS}")
         return self.ranker
+
+    def knobs(self, ranker: str) -> dict[str, float]:
+        return {"damping": self.damping, "iterations": self.iterations} if ranker in ("consensus", "self_verification") else {}
 
 
 Matrix = tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray]  # code ids, test ids, passed, code and test multiplicity
@@ -64,8 +72,7 @@ def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, r
     rows = []
     for prompt_id, (codes, tests, passed, code_w, test_w) in _matrices(db, key).items():
         for ranker in RANKERS:
-            kw = {"damping": ranking.damping, "iterations": ranking.iterations} if ranker == "self_verification" else {}
-            scores = rank_candidates(passed, ranker, seed=int(prompt_id[:8], 16), code_weights=code_w, test_weights=test_w, **kw)
+            scores = rank_candidates(passed, ranker, seed=int(prompt_id[:8], 16), code_weights=code_w, test_weights=test_w, **ranking.knobs(ranker))
             items = [("code", codes, scores)]
             if ranker == "self_verification":
                 items.append(("test", tests, self_verification_scores(passed, damping=ranking.damping, iterations=ranking.iterations)[1]))
@@ -76,7 +83,7 @@ def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, r
     if any(not np.isfinite(r["score"]) for r in rows):
         raise dg.Failure("non-finite score computed; nothing written")
     db.replace_partition(key, {"verification_scores": rows})
-    codes = {r: [x["score"] for x in rows if x["ranker"] == r and x["kind"] == "code"] for r in ("self_verification", "pass_count")}
+    codes = {r: [x["score"] for x in rows if x["ranker"] == r and x["kind"] == "code"] for r in ("consensus", "self_verification", "pass_count")}
     metadata = {"dagster/row_count": len(rows), "prompts": len({r["prompt_id"] for r in rows})}
     if rows:
         metadata["score_histogram"] = dg.MetadataValue.md(histogram(codes, "code score"))
@@ -114,22 +121,21 @@ def _texts(db, key: str, table: str, id_col: str, text_col: str) -> dict[str, st
     return dict(db.query(f"SELECT {id_col}, {text_col} FROM {table} WHERE partition_key = ?", [key]).rows())
 
 
-@dg.asset(deps=[trusted_tests], description="Median CPU time (and MAD) of candidates passing every trusted test, timed on the trusted tests.", **SCORING_ARGS)
-def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: DuckDBStore) -> dg.MaterializeResult:
+@dg.asset(deps=[trusted_tests], description="Median CPU time (and MAD) of the codes the ranker trusts (the top code's consensus set) on the trusted tests, "
+                                             "for prompts that pass the confidence filter.", **SCORING_ARGS)  # fmt: skip
+def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
+    scores = _scores(db, key, ranking.checked())
     trusted = db.query("SELECT prompt_id, test_index, test_id FROM trusted_tests WHERE partition_key = ? ORDER BY ALL", [key]).rows()
     by_prompt: dict[str, list[tuple[int, str]]] = {}
     for prompt_id, j, test_id in trusted:
         by_prompt.setdefault(prompt_id, []).append((j, test_id))
     codes_text, tests_text = _texts(db, key, "candidate_code", "code_id", "code"), _texts(db, key, "generated_tests", "test_id", "test")
     rows, setup = [], seed_imports(db, key)
-    for prompt_id, (codes, _, passed, _, _) in _matrices(db, key).items():
-        cols = [j for j, _ in by_prompt.get(prompt_id, [])]
-        if not cols:
+    for prompt_id, (codes, _, passed, code_w, _) in _matrices(db, key).items():
+        if not by_prompt.get(prompt_id) or confidence(passed, scores[prompt_id], code_w) < ranking.min_confidence:
             continue
-        correct = [i for i in range(len(codes)) if passed[i, cols].all()]
-        if not correct:
-            continue
+        correct = np.flatnonzero(trusted_codes(passed, scores[prompt_id])).tolist()
         results = time_candidates([codes_text[codes[i]] for i in correct], [tests_text[t] for _, t in by_prompt[prompt_id]],
                                   setup=setup.get(prompt_id, ""), repetitions=config.repetitions, time_limit_s=config.time_limit_s)  # fmt: skip
         for i, t in zip(correct, results):
@@ -143,17 +149,20 @@ class PairsConfig(dg.Config):
     min_speedup: float = Field(default=1.1, description="Efficiency pairs need the slow code this much slower (paper: 10%).")
 
 
-def _pair_row(key, prompt, kind, ranker, pair: Pair, codes, code_text, scores, trusted_ids) -> dict:
+def _pair_row(key, prompt, kind, ranking: Ranking, conf: float, pair: Pair, codes, code_text, scores, trusted_ids) -> dict:
+    ranker = ranking.ranker
     chosen, rejected = codes[pair.chosen], codes[pair.rejected]
     return {"partition_key": key, "pair_id": content_hash(f"{prompt['prompt_id']}\0{kind}\0{ranker}\0{chosen}\0{rejected}"),
             "prompt_id": prompt["prompt_id"], "seed_id": prompt["seed_id"], "kind": kind, "ranker": ranker,
             "prompt": prompt["prompt"], "chosen": code_text[chosen], "rejected": code_text[rejected],
             "chosen_code_id": chosen, "rejected_code_id": rejected, "margin": float(pair.margin),
             "chosen_score": float(scores[pair.chosen]), "rejected_score": float(scores[pair.rejected]),
-            "trusted_test_ids": trusted_ids}  # fmt: skip
+            "trusted_test_ids": trusted_ids, "confidence": conf, "min_confidence": ranking.min_confidence}  # fmt: skip
 
 
-@dg.asset(deps=[timings], description="Correctness (top vs bottom score) and efficiency (fast vs slow) pairs in TRL's prompt/chosen/rejected format.", **SCORING_ARGS)
+@dg.asset(deps=[timings], description="Correctness (top code vs the lowest-scored code failing a trusted test) and efficiency (fast vs slow among "
+                                      "trusted codes) pairs in TRL's prompt/chosen/rejected format, from prompts that pass the confidence filter.",
+          **SCORING_ARGS)  # fmt: skip
 def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key, ranker = store.get(), context.partition_key, ranking.checked()
     prompts = {r[0]: {"prompt_id": r[0], "seed_id": r[1], "prompt": r[2]} for r in
@@ -173,19 +182,21 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
     pairs, skipped = [], []
     for prompt_id in sorted(prompts):
         if prompt_id not in matrices:
-            skipped += [{"partition_key": key, "prompt_id": prompt_id, "kind": k, "reason": "no_candidates_or_tests"} for k in ("correctness", "efficiency")]
+            skipped += [{"partition_key": key, "prompt_id": prompt_id, "kind": k, "reason": "no_candidates_or_tests", "confidence": None} for k in ("correctness", "efficiency")]
             continue
-        codes = matrices[prompt_id][0]
-        hashes = [norm[c] for c in codes]
-        found = {"correctness": correctness_pair(scores[prompt_id], hashes),
+        codes, _, passed, code_w, _ = matrices[prompt_id]
+        hashes, conf = [norm[c] for c in codes], confidence(passed, scores[prompt_id], code_w)
+        found = {"correctness": correctness_pair(scores[prompt_id], hashes, passed),
                  "efficiency": efficiency_pair(timed.get(prompt_id, {}), hashes, min_ratio=config.min_speedup)}  # fmt: skip
+        if conf < ranking.min_confidence:
+            found = {k: "low_confidence" for k in found}
         if not trusted.get(prompt_id):
             found = {k: "no_trusted_tests" for k in found}
         for kind, result in found.items():
             if isinstance(result, Pair):
-                pairs.append(_pair_row(key, prompts[prompt_id], kind, ranker, result, codes, code_text, scores[prompt_id], trusted[prompt_id]))
+                pairs.append(_pair_row(key, prompts[prompt_id], kind, ranking, conf, result, codes, code_text, scores[prompt_id], trusted[prompt_id]))
             else:
-                skipped.append({"partition_key": key, "prompt_id": prompt_id, "kind": kind, "reason": result})
+                skipped.append({"partition_key": key, "prompt_id": prompt_id, "kind": kind, "reason": result, "confidence": conf})
     db.replace_partition(key, {"preference_pairs": pairs, "preference_pairs_skipped": skipped})
     by_kind = {k: sum(p["kind"] == k for p in pairs) for k in ("correctness", "efficiency")}
     reasons = Counter(s["reason"] for s in skipped)
@@ -199,6 +210,11 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
 class ExportConfig(dg.Config):
     directory: str = Field(default="data/export", description="Where preference_pairs.{parquet,jsonl}, manifest.json and README.md go.")
     heldout_share: float = Field(default=0.2, ge=0.0, lt=1.0, description="Share of prompts whose pairs are held out from training (split = 'heldout'), chosen by prompt-id hash.")
+
+
+CONFIDENCE_FILTER = ("a prompt yields pairs when the share of its code samples that pass exactly the tests its top-ranked code passes "
+                     "is at least min_confidence; correctness pairs reject a code failing a trusted test, efficiency pairs compare codes "
+                     "of the top code's consensus set only")  # fmt: skip
 
 
 def heldout_prompts(prompt_ids: list[str], share: float) -> set[str]:
@@ -218,25 +234,30 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
     prompt_ids = [r[0] for r in db.query("SELECT DISTINCT prompt_id FROM preference_pairs").rows()]
     heldout = sorted(heldout_prompts(prompt_ids, config.heldout_share))
     select = ("SELECT prompt, chosen, rejected, kind, margin, ranker, CASE WHEN list_contains(?, prompt_id) THEN 'heldout' ELSE 'train' END AS split, "
-              "pair_id, prompt_id, seed_id, chosen_code_id, rejected_code_id FROM preference_pairs ORDER BY pair_id")  # fmt: skip
+              "confidence, pair_id, prompt_id, seed_id, chosen_code_id, rejected_code_id FROM preference_pairs ORDER BY pair_id")  # fmt: skip
     with db.connect() as conn:
         frame = conn.execute(select, [heldout]).pl()
         stats = conn.execute("SELECT kind, ranker, count(*) FROM preference_pairs GROUP BY ALL ORDER BY ALL").fetchall()
         models = [r[0] for r in conn.execute("SELECT DISTINCT model FROM prompts ORDER BY 1").fetchall()]
         sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM seeds ORDER BY 1").fetchall()]
+        selection = [{"ranker": r, "min_confidence": c} for r, c in conn.execute("SELECT DISTINCT ranker, min_confidence FROM preference_pairs ORDER BY ALL").fetchall()]
     version = hashlib.sha256("\n".join(f"{p}:{s}" for p, s in zip(frame["pair_id"], frame["split"])).encode()).hexdigest()[:16]
     splits = {s: int((frame["split"] == s).sum()) for s in ("train", "heldout")}
     for name, write in (("preference_pairs.parquet", frame.write_parquet), ("preference_pairs.jsonl", frame.write_ndjson)):
         write(out / f".{name}.partial")
         (out / f".{name}.partial").replace(out / name)  # readers never see a half-written file
-    manifest = {"pair_set_version": version, "pairs": frame.height, "splits": splits, "heldout_prompts": heldout, "models": models, "sources": sources}
+    manifest = {"pair_set_version": version, "pairs": frame.height, "splits": splits, "heldout_prompts": heldout, "models": models, "sources": sources,
+                "selection": selection, "confidence_filter": CONFIDENCE_FILTER}  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     total = sum(n for _, _, n in stats)
+    chosen_by = "; ".join(f"ranker {x['ranker']}, confidence >= {x['min_confidence']}" for x in selection) or "none"
     card = ["# codedpo preference pairs", "", "CodeDPO-style pairs (arXiv 2410.05605) built from self-generated, self-verified code.", "",
             f"- pairs: {total} (train {splits['train']}, held out {splits['heldout']}; version {version})",
-            f"- generator model(s): {', '.join(models) or 'none'}", f"- seed sources: {', '.join(sources) or 'none'}", "",
+            f"- generator model(s): {', '.join(models) or 'none'}", f"- seed sources: {', '.join(sources) or 'none'}",
+            f"- selection: {chosen_by}",
+            f"- confidence filter: {CONFIDENCE_FILTER}", "",
             "| kind | ranker | pairs |", "|---|---|---|"] + [f"| {k} | {r} | {n} |" for k, r, n in stats] + [
-            "", "Columns: prompt, chosen, rejected (TRL preference format), kind, margin, ranker, split (train/heldout by prompt), ids tracing back to seed and codes.",
+            "", "Columns: prompt, chosen, rejected (TRL preference format), kind, margin, ranker, split (train/heldout by prompt), confidence, ids tracing back to seed and codes.",
             "", "```python", "from datasets import load_dataset", f"load_dataset('parquet', data_files='{out / 'preference_pairs.parquet'}')", "```"]  # fmt: skip
     (out / "README.md").write_text("\n".join(card) + "\n")
     return dg.MaterializeResult(metadata={"dagster/row_count": total, "path": dg.MetadataValue.path(str(out)), "pair_set_version": version,

@@ -65,6 +65,31 @@ def _failure(output: str) -> tuple[str, str] | None:
     return None
 
 
+def _defined(node: ast.stmt) -> set[str]:
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in node.names}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _used(nodes: list[ast.stmt]) -> set[str]:
+    return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _without_run_on(body: list[ast.stmt], entry_point: str) -> list[ast.stmt]:
+    """Everything up to the entry point's def, and after it only what the kept code uses (a helper
+    written below it). Real samples run on into the model's next file: trailing imports of
+    modules that are not installed, other functions, assignments; kept, they fail or shadow it."""
+    end = next(i for i, n in enumerate(body) if isinstance(n, ast.FunctionDef) and n.name == entry_point) + 1
+    kept, rest = body[:end], body[end:]
+    used, chosen = _used(kept), set()
+    while new := {i for i, n in enumerate(rest) if i not in chosen and _defined(n) & used}:
+        chosen |= new
+        used |= _used([rest[i] for i in new])
+    return kept + [n for i, n in enumerate(rest) if i in chosen]
+
+
 def extract_program(output: str, entry_point: str, sample_index: int) -> Parsed:
     """A candidate program defining ``entry_point``: imports + defs, no main guard, no prints."""
     failed = _failure(output)
@@ -77,7 +102,7 @@ def extract_program(output: str, entry_point: str, sample_index: int) -> Parsed:
         body = [n for n in tree.body if not _is_main_guard(n) and not _is_print(n)]
         body = [n for n in body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign))]
         if any(isinstance(n, ast.FunctionDef) and n.name == entry_point for n in body):
-            module = ast.Module(body=body, type_ignores=[])
+            module = ast.Module(body=_without_run_on(body, entry_point), type_ignores=[])
             code = ast.unparse(module) + "\n"
             return Parsed(sample_index, code, normalized_hash(module))
     reason = "no_code" if all(_parse_prefix(b) is None for b in code_blocks(output)) else "no_entry_point"
