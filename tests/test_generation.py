@@ -176,6 +176,14 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path):
         manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
         assert manifest["selection"] == [{"ranker": "consensus", "min_confidence": 0.2}] and "consensus set" in manifest["confidence_filter"]
         assert ds[0]["confidence"] == 0.5  # half the code samples behave like the chosen code
+        # a stricter confidence filter: the prompt (half its code samples agree with the top code) yields no pair, with the reason
+        from codedpo_assets.assets.preferences import Ranking
+
+        strict = dg.materialize(chain, selection=[timings, preference_pairs], partition_key="local:calc.py", instance=instance,
+                                resources={**defs.resources, "ranking": Ranking(min_confidence=0.6)})  # fmt: skip
+        assert strict.success and db.query("SELECT count(*) FROM preference_pairs").item() == 0
+        assert db.query("SELECT count(*) FROM timings").item() == 0  # nothing timed for a prompt below the filter
+        assert db.query("SELECT DISTINCT reason, confidence FROM preference_pairs_skipped").rows() == [("low_confidence", 0.5)]
         run()  # unchanged partition: everything comes from the generation cache
         assert server.calls == first_calls
 
