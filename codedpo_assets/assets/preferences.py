@@ -11,7 +11,7 @@ from pydantic import Field
 
 from codedpo_assets.assets.generation import ASSET_ARGS
 from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
-from codedpo_assets.assets.resources import DUCKDB_POOL, DuckDBStore
+from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.normalize import content_hash
 from codedpo_assets.plots import bars, histogram, md_table
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, confidence, correctness_pair, efficiency_pair, trusted_codes
@@ -226,7 +226,7 @@ def heldout_prompts(prompt_ids: list[str], share: float) -> set[str]:
     return set(ordered[:n])
 
 
-@dg.asset(deps=[preference_pairs], pool=DUCKDB_POOL, group_name="preferences", kinds={"parquet", "duckdb"},
+@dg.asset(deps=[preference_pairs], group_name="preferences", kinds={"parquet", "duckdb"},
           description="All preference pairs as Parquet + JSONL that `datasets.load_dataset` reads (split train/heldout by prompt), with a manifest and dataset card.")  # fmt: skip
 def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportConfig, store: DuckDBStore) -> dg.MaterializeResult:
     db, out = store.get(), Path(config.directory).resolve()

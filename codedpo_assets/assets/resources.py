@@ -1,4 +1,4 @@
-"""Shared Dagster wiring: the DuckDB store and seed source resources, the DuckDB pool, automation."""
+"""Shared Dagster wiring: the DuckDB store and seed source resources, automation."""
 
 
 import json
@@ -10,7 +10,6 @@ from pydantic import Field
 from codedpo_assets.sources import SourceConfigError, SourceSpec, parse_sources
 from codedpo_assets.store import DB_ENV, DEFAULT_DB, Store
 
-DUCKDB_POOL = "duckdb"  # every asset/op writing the database runs in this pool (limit 1 in dagster.yaml)
 SOURCES_ENV = "CODEDPO_SOURCES"
 
 # eager() rebuilds a partition when its upstream changes or when it newly goes missing, but skips

@@ -14,7 +14,7 @@ from collections import Counter
 import dagster as dg
 from pydantic import Field
 
-from codedpo_assets.assets.resources import DUCKDB_POOL, EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources
+from codedpo_assets.assets.resources import EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources
 from codedpo_assets.decontam import humaneval_decontaminator
 from codedpo_assets.harvest import HarvestRules, harvest_unit
 from codedpo_assets.plots import md_table
@@ -56,7 +56,6 @@ def seed_sources(context: dg.AssetExecutionContext, sources: SeedSources) -> dg.
 @dg.asset(
     partitions_def=SEED_PARTITIONS,
     deps=[SEED_SOURCES_KEY],
-    pool=DUCKDB_POOL,
     automation_condition=EAGER_OR_MISSING_AT_START,
     group_name="seeds",
     kinds={"python", "duckdb"},
@@ -98,7 +97,7 @@ class PruneConfig(dg.Config):
     partition_keys: list[str]
 
 
-@dg.op(pool=DUCKDB_POOL, description="Delete rows of removed seed partitions from every partitioned table.")
+@dg.op(description="Delete rows of removed seed partitions from every partitioned table.")
 def prune_partitions(context: dg.OpExecutionContext, config: PruneConfig, store: DuckDBStore) -> None:
     deleted = store.get().delete_partitions(config.partition_keys)
     context.log.info(f"deleted {deleted} rows of {len(config.partition_keys)} removed partitions")
