@@ -48,9 +48,10 @@ def build_definitions(
             evaluation.model_evaluation,
         ],
         asset_checks=[preferences.pairs_are_sound, *checks.STAGE_CHECKS],
-        jobs=[seeds.prune_seed_partitions, BUILD_PAIRS_JOB],
-        # Runs from the UI and the automation sensor: every step writes DuckDB (pool limit 1), so steps of
-        # one run never overlap and a process per step only adds start-up; partitions still run in parallel runs.
+        jobs=[seeds.prune_seed_partitions, seeds.store_maintenance, BUILD_PAIRS_JOB],
+        schedules=[seeds.STORE_MAINTENANCE_SCHEDULE],
+        # Runs from the UI and the automation sensor: a process per step would only add start-up to a
+        # partition's ~20 short steps; partitions run in parallel as separate runs.
         executor=dg.in_process_executor,
         sensors=[seeds.seed_sources_sensor, AUTOMATION_SENSOR],
         resources={

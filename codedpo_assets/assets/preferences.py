@@ -235,7 +235,8 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
     heldout = sorted(heldout_prompts(prompt_ids, config.heldout_share))
     select = ("SELECT prompt, chosen, rejected, kind, margin, ranker, CASE WHEN list_contains(?, prompt_id) THEN 'heldout' ELSE 'train' END AS split, "
               "confidence, pair_id, prompt_id, seed_id, chosen_code_id, rejected_code_id FROM preference_pairs ORDER BY pair_id")  # fmt: skip
-    with db.connect() as conn:
+    with db.transaction() as conn:  # one snapshot for everything read here (DuckLake: recorded for lineage)
+        snapshot = db.snapshot(conn)
         frame = conn.execute(select, [heldout]).pl()
         stats = conn.execute("SELECT kind, ranker, count(*) FROM preference_pairs GROUP BY ALL ORDER BY ALL").fetchall()
         models = [r[0] for r in conn.execute("SELECT DISTINCT model FROM prompts ORDER BY 1").fetchall()]
@@ -247,7 +248,7 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
         write(out / f".{name}.partial")
         (out / f".{name}.partial").replace(out / name)  # readers never see a half-written file
     manifest = {"pair_set_version": version, "pairs": frame.height, "splits": splits, "heldout_prompts": heldout, "models": models, "sources": sources,
-                "selection": selection, "confidence_filter": CONFIDENCE_FILTER}  # fmt: skip
+                "selection": selection, "confidence_filter": CONFIDENCE_FILTER, "store_snapshot": snapshot}  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     total = sum(n for _, _, n in stats)
     chosen_by = "; ".join(f"ranker {x['ranker']}, confidence >= {x['min_confidence']}" for x in selection) or "none"

@@ -108,6 +108,25 @@ def prune_seed_partitions() -> None:
     prune_partitions()
 
 
+class MaintenanceConfig(dg.Config):
+    keep_days: float = 30.0  # DuckLake snapshots younger than this stay readable (time travel, checkpoint lineage)
+
+
+@dg.op(description="Store upkeep: DuckLake merges small files, expires old snapshots, deletes unreferenced files; a DuckDB file checkpoints.")
+def maintain_store(context: dg.OpExecutionContext, config: MaintenanceConfig, store: DuckDBStore) -> None:
+    done = store.get().maintain(config.keep_days)
+    context.log.info(f"store maintenance: {done or 'checkpoint'}")
+
+
+@dg.job(description="Compacts the store and expires snapshots older than keep_days (see README 'Storage').")
+def store_maintenance() -> None:
+    maintain_store()
+
+
+STORE_MAINTENANCE_SCHEDULE = dg.ScheduleDefinition(job=store_maintenance, cron_schedule="0 3 * * *", default_status=dg.DefaultScheduleStatus.RUNNING,
+                                                   description="Nightly store upkeep (03:00).")  # fmt: skip
+
+
 def observed_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
     """Last recorded content hash per partition (from ``seed_sources`` observations)."""
     versions: dict[str, str] = {}
