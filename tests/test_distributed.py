@@ -1,0 +1,113 @@
+"""A distributed executor, exercised: `build_pairs` on two Celery worker processes (Redis broker
+from Debian) that share nothing with the run or each other but the network — the Dagster instance
+and the store both live in PostgreSQL (the store as DuckLake: catalog in PostgreSQL, data files
+in a data path)."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import FakeServer
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
+READBACK = """
+import json, dagster as dg
+from codedpo_assets.store import Store
+db, instance = Store(), dg.DagsterInstance.get()
+(run,) = instance.get_run_records()
+events = instance.all_logs(run.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
+print(json.dumps({"pairs": db.query("SELECT count(*) FROM preference_pairs").item(), "cells": db.query("SELECT count(*) FROM pass_matrix").item(),
+                  "step_pids": sorted({e.dagster_event.pid for e in events}), "steps": len(events)}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throwaway redis-server on 127.0.0.1 (Debian package), no persistence; stopped after."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian package 'redis-server'; .ci/run installs it)")
+    port = _free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def test_build_pairs_on_celery_workers_with_postgres_instance_and_ducklake(postgres, redis_url, tmp_path):
+    pytest.importorskip("dagster_celery")
+    pytest.importorskip("dagster_postgres")
+    tag = uuid.uuid4().hex[:10]
+    instance_db, lake_catalog = f"dagster_{tag}", postgres.create_database(f"lake_{tag}")
+    postgres.create_database(instance_db)
+    home, tree, celery_dir = tmp_path / "home", tmp_path / "src", tmp_path / "celery"
+    for d in (home, tree, celery_dir):
+        d.mkdir()
+    (tree / "calc.py").write_text(SEED)
+    (tmp_path / "sources.json").write_text(json.dumps([{"name": "local", "kind": "directory", "path": str(tree)}]))
+    url = f"postgresql+psycopg2://{postgres.user}@/{instance_db}?host={postgres.host}&port={postgres.port}"
+    (home / "dagster.yaml").write_text(f'storage:\n  postgres:\n    postgres_url: "{url}"\ntelemetry:\n  enabled: false\n')
+    (celery_dir / "dagster_celery_config.py").write_text(f"broker_url = {redis_url!r}\nresult_backend = {redis_url!r}\n")
+    server = FakeServer()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CODEDPO_CATALOG": lake_catalog, "CODEDPO_DATA_PATH": str(tmp_path / "lake"),
+           "CODEDPO_SOURCES": str(tmp_path / "sources.json"), "CODEDPO_GENERATOR": "openai", "CODEDPO_OPENAI_BASE_URL": server.url,
+           "CODEDPO_OPENAI_MODEL": "fake", "CODEDPO_EXECUTOR": "celery", "PYTHONPATH": f"{REPO}{os.pathsep}{celery_dir}"}  # fmt: skip
+    workers = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker", "--pool", "solo", "--prefetch-multiplier=1",
+                                 "--loglevel", "INFO", "-n", f"w{i}@%h"], cwd=tmp_path, env=env,
+                                stdout=open(tmp_path / f"worker{i}.log", "w"), stderr=subprocess.STDOUT) for i in range(2)]  # fmt: skip
+    try:
+        subprocess.run([sys.executable, "-c", "import dagster as dg; dg.DagsterInstance.get().add_dynamic_partitions('seeds', ['local:calc.py'])"],
+                       cwd=REPO, env=env, check=True)  # fmt: skip
+        (tmp_path / "run.yaml").write_text(json.dumps({
+            "ops": {n: {"config": {"n_samples": 4}} for n in ("prompts", "candidate_code", "generated_tests")},
+            "execution": {"config": {"broker": redis_url, "backend": redis_url}}}))  # fmt: skip
+        run = subprocess.run([sys.executable, "-m", "dagster", "job", "execute", "-m", "definitions", "-j", "build_pairs", "-c",
+                              str(tmp_path / "run.yaml"), "--tags", json.dumps({"dagster/partition": "local:calc.py"})],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        logs = "".join((tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2))
+        assert run.returncode == 0 and "RUN_SUCCESS" in run.stdout + run.stderr, (run.stdout + run.stderr)[-4000:] + logs
+        readback = subprocess.run([sys.executable, "-c", READBACK], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+        result = json.loads(readback.stdout.strip().splitlines()[-1])
+    finally:
+        _stop(workers)
+        server.close()
+    assert result["pairs"] == 1 and result["cells"] == 6  # right (a + b) vs wrong (a - b) program, 2 codes x 3 tests, in the lake
+    # every step ran in a worker process, and both workers took steps
+    assert set(result["step_pids"]) == {w.pid for w in workers}, (result, [w.pid for w in workers])
