@@ -2,21 +2,16 @@
 throwaway PostgreSQL cluster."""
 
 import json
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import textwrap
 import threading
 import uuid
 import warnings
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from servers import postgres_server
 
 warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
 
@@ -125,60 +120,14 @@ class FakeServer:
         self.httpd.shutdown()
 
 
-@dataclass
-class Postgres:
-    """A running throwaway cluster: unix socket in ``host``, trust auth for ``user``."""
-
-    bin: Path
-    host: str
-    port: int
-    user: str = "codedpo"
-
-    def create_database(self, name: str) -> str:
-        """A fresh database; returns its DuckLake catalog string."""
-        subprocess.run([str(self.bin / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", "postgres", "-q", "-c",
-                        f'CREATE DATABASE "{name}"'], check=True, capture_output=True)  # fmt: skip
-        return f"postgres:dbname={name} host={self.host} port={self.port} user={self.user}"
-
-
-def _pg_bin() -> Path | None:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (candidate / "initdb").exists():
-            return candidate
-    found = shutil.which("initdb")
-    return Path(found).resolve().parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres():
-    """initdb + pg_ctl in a temp dir, as an unprivileged user (PostgreSQL refuses root), listening
-    on a unix socket only; stopped and removed at the end of the session."""
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (Debian package 'postgresql'; .ci/run installs it)")
-    root = Path(tempfile.mkdtemp(prefix="codedpo-pg-"))
-    run_as: dict = {}
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            account = pwd.getpwnam("nobody")
-        os.chown(root, account.pw_uid, account.pw_gid)
-        run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-    with socket.socket() as s:  # a free port number: it names the socket file
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data, log = root / "data", root / "server.log"
-    subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "codedpo", "--no-sync", "-E", "UTF8"],
-                   check=True, capture_output=True, cwd=root, **run_as)  # fmt: skip
-    options = f"-k {root} -p {port} -c listen_addresses='' -F"
-    subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"], check=True, capture_output=True,
-                   cwd=root, **run_as)  # fmt: skip
+    """A throwaway PostgreSQL cluster for the session (tests/servers.py)."""
     try:
-        yield Postgres(bin_dir, str(root), port)
-    finally:
-        subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True, cwd=root, **run_as)
-        shutil.rmtree(root, ignore_errors=True)
+        with postgres_server() as pg:
+            yield pg
+    except FileNotFoundError as exc:
+        pytest.skip(f"{exc}; .ci/run installs it")
 
 
 @pytest.fixture(params=["duckdb", "ducklake"])

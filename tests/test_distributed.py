@@ -5,17 +5,15 @@ in a data path)."""
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from conftest import FakeServer
+from servers import redis_server
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
@@ -30,34 +28,14 @@ print(json.dumps({"pairs": db.query("SELECT count(*) FROM preference_pairs").ite
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def redis_url(tmp_path):
-    """A throwaway redis-server on 127.0.0.1 (Debian package), no persistence; stopped after."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian package 'redis-server'; .ci/run installs it)")
-    port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.1)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=20)
+    """A throwaway redis-server (tests/servers.py)."""
+    try:
+        with redis_server(tmp_path) as url:
+            yield url
+    except FileNotFoundError as exc:
+        pytest.skip(f"{exc}; .ci/run installs it")
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -82,7 +60,7 @@ def test_build_pairs_on_celery_workers_with_postgres_instance_and_ducklake(postg
         d.mkdir()
     (tree / "calc.py").write_text(SEED)
     (tmp_path / "sources.json").write_text(json.dumps([{"name": "local", "kind": "directory", "path": str(tree)}]))
-    url = f"postgresql+psycopg2://{postgres.user}@/{instance_db}?host={postgres.host}&port={postgres.port}"
+    url = postgres.sqlalchemy_url(instance_db)
     (home / "dagster.yaml").write_text(f'storage:\n  postgres:\n    postgres_url: "{url}"\ntelemetry:\n  enabled: false\n')
     (celery_dir / "dagster_celery_config.py").write_text(f"broker_url = {redis_url!r}\nresult_backend = {redis_url!r}\n")
     server = FakeServer()
