@@ -76,11 +76,20 @@ def test_build_pairs_on_celery_workers_with_postgres_instance_and_ducklake(postg
         (tmp_path / "run.yaml").write_text(json.dumps({
             "ops": {n: {"config": {"n_samples": 4}} for n in ("prompts", "candidate_code", "generated_tests")},
             "execution": {"config": {"broker": redis_url, "backend": redis_url}}}))  # fmt: skip
-        run = subprocess.run([sys.executable, "-m", "dagster", "job", "execute", "-m", "definitions", "-j", "build_pairs", "-c",
-                              str(tmp_path / "run.yaml"), "--tags", json.dumps({"dagster/partition": "local:calc.py"})],
-                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        run = subprocess.Popen([sys.executable, "-m", "dagster", "job", "execute", "-m", "definitions", "-j", "build_pairs", "-c",
+                                str(tmp_path / "run.yaml"), "--tags", json.dumps({"dagster/partition": "local:calc.py"})],
+                               cwd=REPO, env=env, stdout=open(tmp_path / "run.log", "w"), stderr=subprocess.STDOUT)  # fmt: skip
+        # SQL inspection while the pipeline writes: the CLI's query loop never fails on the scale-out store
+        queries = []
+        while run.poll() is None:
+            q = subprocess.run([sys.executable, "-m", "codedpo_assets.cli", "sql", "SELECT count(*) AS cells FROM pass_matrix"], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+            queries.append(q.returncode)
+            assert q.returncode == 0 and "cells" in q.stdout, q.stdout + q.stderr
+        output = (tmp_path / "run.log").read_text()
         logs = "".join((tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2))
-        assert run.returncode == 0 and "RUN_SUCCESS" in run.stdout + run.stderr, (run.stdout + run.stderr)[-4000:] + logs
+        assert run.returncode == 0 and "RUN_SUCCESS" in output, output[-4000:] + logs
+        assert queries, "the run ended before a single query ran"
         readback = subprocess.run([sys.executable, "-c", READBACK], cwd=REPO, env=env, capture_output=True, text=True, check=True)
         result = json.loads(readback.stdout.strip().splitlines()[-1])
     finally:
