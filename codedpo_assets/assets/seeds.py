@@ -142,6 +142,20 @@ def observation(key: str, content_hash: str) -> dg.AssetObservation:
     return dg.AssetObservation(asset_key=SEED_SOURCES_KEY, partition=key, tags={DATA_VERSION_TAG: content_hash})
 
 
+def cancel_unstarted_runs(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:
+    """Cancel queued (not yet launched) runs of partitions about to be deleted: launched after the
+    deletion, automation's run for a just-removed file would fail ("partition not found");
+    cancelled, it is never launched. Returns the cancelled run ids."""
+    cancelled = []
+    for key in keys:
+        waiting = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+                                                         tags={"dagster/partition": key}))  # fmt: skip
+        for record in waiting:
+            instance.report_run_canceled(record.dagster_run, message=f"seed partition {key} was removed from its source before the run started")
+            cancelled.append(record.dagster_run.run_id)
+    return cancelled
+
+
 @dg.sensor(
     jobs=[prune_seed_partitions],
     minimum_interval_seconds=30,
@@ -155,6 +169,8 @@ def seed_sources_sensor(context: dg.SensorEvaluationContext, sources: SeedSource
     observed = json.loads(context.cursor) if context.cursor else observed_versions(context.instance, sorted(registered))
     plan = plan_partitions(current, registered, observed)
     run_requests = []
+    if cancelled := cancel_unstarted_runs(context.instance, plan.removed):
+        context.log.info(f"cancelled {len(cancelled)} queued runs of removed partitions")
     if plan.removed:
         run_requests.append(
             dg.RunRequest(
