@@ -73,6 +73,16 @@ def _rows(db: Path) -> dict[str, int]:
     raise TimeoutError("database stayed locked")
 
 
+def _error(instance, run_id: str) -> str:
+    """The first step or run failure message of a run, for the report."""
+    for record in instance.get_records_for_run(run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}).records:
+        event = record.event_log_entry.dagster_event
+        error = getattr(event.event_specific_data, "error", None) if event else None
+        if error or (event and event.message):
+            return (error.to_string() if error else event.message)[-2000:]
+    return "no failure event recorded"
+
+
 def _key(i: int) -> str:
     return f"local:m{i:03d}.py"  # incremental_bench's file names
 
@@ -129,7 +139,10 @@ def main(n: int) -> None:
         _check(second, _counts(instance), {_key(n)}, failures, "add 1 + delete 1 file")
         if _key(0) in instance.get_dynamic_partitions("seeds"):
             failures.append("delete: partition still registered")
-        runs = Counter(r.dagster_run.status.value for r in instance.get_run_records())
+        records = instance.get_run_records()
+        runs = Counter(r.dagster_run.status.value for r in records)
+        failures += [f"run {r.dagster_run.run_id} ({r.dagster_run.tags.get('dagster/partition', '')}) FAILED: {_error(instance, r.dagster_run.run_id)}"
+                     for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]  # fmt: skip
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)

@@ -230,6 +230,8 @@ CREATE TABLE IF NOT EXISTS dpo_checkpoint (
     arm               VARCHAR NOT NULL,     -- dpo | rpo | kto | sft
     config            JSON NOT NULL,        -- the full training config
     pair_set_version  VARCHAR NOT NULL,     -- preference_pairs_export manifest version trained on
+    pairs_snapshot    BIGINT,               -- DuckLake snapshot the exported pairs were read at (NULL on a DuckDB file):
+                                            -- SELECT * FROM preference_pairs AT (VERSION => pairs_snapshot)
     pairs             INTEGER NOT NULL,     -- training pairs
     truncated         INTEGER NOT NULL,     -- pairs longer than max_length (truncated, keep_start)
     unusable          INTEGER NOT NULL,     -- pairs whose prompt alone fills max_length (dropped by TRL)
@@ -239,6 +241,7 @@ CREATE TABLE IF NOT EXISTS dpo_checkpoint (
     run_id            VARCHAR,
     created_at        TIMESTAMP DEFAULT current_timestamp
 );
+ALTER TABLE dpo_checkpoint ADD COLUMN IF NOT EXISTS pairs_snapshot BIGINT;  -- databases made before the column
 
 -- dpo_checkpoint_curves: training curves (loss, rewards/accuracies, rewards/margins, ...) per step.
 CREATE TABLE IF NOT EXISTS dpo_checkpoint_curves (

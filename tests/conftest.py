@@ -1,13 +1,17 @@
-"""Shared fixtures: temporary source trees, a tiny model, a local OpenAI-compatible server."""
+"""Shared fixtures: temporary source trees, a tiny model, a local OpenAI-compatible server, a
+throwaway PostgreSQL cluster."""
 
 import json
 import textwrap
 import threading
+import uuid
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from servers import postgres_server
 
 warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
 
@@ -114,3 +118,24 @@ class FakeServer:
 
     def close(self):
         self.httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster for the session (tests/servers.py)."""
+    try:
+        with postgres_server() as pg:
+            yield pg
+    except FileNotFoundError as exc:
+        pytest.skip(f"{exc}; .ci/run installs it")
+
+
+@pytest.fixture(params=["duckdb", "ducklake"])
+def store_resource(request, tmp_path):
+    """The store resource on each backend: a DuckDB file, and a DuckLake on a throwaway PostgreSQL."""
+    from codedpo_assets.assets.resources import DuckDBStore
+
+    if request.param == "duckdb":
+        return DuckDBStore(database=str(tmp_path / "db.duckdb"))
+    pg = request.getfixturevalue("postgres")
+    return DuckDBStore(catalog=pg.create_database(f"e2e_{uuid.uuid4().hex[:12]}"), data_path=str(tmp_path / "lake"))

@@ -20,15 +20,18 @@ from codedpo_assets.sources import SourceConfigError
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_definitions_module_exposes_seeds_assets_sensor_and_pool():
+def test_definitions_module_exposes_seeds_assets_sensor_and_pools():
     import definitions
 
     defs = definitions.defs
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {"seeds", "seed_sources"}
     assert defs.resolve_assets_def("seeds").partitions_def.name == "seeds"
-    assert defs.resolve_assets_def("seeds").op.pool == "duckdb"  # all DuckDB writers share one pool
-    assert defs.resolve_job_def("prune_seed_partitions").graph.node_defs[0].pool == "duckdb"
+    # compute holds no global lock: no partitioned asset, check or op is in a pool (writes are short
+    # transactions that retry the database lock); only training/evaluation share one (CPU/GPU-bound)
+    pooled = {a.key.to_user_string(): a.op.pool for a in graph.assets_defs if a.op.pool}
+    assert pooled == {"dpo_checkpoint": "training", "model_evaluation": "training"}, pooled
+    assert defs.resolve_job_def("prune_seed_partitions").graph.node_defs[0].pool is None
     for sensor in ("seed_sources_sensor", "codedpo_automation"):  # incremental rebuilds need no click
         assert defs.resolve_sensor_def(sensor).default_status == dg.DefaultSensorStatus.RUNNING
     defs.validate_loadable(defs)

@@ -17,7 +17,7 @@ from codedpo_assets.assets.preferences import (
     trusted_tests,
     verification_scores,
 )
-from codedpo_assets.assets.resources import DuckDBStore, SeedSource, SeedSources
+from codedpo_assets.assets.resources import SeedSource, SeedSources
 from codedpo_assets.assets.seeds import seed_sources, seeds
 from codedpo_assets.generation.backends import GenerationError, GenerationParams, OpenAIBackend, Request
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
@@ -116,10 +116,11 @@ def test_openai_backend_retries_then_succeeds_and_names_url_when_unreachable():
         dead.generate([Request([{"role": "user", "content": "x"}], 1)], GenerationParams())
 
 
-def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path):
+def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_resource):
+    """One partition end to end, on both store backends (DuckDB file; DuckLake on PostgreSQL)."""
     (tree / "calc.py").write_text(SEED)
     defs = build_definitions(
-        DuckDBStore(database=str(tmp_path / "db.duckdb")),
+        store_resource,
         SeedSources(sources=[SeedSource(name="local", kind="directory", path=str(tree))]),
         Generator(backend="openai", base_url=server.url, model="fake"),
     )
@@ -184,6 +185,11 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path):
         assert strict.success and db.query("SELECT count(*) FROM preference_pairs").item() == 0
         assert db.query("SELECT count(*) FROM timings").item() == 0  # nothing timed for a prompt below the filter
         assert db.query("SELECT DISTINCT reason, confidence FROM preference_pairs_skipped").rows() == [("low_confidence", 0.5)]
+        # lineage by snapshot: the export recorded the DuckLake snapshot it read; time travel still finds that pair
+        if db.backend == "ducklake":
+            assert db.query(f"SELECT count(*) FROM preference_pairs AT (VERSION => {manifest['store_snapshot']})").item() == 1
+        else:
+            assert manifest["store_snapshot"] is None
         run()  # unchanged partition: everything comes from the generation cache
         assert server.calls == first_calls
 

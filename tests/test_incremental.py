@@ -95,6 +95,21 @@ def test_added_and_deleted_files_add_and_remove_partitions(setup):
     assert store.query("SELECT DISTINCT partition_key FROM seeds").rows() == [("local:pkg1/mod01.py",)]
 
 
+def test_queued_runs_of_a_removed_partition_are_cancelled_not_launched(setup):
+    """The race behind a FAILED run under the daemon: automation queues a run for a file, the file
+    is deleted, the partition goes, and the queued run then fails at launch. The seed sensor now
+    cancels such runs before deleting the partition; runs of other partitions stay queued."""
+    tree, defs, instance = setup
+    first = tick(defs, instance, None)
+    job = defs.resolve_job_def("build_pairs")  # NOT_STARTED: a queued run needs a code-location origin; both are cancelled alike
+    queued = {key: instance.create_run_for_job(job, tags={"dagster/partition": key}, status=dg.DagsterRunStatus.NOT_STARTED).run_id
+              for key in ("local:pkg0/mod00.py", "local:pkg1/mod01.py")}  # fmt: skip
+    (tree / "pkg0/mod00.py").unlink()
+    tick(defs, instance, first.cursor)
+    assert instance.get_run_by_id(queued["local:pkg0/mod00.py"]).status == dg.DagsterRunStatus.CANCELED
+    assert instance.get_run_by_id(queued["local:pkg1/mod01.py"]).status == dg.DagsterRunStatus.NOT_STARTED
+
+
 def test_restarted_sensor_without_cursor_uses_recorded_versions(setup):
     _, defs, instance = setup
     tick(defs, instance, None)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import dagster as dg
 
-from codedpo_assets.assets.resources import DUCKDB_POOL, DuckDBStore
+from codedpo_assets.assets.resources import DuckDBStore
 
 
 def _dup(table: str, key: str) -> str:
@@ -95,7 +95,7 @@ def _stage_checks(asset: str) -> dg.AssetChecksDefinition:
     """All of one asset's checks as one step (one process and one connection, not one each), in the DuckDB pool."""
     specs = [dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking) for name, description, _, blocking in RULES[asset]]
 
-    @dg.multi_asset_check(name=f"{asset}_checks", specs=specs, can_subset=True, pool=DUCKDB_POOL,
+    @dg.multi_asset_check(name=f"{asset}_checks", specs=specs, can_subset=True,
                           description=f"SQL checks of `{asset}` (see codedpo_assets/assets/checks.py).")  # fmt: skip
     def _run(context: dg.AssetCheckExecutionContext, store: DuckDBStore) -> Iterator[dg.AssetCheckResult]:
         yield from check_results(store, asset, [key.name for key in context.selected_asset_check_keys])

@@ -8,7 +8,7 @@ from functools import lru_cache
 import dagster as dg
 from pydantic import Field
 
-from codedpo_assets.assets.resources import DUCKDB_POOL, EAGER_OR_MISSING_AT_START, DuckDBStore
+from codedpo_assets.assets.resources import EAGER_OR_MISSING_AT_START, DuckDBStore
 from codedpo_assets.assets.seeds import SEED_PARTITIONS
 from codedpo_assets.generation.backends import Backend, GenerationError, GenerationParams, OpenAIBackend, TransformersBackend, embedded_model_dir
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
@@ -142,7 +142,6 @@ def prefetch(db, backend: Backend, keys: list[str], config: SamplingConfig, stag
 
 ASSET_ARGS = dict(
     partitions_def=SEED_PARTITIONS,
-    pool=DUCKDB_POOL,
     automation_condition=EAGER_OR_MISSING_AT_START,
     group_name="generation",
     kinds={"python", "duckdb"},

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from codedpo_assets.assets.generation import ASSET_ARGS
 from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
-from codedpo_assets.assets.resources import DUCKDB_POOL, DuckDBStore
+from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.normalize import content_hash
 from codedpo_assets.plots import bars, histogram, md_table
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, confidence, correctness_pair, efficiency_pair, trusted_codes
@@ -226,7 +226,7 @@ def heldout_prompts(prompt_ids: list[str], share: float) -> set[str]:
     return set(ordered[:n])
 
 
-@dg.asset(deps=[preference_pairs], pool=DUCKDB_POOL, group_name="preferences", kinds={"parquet", "duckdb"},
+@dg.asset(deps=[preference_pairs], group_name="preferences", kinds={"parquet", "duckdb"},
           description="All preference pairs as Parquet + JSONL that `datasets.load_dataset` reads (split train/heldout by prompt), with a manifest and dataset card.")  # fmt: skip
 def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportConfig, store: DuckDBStore) -> dg.MaterializeResult:
     db, out = store.get(), Path(config.directory).resolve()
@@ -235,7 +235,8 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
     heldout = sorted(heldout_prompts(prompt_ids, config.heldout_share))
     select = ("SELECT prompt, chosen, rejected, kind, margin, ranker, CASE WHEN list_contains(?, prompt_id) THEN 'heldout' ELSE 'train' END AS split, "
               "confidence, pair_id, prompt_id, seed_id, chosen_code_id, rejected_code_id FROM preference_pairs ORDER BY pair_id")  # fmt: skip
-    with db.connect() as conn:
+    with db.transaction() as conn:  # one snapshot for everything read here (DuckLake: recorded for lineage)
+        snapshot = db.snapshot(conn)
         frame = conn.execute(select, [heldout]).pl()
         stats = conn.execute("SELECT kind, ranker, count(*) FROM preference_pairs GROUP BY ALL ORDER BY ALL").fetchall()
         models = [r[0] for r in conn.execute("SELECT DISTINCT model FROM prompts ORDER BY 1").fetchall()]
@@ -247,7 +248,7 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
         write(out / f".{name}.partial")
         (out / f".{name}.partial").replace(out / name)  # readers never see a half-written file
     manifest = {"pair_set_version": version, "pairs": frame.height, "splits": splits, "heldout_prompts": heldout, "models": models, "sources": sources,
-                "selection": selection, "confidence_filter": CONFIDENCE_FILTER}  # fmt: skip
+                "selection": selection, "confidence_filter": CONFIDENCE_FILTER, "store_snapshot": snapshot}  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     total = sum(n for _, _, n in stats)
     chosen_by = "; ".join(f"ranker {x['ranker']}, confidence >= {x['min_confidence']}" for x in selection) or "none"

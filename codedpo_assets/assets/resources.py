@@ -1,4 +1,4 @@
-"""Shared Dagster wiring: the DuckDB store and seed source resources, the DuckDB pool, automation."""
+"""Shared Dagster wiring: the DuckDB store and seed source resources, automation."""
 
 
 import json
@@ -8,9 +8,8 @@ from dagster import AutomationCondition, Config, ConfigurableResource
 from pydantic import Field
 
 from codedpo_assets.sources import SourceConfigError, SourceSpec, parse_sources
-from codedpo_assets.store import DB_ENV, DEFAULT_DB, Store
+from codedpo_assets.store import CATALOG_ENV, DATA_PATH_ENV, DB_ENV, DEFAULT_DB, Store
 
-DUCKDB_POOL = "duckdb"  # every asset/op writing the database runs in this pool (limit 1 in dagster.yaml)
 SOURCES_ENV = "CODEDPO_SOURCES"
 
 # eager() rebuilds a partition when its upstream changes or when it newly goes missing, but skips
@@ -25,12 +24,16 @@ EAGER_OR_MISSING_AT_START = AutomationCondition.eager() | (
 
 
 class DuckDBStore(ConfigurableResource):
-    """The project's DuckDB file. Connections are opened per operation, never held during compute."""
+    """Where every table lives: a DuckDB file (default) or a DuckLake (catalog + data path) that
+    many processes and machines write at once. Same tables, views and SQL on both."""
 
-    database: str = Field(default="", description=f"Database file; empty means ${DB_ENV} or {DEFAULT_DB}.")
+    database: str = Field(default="", description=f"DuckDB file; empty means ${DB_ENV} or {DEFAULT_DB}.")
+    catalog: str = Field(default="", description=f"DuckLake catalog ('postgres:dbname=… host=…' or a .ducklake file); empty means ${CATALOG_ENV}; "
+                                                 "set, it selects DuckLake.")  # fmt: skip
+    data_path: str = Field(default="", description=f"DuckLake data files (a directory or s3://…); empty means ${DATA_PATH_ENV}.")
 
     def get(self) -> Store:
-        return Store(self.database or None)
+        return Store(self.database or None, catalog=self.catalog or None, data_path=self.data_path or None)
 
 
 class SeedSource(Config):

@@ -14,7 +14,7 @@ from collections import Counter
 import dagster as dg
 from pydantic import Field
 
-from codedpo_assets.assets.resources import DUCKDB_POOL, EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources
+from codedpo_assets.assets.resources import EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources
 from codedpo_assets.decontam import humaneval_decontaminator
 from codedpo_assets.harvest import HarvestRules, harvest_unit
 from codedpo_assets.plots import md_table
@@ -56,7 +56,6 @@ def seed_sources(context: dg.AssetExecutionContext, sources: SeedSources) -> dg.
 @dg.asset(
     partitions_def=SEED_PARTITIONS,
     deps=[SEED_SOURCES_KEY],
-    pool=DUCKDB_POOL,
     automation_condition=EAGER_OR_MISSING_AT_START,
     group_name="seeds",
     kinds={"python", "duckdb"},
@@ -98,7 +97,7 @@ class PruneConfig(dg.Config):
     partition_keys: list[str]
 
 
-@dg.op(pool=DUCKDB_POOL, description="Delete rows of removed seed partitions from every partitioned table.")
+@dg.op(description="Delete rows of removed seed partitions from every partitioned table.")
 def prune_partitions(context: dg.OpExecutionContext, config: PruneConfig, store: DuckDBStore) -> None:
     deleted = store.get().delete_partitions(config.partition_keys)
     context.log.info(f"deleted {deleted} rows of {len(config.partition_keys)} removed partitions")
@@ -107,6 +106,25 @@ def prune_partitions(context: dg.OpExecutionContext, config: PruneConfig, store:
 @dg.job(description="Removes rows of seed partitions whose source unit disappeared.")
 def prune_seed_partitions() -> None:
     prune_partitions()
+
+
+class MaintenanceConfig(dg.Config):
+    keep_days: float = 30.0  # DuckLake snapshots younger than this stay readable (time travel, checkpoint lineage)
+
+
+@dg.op(description="Store upkeep: DuckLake merges small files, expires old snapshots, deletes unreferenced files; a DuckDB file checkpoints.")
+def maintain_store(context: dg.OpExecutionContext, config: MaintenanceConfig, store: DuckDBStore) -> None:
+    done = store.get().maintain(config.keep_days)
+    context.log.info(f"store maintenance: {done or 'checkpoint'}")
+
+
+@dg.job(description="Compacts the store and expires snapshots older than keep_days (see README 'Storage').")
+def store_maintenance() -> None:
+    maintain_store()
+
+
+STORE_MAINTENANCE_SCHEDULE = dg.ScheduleDefinition(job=store_maintenance, cron_schedule="0 3 * * *", default_status=dg.DefaultScheduleStatus.RUNNING,
+                                                   description="Nightly store upkeep (03:00).")  # fmt: skip
 
 
 def observed_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
@@ -124,6 +142,20 @@ def observation(key: str, content_hash: str) -> dg.AssetObservation:
     return dg.AssetObservation(asset_key=SEED_SOURCES_KEY, partition=key, tags={DATA_VERSION_TAG: content_hash})
 
 
+def cancel_unstarted_runs(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:
+    """Cancel queued (not yet launched) runs of partitions about to be deleted: launched after the
+    deletion, automation's run for a just-removed file would fail ("partition not found");
+    cancelled, it is never launched. Returns the cancelled run ids."""
+    cancelled = []
+    for key in keys:
+        waiting = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+                                                         tags={"dagster/partition": key}))  # fmt: skip
+        for record in waiting:
+            instance.report_run_canceled(record.dagster_run, message=f"seed partition {key} was removed from its source before the run started")
+            cancelled.append(record.dagster_run.run_id)
+    return cancelled
+
+
 @dg.sensor(
     jobs=[prune_seed_partitions],
     minimum_interval_seconds=30,
@@ -137,6 +169,8 @@ def seed_sources_sensor(context: dg.SensorEvaluationContext, sources: SeedSource
     observed = json.loads(context.cursor) if context.cursor else observed_versions(context.instance, sorted(registered))
     plan = plan_partitions(current, registered, observed)
     run_requests = []
+    if cancelled := cancel_unstarted_runs(context.instance, plan.removed):
+        context.log.info(f"cancelled {len(cancelled)} queued runs of removed partitions")
     if plan.removed:
         run_requests.append(
             dg.RunRequest(

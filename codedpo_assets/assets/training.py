@@ -70,7 +70,7 @@ def _record(db, checkpoint: Path, content_hash: str, config: TrainingConfig, bas
     info = json.loads((checkpoint / "training.json").read_text())
     row = {"checkpoint_id": checkpoint.name, "path": str(checkpoint), "content_hash": content_hash, "base_model": base,
            "arm": config.arm, "config": json.dumps(config.model_dump(), sort_keys=True), "pair_set_version": manifest["pair_set_version"],
-           "pairs": info["pairs"], "truncated": info["truncated"], "unusable": info["unusable"], "steps": info["steps"],
+           "pairs_snapshot": manifest.get("store_snapshot"), "pairs": info["pairs"], "truncated": info["truncated"], "unusable": info["unusable"], "steps": info["steps"],
            "runtime_s": info["runtime_s"], "final_loss": next((c["loss"] for c in reversed(info["curves"]) if "loss" in c), None), "run_id": run_id}  # fmt: skip
     curves = [{"checkpoint_id": checkpoint.name, "step": int(c["step"]), "metric": k, "value": v} for c in info["curves"] for k, v in c.items() if k != "step"]
     with db.transaction() as conn:

@@ -97,9 +97,12 @@ def generate_cached(
              "prompt": repr(jobs[j][0]), "text": t}
             for j, t in zip(missing, texts)
         ]  # fmt: skip
-        with store.transaction() as conn:
+        def write(conn) -> None:  # keys stay unique without a constraint (DuckLake has none): skip the ones present
             conn.register("_incoming", pl.DataFrame(rows))
-            conn.execute("INSERT OR IGNORE INTO generation_cache BY NAME SELECT * FROM _incoming")
+            conn.execute("INSERT INTO generation_cache BY NAME SELECT DISTINCT ON (cache_key) * FROM _incoming "
+                         "WHERE cache_key NOT IN (SELECT cache_key FROM generation_cache)")  # fmt: skip
             conn.unregister("_incoming")
+
+        store.retrying(write)
         found.update({keys[j]: t for j, t in zip(missing, texts)})
     return [found[k] for k in keys], len(missing)
