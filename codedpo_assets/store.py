@@ -71,7 +71,7 @@ def _extension_dir() -> str:
 
 def _attach_lake(catalog: str, data_path: str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the DuckLake attached as ``lake`` (extensions from their PyPI
-    packages, never downloaded), schema applied, partitioned tables set up; cached per process."""
+    packages, never downloaded); one per process, whose cursors are the store's connections."""
     key = (catalog, data_path, os.getpid())
     if key in _lakes:
         return _lakes[key]
