@@ -179,9 +179,10 @@ def test_gaming_variants_are_never_timed_faster_than_the_honest_slow_version(nam
     honest, gamer, fast = SLOW + HONEST, SLOW + GAMERS[name], FAST + HONEST
     timings = time_candidates([honest, gamer, fast], TIMED, seed=3)
     assert all(t.all_passed for t in timings), timings
-    # unaccounted, these variants timed 50-660x faster; what is left is the machine's noise (under
-    # load, identical work measures up to ~10 % apart), so: never faster beyond that noise
-    assert timings[1].median_ns >= 0.85 * timings[0].median_ns, (name, timings[1].samples_ns, timings[0].samples_ns)
+    # unaccounted, these variants timed 50-660x faster; what is left is the machine's noise: under load
+    # single samples of identical work land 30-50 ms apart, so compare each side's least disturbed sample
+    fastest = [min(t.samples_ns) for t in timings]
+    assert fastest[1] >= 0.7 * fastest[0], (name, timings[1].samples_ns, timings[0].samples_ns)
     assert compare(timings[2], timings[0]) == -1  # an honest fast version still is faster
 
 
@@ -279,10 +280,12 @@ def test_fallback_accounting_without_cgroups_still_counts_threads_and_children()
     try:
         assert pool.isolation["cgroup"] == "disabled" and pool.isolation["cpu_accounting"].startswith("threads")
         honest, thread, fork = SLOW + HONEST, SLOW + THREAD, SLOW + FORK
-        m = run_pass_matrix([honest, thread, fork], TIMED, pool=pool, calibration=None)
-        assert m.passed.all(), m.detail
-        per_code = m.cpu_time_ns.sum(axis=1)
-        assert per_code[1] >= 0.8 * per_code[0] and per_code[2] >= 0.8 * per_code[0], per_code
+        runs = [run_pass_matrix([honest, thread, fork], TIMED, pool=pool, calibration=None) for _ in range(3)]
+        assert all(m.passed.all() for m in runs), [m.detail for m in runs]
+        # the least disturbed of three runs per code: one noisy run on a shared machine is not a verdict;
+        # uncounted, a thread's or child's work would leave the parent's few percent
+        per_code = np.min([m.cpu_time_ns.sum(axis=1) for m in runs], axis=0)
+        assert per_code[1] >= 0.5 * per_code[0] and per_code[2] >= 0.5 * per_code[0], per_code
     finally:
         pool.close()
 
