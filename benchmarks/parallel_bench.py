@@ -59,13 +59,13 @@ class PerFileServer(FakeServer):
 
 
 def worker(keys: list[str]) -> None:
-    """Build each partition with the build_pairs job, in this process, one run after the other."""
+    """Build each partition with the build_pairs_quick job (run config below), in this process, one run after the other."""
     import dagster as dg
 
     import definitions
 
     print(f"ready after {time.perf_counter() - STARTED:.1f} s", flush=True)
-    job = definitions.defs.resolve_job_def("build_pairs")
+    job = definitions.defs.resolve_job_def("build_pairs_quick")  # build_pairs (automation's) cannot execute_in_process: it carries an automation condition
     instance = dg.DagsterInstance.get()
     for key in keys:
         t = time.perf_counter()

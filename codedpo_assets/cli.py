@@ -2,13 +2,16 @@
 
 ``run`` does what the sensor + automation do in ``dagster dev``, in one process: sync the seed
 partitions with the sources, record observations, prune removed partitions and materialize the
-partitions that are new, changed or never built. Runs land in the Dagster instance
-($DAGSTER_HOME, default ``dagster_home/``), so the UI shows them afterwards.
+partitions that are new, changed or never built — as runs of the code location's named jobs
+(``build_pairs_quick`` per partition, ``summarize``, ``train_and_evaluate_quick``), recorded in the
+Dagster instance ($DAGSTER_HOME, default ``dagster_home/``), so the UI shows and re-executes them.
+The terminal gets one progress line per stage and a summary; everything else goes to a log file.
 """
 
 import argparse
 import os
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -19,33 +22,114 @@ REPO = Path(__file__).resolve().parent.parent
 QUERIES = REPO / "sql" / "queries"
 
 
-def _print_table(frame: pl.DataFrame, title: str = "") -> None:
-    if title:
-        print(f"\n{title}")
+def _table(frame: pl.DataFrame, title: str = "") -> str:
     with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=80, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
-        print(frame)
+        return f"\n{title}\n{frame}" if title else str(frame)
 
 
-def _succeeded(result, what: str) -> bool:
+class Console:
+    """The terminal of a ``run``: progress lines and the summary. Everything else the run prints —
+    Dagster's run logs, Hugging Face progress bars, TRL's per-step dicts, warnings, and the output of
+    the training subprocess — goes to the log file (``--verbose``: everything stays on the terminal)."""
+
+    def __init__(self, log_path: Path, verbose: bool):
+        self.log_path, self.verbose = log_path, verbose
+        self.progress_path = log_path.with_suffix(".progress")
+
+    def __enter__(self) -> "Console":
+        from codedpo_assets.progress import PROGRESS_ENV
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed in __exit__
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.terminal = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+        self.saved = [os.dup(1), os.dup(2)]
+        if not self.verbose:
+            os.dup2(self.log.fileno(), 1)  # file descriptors: child processes and C extensions write there too
+            os.dup2(self.log.fileno(), 2)
+            self.progress_path.write_text("")
+            os.environ[PROGRESS_ENV] = str(self.progress_path)
+            self.stop, self.lock = threading.Event(), threading.Lock()
+            self.follower = threading.Thread(target=self._follow, daemon=True)
+            self.follower.start()
+        return self
+
+    def _follow(self) -> None:
+        """Print the progress lines any process of this run appends to the progress file."""
+        with open(self.progress_path, encoding="utf-8") as self.following:
+            while not self.stop.wait(0.5):
+                self._drain()
+            self._drain()
+
+    def _drain(self) -> None:
+        with self.lock:
+            if getattr(self, "following", None) and not self.following.closed:
+                self.terminal.write("".join(self.following.readlines()))
+
+    def say(self, text: str = "") -> None:
+        """A line for the terminal (and the log), after every progress line published so far."""
+        if not self.verbose:
+            self._drain()
+        self.terminal.write(text + "\n")
+        if not self.verbose:
+            self.log.write(text + "\n")
+
+    def __exit__(self, *exc) -> None:
+        from codedpo_assets.progress import PROGRESS_ENV
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if not self.verbose:
+            self.stop.set()
+            self.follower.join()
+            os.environ.pop(PROGRESS_ENV, None)
+            self.progress_path.unlink(missing_ok=True)
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        for fd in self.saved:
+            os.close(fd)
+        self.terminal.close()
+        self.log.close()
+
+
+def _succeeded(result, what: str, console: Console) -> bool:
     """Run succeeded and no blocking check failed; failed warning checks are printed."""
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     for e in failed:
-        print(f"  check {e.asset_key.to_user_string()}:{e.check_name} failed ({e.severity.value}): {e.metadata}", file=sys.stderr)
+        console.say(f"  check {e.asset_key.to_user_string()}:{e.check_name} failed ({e.severity.value}): {e.metadata}")
     if not result.success or any(e.severity.value == "ERROR" for e in failed):
-        print(f"FAILED: {what}; see the run in the Dagster UI", file=sys.stderr)
+        console.say(f"FAILED: {what} (run {result.run_id}); the error is in {console.log_path} and in the Dagster UI")
         return False
     return True
 
 
-def run(rebuild: bool, skip_training: bool = False) -> int:
+def _ops(config: dict, names: list[str]) -> dict:
+    """A job's run config cut to the selected assets' ops, with the run log at INFO (it goes to the log file)."""
+    return {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "ops": {k: v for k, v in config["ops"].items() if k in names}}
+
+
+# `run`'s passes over the partitions; before a pass named in PREFETCH, the generation cache is filled
+# for all partitions at once, so the model runs full batches (the assets then make no model calls).
+PASSES = (("seeds", ["seeds"]), ("prompts", ["prompts"]), ("samples", ["candidate_code", "generated_tests"]),
+          ("sandbox and pairs", ["pass_matrix", "verification_scores", "trusted_tests", "timings", "preference_pairs"]))  # fmt: skip
+PREFETCH = ("prompts", "samples")
+
+
+def run(rebuild: bool, skip_training: bool = False, verbose: bool = False) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(REPO / "dagster_home"))
+    log_path = Path("data/logs").resolve() / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    with Console(log_path, verbose) as console:
+        console.say(f"log: {log_path} (run logs, third-party output, warnings)")
+        return _run(console, rebuild, skip_training)
+
+
+def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     import dagster as dg
 
-    from codedpo_assets.assets import build_definitions, generation, seeds
-    from codedpo_assets.assets.evaluation import QUICK_EVALUATION
-    from codedpo_assets.assets.generation import QUICK_PROFILE
-    from codedpo_assets.assets.training import QUICK_TRAINING
+    from codedpo_assets.assets import build_definitions, generation, sampling_run_config, seeds, training_run_config
+    from codedpo_assets.progress import Progress
     from codedpo_assets.sources import plan_partitions, scan_sources
 
     started = time.monotonic()
@@ -64,71 +148,62 @@ def run(rebuild: bool, skip_training: bool = False) -> int:
     store.delete_partitions(plan.removed)
     for key in plan.to_observe:
         instance.report_runless_asset_event(seeds.observation(key, current[key]))
-    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and not a.is_external]
-    chain = [a for a in assets if a.partitions_def is not None]
-    totals = [a for a in assets if a.partitions_def is None]  # aggregates over all partitions: export, training, evaluation
-    if skip_training:
-        totals = [a for a in totals if a.group_names_by_key[a.key] != "training"]
+    build, train = defs.resolve_job_def("build_pairs_quick"), defs.resolve_job_def("train_and_evaluate_quick")
+    chain = [dg.AssetKey(n) for _, names in PASSES for n in names]
     built = set(current)
-    for asset in chain:
-        built &= instance.get_materialized_partitions(asset.key)
+    for key in chain:
+        built &= instance.get_materialized_partitions(key)
     todo = sorted(current) if rebuild else sorted(set(plan.to_observe) | (current.keys() - built))
-    print(f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}")
-    run_config = {
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-        "ops": {asset.key.path[-1]: {"config": QUICK_PROFILE} for asset in generation.SAMPLING_ASSETS},
-    }
-    # Three passes over the partitions; before the 2nd and 3rd the generation cache is filled for all
-    # of them at once, so the model runs full batches (the assets then make no model calls).
-    sampling, backend = generation.SamplingConfig(**QUICK_PROFILE), resources["generator"].get()
-    by_name = {a.key.path[-1]: a for a in chain}
-    passes = [("seeds", [by_name["seeds"]]), ("prompts", [by_name["prompts"]]),
-              ("samples", [a for a in chain if a.key.path[-1] not in ("seeds", "prompts")])]  # fmt: skip
-    merged = []
-    if len(todo) == 1:  # nothing to batch across: one run for the whole chain and the export
-        merged = [a for a in totals if a.group_names_by_key[a.key] != "training"]
-        passes = [("chain", chain + merged)]
-    for name, selection in passes:
-        if name in ("prompts", "samples") and todo:
+    console.say(f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}")
+    sampling, backend = generation.SamplingConfig(**generation.QUICK_PROFILE), resources["generator"].get()
+    runs: dict[str, list[str]] = {}
+    for stage, names in PASSES:
+        if stage in PREFETCH and todo:
             t0 = time.monotonic()
-            calls = generation.prefetch(store, backend, todo, sampling, name)
-            print(f"  generated {name} for {len(todo)} partitions in one batch: {calls} model calls ({time.monotonic() - t0:.0f} s)")
+            calls = generation.prefetch(store, backend, todo, sampling, stage)
+            console.say(f"  generated {stage} for {len(todo)} partitions in one batch: {calls} model calls ({time.monotonic() - t0:.0f} s)")
+        progress, cells = Progress(stage, len(todo), "partitions"), 0
+        progress.update(0)
         for i, key in enumerate(todo, 1):
-            t0 = time.monotonic()
-            config = {**run_config, "ops": {k: v for k, v in run_config["ops"].items() if k in {a.key.path[-1] for a in selection}}}
-            result = dg.materialize([seeds.seed_sources, *assets, *defs.asset_checks], selection=selection, partition_key=key, instance=instance,
-                                    resources=resources, run_config=config, raise_on_error=False)  # fmt: skip
-            if not _succeeded(result, f"partition {key}"):
+            result = build.execute_in_process(instance=instance, partition_key=key, asset_selection=[dg.AssetKey(n) for n in names],
+                                              run_config=_ops(sampling_run_config("quick"), names), raise_on_error=False)  # fmt: skip
+            runs.setdefault(build.name, []).append(result.run_id)
+            if not _succeeded(result, f"{build.name} partition {key}", console):
                 return 1
-            print(f"  [{name} {i}/{len(todo)}] {key} ({time.monotonic() - t0:.1f} s)")
-    totals = [a for a in totals if a not in merged]
-    never_built = [a for a in totals if not instance.get_latest_materialization_event(a.key)]
-    if totals and (todo or plan.removed or never_built):
-        print(f"building {', '.join(a.key.to_user_string() for a in totals)} (training and evaluation log progress)")
-        result = dg.materialize([seeds.seed_sources, *assets, *defs.asset_checks], selection=totals, instance=instance, resources=resources,
-                                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}},
-                                            "ops": {"model_evaluation": {"config": QUICK_EVALUATION}, "dpo_checkpoint": {"config": QUICK_TRAINING}}
-                                            if not skip_training else {}},
-                                raise_on_error=False)  # fmt: skip
-        if not _succeeded(result, f"{[a.key.to_user_string() for a in totals]}"):
-            return 1
-    _print_table(store.query("SELECT * FROM seeds_summary"), "Built (seeds_summary):")
-    _print_table(
-        store.query("SELECT reason, count(*) AS n FROM seeds_rejected GROUP BY reason ORDER BY n DESC, reason"),
-        "Rejected inputs by reason (seeds_rejected):",
-    )
-    _print_table(store.query((QUERIES / "generation_drops.sql").read_text()), "Generation outcomes (generation_drops):")
-    _print_table(store.query("SELECT count(*) AS prompts, sum(codes) AS codes, sum(tests) AS tests, sum(cells) AS cells, "
-                             "round(sum(cells_passed) / nullif(sum(cells), 0), 3) AS pass_rate FROM pass_matrix_summary"),
-                 "Pass matrix (pass_matrix_summary):")  # fmt: skip
-    _print_table(store.query((QUERIES / "preference_pairs_stats.sql").read_text()), "Preference pairs (preference_pairs_stats):")
+            cells += sum(m.metadata["dagster/row_count"].value for m in result.asset_materializations_for_node("pass_matrix")) if "pass_matrix" in names else 0
+            progress.update(i, f"{cells} cells" if cells else "")
+    wanted = ["preference_pairs_export"] + ([] if skip_training else ["dpo_checkpoint", "model_evaluation"])
+    summarize = defs.resolve_job_def("summarize")
+    for job, names in ((summarize, ["pipeline_summary"]), (train, wanted)):
+        never_built = [n for n in names if not instance.get_latest_materialization_event(dg.AssetKey(n))]
+        if todo or plan.removed or never_built:
+            console.say(f"running {job.name}: {', '.join(names)}")
+            config = _ops(training_run_config("quick"), names) if job is train else _ops({"ops": {}}, names)
+            result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(n) for n in names], run_config=config, raise_on_error=False)
+            runs.setdefault(job.name, []).append(result.run_id)
+            if not _succeeded(result, f"{job.name}", console):
+                return 1
+    _summary(console, store, runs, time.monotonic() - started)
+    return 0
+
+
+def _summary(console: Console, store, runs: dict[str, list[str]], elapsed_s: float) -> None:
+    """What was built and where: totals per stage, drops, pairs, the before/after table, paths."""
+    say = console.say
+    say(_table(store.query("SELECT stage, items, dropped, partitions FROM pipeline_summary ORDER BY step"), "Built, all partitions (pipeline_summary):"))
+    rejected = store.query("SELECT reason, count(*) AS n FROM seeds_rejected GROUP BY reason ORDER BY n DESC, reason")
+    if rejected.height:
+        say(_table(rejected, "Rejected inputs by reason (seeds_rejected):"))
+    say(_table(store.query((QUERIES / "generation_drops.sql").read_text()), "Generation outcomes (generation_drops):"))
+    say(_table(store.query((QUERIES / "preference_pairs_stats.sql").read_text()), "Preference pairs (preference_pairs_stats):"))
     latest = store.query("SELECT checkpoint_id, path FROM dpo_checkpoint ORDER BY created_at DESC LIMIT 1").rows()
     if latest:
-        _print_table(store.query("SELECT metric, base, checkpoint, change, n FROM model_evaluation_table WHERE checkpoint_id = ?", [latest[0][0]]),
-                     f"Before / after training (model_evaluation_table, checkpoint {latest[0][0]}):")  # fmt: skip
-    print(f"\nCheckpoint: {latest[0][1] if latest else 'none'}\nPair export: {Path('data/export').resolve()}\nDatabase: {store.path}\n"
-          f"Dagster home: {os.environ['DAGSTER_HOME']}\nDone in {time.monotonic() - started:.1f} s")  # fmt: skip
-    return 0
+        table = store.query("SELECT metric, n, base, base_ci, checkpoint, checkpoint_ci, change, change_ci, verdict FROM model_evaluation_table "
+                            "WHERE checkpoint_id = ?", [latest[0][0]])  # fmt: skip
+        say(_table(table, f"Before / after training, 95 % intervals (model_evaluation_table, checkpoint {latest[0][0]}):"))
+    say(f"\nRuns (Dagster UI: `make ui`, Runs page): {'; '.join(f'{job} x{len(ids)} (last {ids[-1][:8]})' for job, ids in runs.items()) or 'none'}")
+    say(f"Checkpoint: {latest[0][1] if latest else 'none'}\nPair export: {Path('data/export').resolve()}\nDatabase: {store.path}\n"
+        f"Dagster home: {os.environ['DAGSTER_HOME']}\nLog: {console.log_path}\nDone in {elapsed_s:.1f} s")  # fmt: skip
 
 
 def sql(query: str | None) -> int:
@@ -140,7 +215,7 @@ def sql(query: str | None) -> int:
         return 0
     named = QUERIES / f"{query}.sql"
     text = named.read_text() if named.exists() else Path(query).read_text() if query.endswith(".sql") else query
-    _print_table(Store().query(text))
+    print(_table(Store().query(text)))
     return 0
 
 
@@ -150,10 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     run_p = sub.add_parser("run", help="sync partitions with the sources and materialize what changed")
     run_p.add_argument("--rebuild", action="store_true", help="rematerialize every partition")
     run_p.add_argument("--skip-training", action="store_true", help="stop after the pair export (no dpo_checkpoint / model_evaluation)")
+    run_p.add_argument("--verbose", action="store_true", help="print everything (run logs, progress bars, warnings) instead of progress lines")
     sql_p = sub.add_parser("sql", help="run a named query from sql/queries (no name: list them), a .sql file or SQL text")
     sql_p.add_argument("query", nargs="?")
     args = parser.parse_args(argv)
-    return run(args.rebuild, args.skip_training) if args.command == "run" else sql(args.query)
+    return run(args.rebuild, args.skip_training, args.verbose) if args.command == "run" else sql(args.query)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """Before/after evaluation through our own sandbox: HumanEval pass@k, held-out preference accuracy,
 and efficiency of solutions both models get right (the paper's speed-up measure).
 
+Every metric is an aggregate of per-item values (one per problem or held-out pair), kept as
+``Items`` so that each value comes with its sample size and a 95% interval, and the checkpoint's
+change over the base model with a paired-bootstrap interval and a verdict (``metric_records``).
+
 Pure core (no Dagster). Model outputs come from any generation backend; log-probabilities from a
 Hugging Face causal LM.
 """
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,6 +50,9 @@ def completion_program(problem: dict, text: str) -> str:
     return text[len(head) :] if text.startswith(head) else problem["prompt"] + text
 
 
+Items = dict[str, np.ndarray]  # metric → its per-item values (problems or pairs, in a fixed order)
+
+
 @dataclass
 class Samples:
     """Per problem: the greedy program and ``n`` sampled programs, with sandbox verdicts."""
@@ -54,6 +61,7 @@ class Samples:
     sampled: list[list[str]]
     greedy_ok: list[bool]
     sampled_ok: list[list[bool]]
+    items: Items = field(default_factory=dict)  # per-problem greedy pass (0/1) and pass@k estimates, by metric
 
 
 Generate = Callable[[list[tuple[Messages, int]], GenerationParams], list[str]]  # (messages, sample index) jobs → texts
@@ -86,18 +94,26 @@ def check_programs(problem: dict, programs: Sequence[str], time_limit_s: float =
 
 
 def humaneval_scores(problems: Sequence[dict], greedy: Sequence[str], sampled: Sequence[Sequence[str]], ks: Sequence[int], time_limit_s: float = 5.0) -> tuple[dict[str, float], Samples]:
-    """pass@1 (greedy) and pass@k (sampled, unbiased estimator) over ``problems``."""
+    """pass@1 (greedy) and pass@k (sampled, unbiased estimator) over ``problems``; the per-problem
+    values behind them are in ``samples.items``."""
     greedy_ok, sampled_ok = [], []
     for p, g, s in zip(problems, greedy, sampled):
         verdicts = check_programs(p, [g, *s], time_limit_s)
         greedy_ok.append(verdicts[0])
         sampled_ok.append(verdicts[1:])
-    metrics = {"humaneval_pass@1_greedy": float(np.mean(greedy_ok)) if greedy_ok else 0.0}
-    n = min((len(s) for s in sampled), default=0)
+    samples = Samples(list(greedy), [list(s) for s in sampled], greedy_ok, sampled_ok)
+    samples.items = humaneval_items(samples, ks)
+    return summarize(samples.items), samples
+
+
+def humaneval_items(samples: Samples, ks: Sequence[int]) -> Items:
+    """Per problem: greedy pass (0/1) and, for each k ≤ the samples drawn, the pass@k estimate."""
+    items = {"humaneval_pass@1_greedy": np.asarray(samples.greedy_ok, dtype=float)}
+    n = min((len(s) for s in samples.sampled_ok), default=0)
     for k in ks:
         if 1 <= k <= n:
-            metrics[f"humaneval_pass@{k}"] = float(np.mean([pass_at_k(len(s), sum(s), k) for s in sampled_ok]))
-    return metrics, Samples(list(greedy), [list(s) for s in sampled], greedy_ok, sampled_ok)
+            items[f"humaneval_pass@{k}"] = np.asarray([pass_at_k(len(s), sum(s), k) for s in samples.sampled_ok], dtype=float)
+    return items
 
 
 def reply_logps(model, tokenizer, examples: Sequence[dict]) -> np.ndarray:
@@ -119,8 +135,9 @@ def reply_logps(model, tokenizer, examples: Sequence[dict]) -> np.ndarray:
     return np.asarray(out, dtype=float).reshape(-1, 2)
 
 
-def preference_accuracy(policy: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Held-out preference metrics from [n, 2] (chosen, rejected) log-probs; ties count half.
+def preference_items(policy: np.ndarray, reference: np.ndarray) -> Items:
+    """Per held-out pair, from [n, 2] (chosen, rejected) log-probs: logp and reward correctness
+    (1 right, 0 wrong, 0.5 tie) and the reward margin; empty when there are no pairs.
 
     ``logp_accuracy``: the model gives chosen more probability than rejected. ``reward_accuracy``:
     its gain over the reference is larger on chosen (DPO's implicit reward; 0.5 for the reference).
@@ -128,25 +145,179 @@ def preference_accuracy(policy: np.ndarray, reference: np.ndarray) -> dict[str, 
     if len(policy) == 0:
         return {}
 
-    def acc(x: np.ndarray) -> float:
-        return float(np.mean((x > 0) + 0.5 * (x == 0)))
+    def correct(x: np.ndarray) -> np.ndarray:
+        return (x > 0) + 0.5 * (x == 0)
 
     reward = (policy[:, 0] - reference[:, 0]) - (policy[:, 1] - reference[:, 1])
-    return {"heldout_logp_accuracy": acc(policy[:, 0] - policy[:, 1]), "heldout_reward_accuracy": acc(reward),
-            "heldout_reward_margin": float(np.mean(reward))}  # fmt: skip
+    return {"heldout_logp_accuracy": correct(policy[:, 0] - policy[:, 1]), "heldout_reward_accuracy": correct(reward),
+            "heldout_reward_margin": np.asarray(reward, dtype=float)}  # fmt: skip
 
 
-def efficiency(problems: Sequence[dict], before: Sequence[str], after: Sequence[str], repetitions: int = 5, min_ratio: float = 1.1) -> dict[str, float]:
-    """On problems both greedy programs solve: geometric-mean speed-up (before time / after time) and
-    the share of problems where the trained model's solution is ≥10% faster beyond measured noise."""
-    speedups, faster = [], 0
+def preference_accuracy(policy: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Held-out preference metrics (means of ``preference_items``); ties count half."""
+    return summarize(preference_items(policy, reference))
+
+
+def efficiency_items(problems: Sequence[dict], before: Sequence[str], after: Sequence[str], repetitions: int = 5, min_ratio: float = 1.1) -> Items:
+    """Per problem both greedy programs solve (and both pass when timed): the speed-up (before time /
+    after time) and whether the trained model's solution is ≥10% faster beyond measured noise (0/1).
+    ``efficiency_problems`` holds the speed-ups again: its metric is their count."""
+    speedups, faster = [], []
     for p, b, a in zip(problems, before, after):
         tb, ta = time_candidates([_with_tests(p, b), _with_tests(p, a)], [f"check({p['entry_point']})"], repetitions=repetitions)
         if not (tb.all_passed and ta.all_passed) or ta.median_ns <= 0:
             continue
         speedups.append(tb.median_ns / ta.median_ns)
-        faster += compare(ta, tb, min_ratio=min_ratio) == -1
-    if not speedups:
-        return {"efficiency_problems": 0.0}
-    return {"efficiency_problems": float(len(speedups)), "efficiency_speedup": float(np.exp(np.mean(np.log(speedups)))),
-            "efficiency_faster_share": faster / len(speedups)}  # fmt: skip
+        faster.append(float(compare(ta, tb, min_ratio=min_ratio) == -1))
+    speedups_arr = np.asarray(speedups, dtype=float)
+    return {"efficiency_problems": speedups_arr, "efficiency_speedup": speedups_arr, "efficiency_faster_share": np.asarray(faster, dtype=float)}
+
+
+def efficiency(problems: Sequence[dict], before: Sequence[str], after: Sequence[str], repetitions: int = 5, min_ratio: float = 1.1) -> dict[str, float]:
+    """On problems both greedy programs solve: geometric-mean speed-up (before time / after time) and
+    the share of problems where the trained model's solution is ≥10% faster beyond measured noise."""
+    return summarize(efficiency_items(problems, before, after, repetitions, min_ratio))
+
+
+# ---- statistics: intervals, paired changes, verdicts ------------------------------------------------
+
+CONFIDENCE = 0.95
+
+
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a rate ``successes / n`` (successes may be fractional: ties counted
+    half). Stays inside [0, 1] and is sensible at 0 or n successes; (nan, nan) for n = 0."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = min(max(successes / n, 0.0), 1.0)
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (max(0.0, center - half), min(1.0, center + half))
+
+
+def geometric_mean(values, axis=None):
+    """exp(mean(log x)): the mean of ratios such as speed-ups."""
+    return np.exp(np.mean(np.log(values), axis=axis))
+
+
+def _resampled(statistic: Callable, data: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``statistic`` of every bootstrap resample (rows of ``idx``); vectorized when it takes ``axis``."""
+    try:
+        out = np.asarray(statistic(data[idx], axis=1), dtype=float)
+        if out.shape == (len(idx),):
+            return out
+    except TypeError:
+        pass
+    return np.asarray([statistic(data[row]) for row in idx], dtype=float)
+
+
+def _percentiles(stats: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(stats, [alpha, 1 - alpha])
+    return (float(low), float(high))
+
+
+def bootstrap_interval(values, statistic: Callable = np.mean, n_boot: int = 2000, seed: int = 0, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(values)``, deterministic by ``seed``.
+    (nan, nan) for no values; one value gives (value, value): it says nothing about spread."""
+    data = np.asarray(values, dtype=float)
+    if len(data) == 0:
+        return (math.nan, math.nan)
+    idx = np.random.default_rng(seed).integers(0, len(data), size=(n_boot, len(data)))
+    return _percentiles(_resampled(statistic, data, idx), confidence)
+
+
+def paired_change_interval(before, after, statistic: Callable = np.mean, n_boot: int = 2000, seed: int = 0,
+                           confidence: float = CONFIDENCE) -> tuple[float, float]:  # fmt: skip
+    """Percentile bootstrap interval of ``statistic(after) - statistic(before)``, resampling items
+    jointly (item i of ``before`` and of ``after`` are the same problem or pair)."""
+    b, a = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if len(b) != len(a):
+        raise ValueError(f"paired values need the same items: {len(b)} before, {len(a)} after")
+    if len(b) == 0:
+        return (math.nan, math.nan)
+    idx = np.random.default_rng(seed).integers(0, len(b), size=(n_boot, len(b)))
+    return _percentiles(_resampled(statistic, a, idx) - _resampled(statistic, b, idx), confidence)
+
+
+@dataclass(frozen=True)
+class MetricKind:
+    """How a metric aggregates its items and how its uncertainty is stated.
+
+    ``method``: 'wilson' (rates of 0/1 items, ties half), 'bootstrap' (means, margins, pass@k
+    estimates, geometric means) or None (counts: no interval, no verdict). ``null``: for metrics
+    measured on the checkpoint only (already relative to the base), the value meaning "no
+    difference" that its interval is tested against; None there means no verdict."""
+
+    method: str | None
+    statistic: Callable = np.mean
+    null: float | None = None
+
+
+def metric_kind(metric: str) -> MetricKind:
+    if metric == "efficiency_problems":
+        return MetricKind(None, len)
+    if metric == "efficiency_speedup":
+        return MetricKind("bootstrap", geometric_mean, null=1.0)
+    if metric == "efficiency_faster_share":  # a one-sided share with no "no difference" value: the speed-up carries the verdict
+        return MetricKind("wilson")
+    if metric == "humaneval_pass@1_greedy" or metric.endswith("_accuracy"):
+        return MetricKind("wilson")
+    return MetricKind("bootstrap")  # humaneval_pass@k estimates, heldout_reward_margin, anything new: a mean
+
+
+def summarize(items: Items) -> dict[str, float]:
+    """Each metric's value from its items (metrics without items are left out; counts give 0)."""
+    out = {}
+    for metric, values in items.items():
+        kind = metric_kind(metric)
+        if kind.method is None:
+            out[metric] = float(len(values))
+        elif len(values):
+            out[metric] = float(kind.statistic(np.asarray(values, dtype=float)))
+    return out
+
+
+def value_interval(metric: str, values) -> tuple[float | None, float | None, str | None]:
+    """(low, high, method) of a metric's value; (None, None, None) for counts and empty items."""
+    kind, data = metric_kind(metric), np.asarray(values, dtype=float)
+    if kind.method is None or len(data) == 0:
+        return (None, None, None)
+    low, high = wilson_interval(float(data.sum()), len(data)) if kind.method == "wilson" else bootstrap_interval(data, kind.statistic)
+    return (low, high, kind.method)
+
+
+def verdict(n: int, low: float | None, high: float | None, null: float = 0.0) -> str:
+    """'better' / 'worse' when the interval excludes ``null`` (higher is better), otherwise
+    'not enough data (n = N)' — also for n < 2, whatever the interval says."""
+    if n < 2 or low is None or high is None or math.isnan(low) or math.isnan(high) or low <= null <= high:
+        return f"not enough data (n = {n})"
+    return "better" if low > null else "worse"
+
+
+def metric_records(base: Items, checkpoint: Items) -> list[dict]:
+    """One record per (metric, role) with value, n, ci_low, ci_high, ci_method; checkpoint records
+    also carry change (vs base), change_ci_low/high (paired bootstrap over the shared items) and
+    the verdict. Metrics without a base counterpart (efficiency: already relative) get no change:
+    their verdict tests the checkpoint value's own interval against the metric's null (1.0 for
+    the speed-up). Counts get neither interval nor verdict."""
+    records = []
+    for role, items in (("base", base), ("checkpoint", checkpoint)):
+        for metric, values in items.items():
+            kind, data = metric_kind(metric), np.asarray(values, dtype=float)
+            if kind.method is not None and len(data) == 0:
+                continue
+            low, high, method = value_interval(metric, data)
+            rec = {"role": role, "metric": metric, "value": summarize({metric: data})[metric], "n": len(data), "ci_low": low, "ci_high": high,
+                   "ci_method": method, "change": None, "change_ci_low": None, "change_ci_high": None, "verdict": None}  # fmt: skip
+            if role == "checkpoint" and kind.method is not None:
+                before = base.get(metric)
+                if before is not None and len(before) == len(data):
+                    rec["change"] = rec["value"] - summarize({metric: np.asarray(before, dtype=float)})[metric]
+                    rec["change_ci_low"], rec["change_ci_high"] = paired_change_interval(before, data, kind.statistic)
+                    rec["verdict"] = verdict(len(data), rec["change_ci_low"], rec["change_ci_high"])
+                elif before is None and kind.null is not None:
+                    rec["verdict"] = verdict(len(data), low, high, kind.null)
+            records.append(rec)
+    return records

@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 from dagster_pipes import open_dagster_pipes
 
+from codedpo_assets.progress import Progress
 from codedpo_assets.training import TrainSettings, train
 
 
@@ -31,9 +32,12 @@ def main() -> None:
         settings = TrainSettings(**extras["settings"])
         pipes.log.info(f"training {settings.arm} on {len(pairs)} pairs from {extras['pairs_file']} (base {extras['base_model']})")
 
-        def report(p: dict) -> None:
-            extra = " ".join(f"{k}={v:.4g}" for k, v in p.items() if k in ("loss", "rewards/accuracies", "rewards/margins"))
-            pipes.log.info(f"step {p['step']}/{p['total']} elapsed {p['elapsed_s']:.0f}s eta {p['eta_s']:.0f}s {extra}")
+        progress: list[Progress] = []
+
+        def report(p: dict) -> None:  # run log and the CLI's terminal: steps done/total, rate, ETA, the step's metrics
+            if not progress:
+                progress.append(Progress(f"training {settings.arm}", p["total"], "steps", pipes.log.info))
+            progress[0].update(p["step"], " ".join(f"{k}={v:.4g}" for k, v in p.items() if k in ("loss", "rewards/accuracies", "rewards/margins")))
 
         result = train(pairs, extras["base_model"], Path(extras["checkpoints_dir"]), settings, report=report,
                        metadata={"pair_set_version": extras["pair_set_version"], "pairs_file": extras["pairs_file"]})  # fmt: skip

@@ -221,6 +221,29 @@ WITH top AS (
 SELECT a.ranker AS ranker_a, b.ranker AS ranker_b, count(*) AS prompts, round(avg((a.best = b.best)::INT), 3) AS same_top
 FROM top a JOIN top b ON a.prompt_id = b.prompt_id AND a.ranker < b.ranker GROUP BY ALL ORDER BY ALL;
 
+-- pipeline_summary: every stage's output across all partitions, in pipeline order: the funnel
+-- seeds → prompts → programs → tests → cells → pairs (items kept; dropped rows keep a reason).
+CREATE OR REPLACE VIEW pipeline_summary AS
+SELECT * FROM (
+    SELECT 1 AS step, 'seeds' AS stage, 'seeds' AS source_table, count(*) AS items,
+           (SELECT count(*) FROM seeds_rejected) AS dropped, count(DISTINCT partition_key) AS partitions FROM seeds
+    UNION ALL SELECT 2, 'prompts', 'prompts', count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL),
+                     count(DISTINCT partition_key) FROM prompts
+    UNION ALL SELECT 3, 'programs', 'candidate_code', count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL),
+                     count(DISTINCT partition_key) FROM candidate_code
+    UNION ALL SELECT 4, 'tests', 'generated_tests', count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL),
+                     count(DISTINCT partition_key) FROM generated_tests
+    UNION ALL SELECT 5, 'cells', 'pass_matrix', count(*), 0, count(DISTINCT partition_key) FROM pass_matrix
+    UNION ALL SELECT 6, 'cells passed', 'pass_matrix', count(*) FILTER (WHERE passed), 0, count(DISTINCT partition_key) FROM pass_matrix
+    UNION ALL SELECT 7, 'prompts with trusted tests', 'trusted_tests', count(DISTINCT prompt_id), 0, count(DISTINCT partition_key) FROM trusted_tests
+    UNION ALL SELECT 8, 'pairs', 'preference_pairs', count(*), (SELECT count(*) FROM preference_pairs_skipped), count(DISTINCT partition_key)
+                     FROM preference_pairs
+    UNION ALL SELECT 9, 'correctness pairs', 'preference_pairs', count(*) FILTER (WHERE kind = 'correctness'),
+                     (SELECT count(*) FROM preference_pairs_skipped WHERE kind = 'correctness'), count(DISTINCT partition_key) FROM preference_pairs
+    UNION ALL SELECT 10, 'efficiency pairs', 'preference_pairs', count(*) FILTER (WHERE kind = 'efficiency'),
+                     (SELECT count(*) FROM preference_pairs_skipped WHERE kind = 'efficiency'), count(DISTINCT partition_key) FROM preference_pairs
+) ORDER BY step;
+
 -- dpo_checkpoint: one row per trained checkpoint directory (loadable with from_pretrained offline).
 CREATE TABLE IF NOT EXISTS dpo_checkpoint (
     checkpoint_id     VARCHAR PRIMARY KEY,  -- directory name: <arm>-<content hash prefix>
@@ -251,7 +274,8 @@ CREATE TABLE IF NOT EXISTS dpo_checkpoint_curves (
     value          DOUBLE
 );
 
--- model_evaluation: base model vs checkpoint, one row per (checkpoint, role, metric).
+-- model_evaluation: base model vs checkpoint, one row per (checkpoint, role, metric), with 95%
+-- intervals (codedpo_assets/evaluation.py: metric_records). Counts (efficiency_problems) have none.
 CREATE TABLE IF NOT EXISTS model_evaluation (
     checkpoint_id     VARCHAR NOT NULL,
     role              VARCHAR NOT NULL,  -- base | checkpoint
@@ -262,8 +286,23 @@ CREATE TABLE IF NOT EXISTS model_evaluation (
     pair_set_version  VARCHAR,
     config            JSON,
     run_id            VARCHAR,
-    created_at        TIMESTAMP DEFAULT current_timestamp
+    created_at        TIMESTAMP DEFAULT current_timestamp,
+    ci_low            DOUBLE,            -- 95% interval of value
+    ci_high           DOUBLE,            -- (NULL: counts, which have no interval)
+    ci_method         VARCHAR,           -- wilson (rates of 0/1 items, ties half) | bootstrap (means, pass@k, geometric-mean speed-up)
+    change            DOUBLE,            -- checkpoint rows: value - the base value (NULL: no base counterpart, e.g. efficiency_*)
+    change_ci_low     DOUBLE,            -- 95% paired-bootstrap interval of change (items resampled jointly)
+    change_ci_high    DOUBLE,            -- (NULL where change is NULL)
+    verdict           VARCHAR            -- checkpoint rows: better | worse | not enough data (n = N); NULL for counts
 );
+-- databases made before the interval columns:
+ALTER TABLE model_evaluation ADD COLUMN IF NOT EXISTS ci_low DOUBLE;
+ALTER TABLE model_evaluation ADD COLUMN IF NOT EXISTS ci_high DOUBLE;
+ALTER TABLE model_evaluation ADD COLUMN IF NOT EXISTS ci_method VARCHAR;
+ALTER TABLE model_evaluation ADD COLUMN IF NOT EXISTS change DOUBLE;
+ALTER TABLE model_evaluation ADD COLUMN IF NOT EXISTS change_ci_low DOUBLE;
+ALTER TABLE model_evaluation ADD COLUMN IF NOT EXISTS change_ci_high DOUBLE;
+ALTER TABLE model_evaluation ADD COLUMN IF NOT EXISTS verdict VARCHAR;
 
 -- model_evaluation_samples: every HumanEval program generated in an evaluation and its verdict.
 CREATE TABLE IF NOT EXISTS model_evaluation_samples (
@@ -275,11 +314,31 @@ CREATE TABLE IF NOT EXISTS model_evaluation_samples (
     passed         BOOLEAN
 );
 
--- model_evaluation_table: the before/after table (one row per metric).
+-- model_evaluation_table: the before/after table (one row per metric), numbers rounded to 3
+-- decimals; *_ci are 95% intervals as 'low..high' text (NULL: none, e.g. counts or rows written
+-- before intervals were recorded). verdict: better | worse | not enough data (n = N) — read the
+-- change only where it is not 'not enough data'.
 CREATE OR REPLACE VIEW model_evaluation_table AS
-SELECT checkpoint_id, metric,
-       max(value) FILTER (WHERE role = 'base') AS base,
-       max(value) FILTER (WHERE role = 'checkpoint') AS checkpoint,
-       max(value) FILTER (WHERE role = 'checkpoint') - max(value) FILTER (WHERE role = 'base') AS change,
-       max(n) AS n
-FROM model_evaluation GROUP BY ALL ORDER BY checkpoint_id, metric;
+WITH m AS (
+    SELECT checkpoint_id, metric, max(n) AS n,
+           max(value) FILTER (WHERE role = 'base') AS base,
+           max(ci_low) FILTER (WHERE role = 'base') AS base_low,
+           max(ci_high) FILTER (WHERE role = 'base') AS base_high,
+           max(value) FILTER (WHERE role = 'checkpoint') AS checkpoint,
+           max(ci_low) FILTER (WHERE role = 'checkpoint') AS checkpoint_low,
+           max(ci_high) FILTER (WHERE role = 'checkpoint') AS checkpoint_high,
+           max(change) FILTER (WHERE role = 'checkpoint') AS change,
+           max(change_ci_low) FILTER (WHERE role = 'checkpoint') AS change_low,
+           max(change_ci_high) FILTER (WHERE role = 'checkpoint') AS change_high,
+           max(verdict) FILTER (WHERE role = 'checkpoint') AS verdict
+    FROM model_evaluation GROUP BY checkpoint_id, metric
+)
+SELECT checkpoint_id, metric, n,
+       round(base, 3) AS base,
+       CASE WHEN base_low IS NOT NULL THEN printf('%.3f..%.3f', base_low, base_high) END AS base_ci,
+       round(checkpoint, 3) AS checkpoint,
+       CASE WHEN checkpoint_low IS NOT NULL THEN printf('%.3f..%.3f', checkpoint_low, checkpoint_high) END AS checkpoint_ci,
+       round(coalesce(change, checkpoint - base), 3) AS change,  -- rows from before the change column: computed here
+       CASE WHEN change_low IS NOT NULL THEN printf('%.3f..%.3f', change_low, change_high) END AS change_ci,
+       verdict
+FROM m ORDER BY checkpoint_id, metric;

@@ -1,4 +1,5 @@
-"""Evaluation core: pass@k estimator, HumanEval through the sandbox, preference accuracy, efficiency."""
+"""Evaluation core: pass@k estimator, HumanEval through the sandbox, preference accuracy, efficiency,
+and the statistics behind the before/after table (intervals, paired changes, verdicts)."""
 
 import math
 
@@ -7,14 +8,22 @@ import pytest
 
 from codedpo_assets.decontam import humaneval_problems
 from codedpo_assets.evaluation import (
+    bootstrap_interval,
     completion_program,
     efficiency,
+    efficiency_items,
+    geometric_mean,
     humaneval_messages,
     humaneval_scores,
+    metric_records,
+    paired_change_interval,
     pass_at_k,
     preference_accuracy,
+    preference_items,
     reply_logps,
     sample_humaneval,
+    verdict,
+    wilson_interval,
 )
 from codedpo_assets.training import chat_example
 
@@ -39,6 +48,9 @@ def test_humaneval_canonical_solutions_pass_and_broken_ones_fail():
     assert metrics["humaneval_pass@1_greedy"] == 1.0
     assert metrics["humaneval_pass@1"] == pytest.approx(1 / 3) and metrics["humaneval_pass@2"] == pytest.approx(pass_at_k(3, 1, 2))
     assert metrics["humaneval_pass@3"] == 1.0 and samples.sampled_ok[0] == [True, False, False]
+    items = samples.items  # the per-problem values behind each metric
+    assert items["humaneval_pass@1_greedy"].tolist() == [1.0] * 4 and items["humaneval_pass@2"] == pytest.approx([pass_at_k(3, 1, 2)] * 4)
+    assert {m: float(np.mean(v)) for m, v in items.items()} == pytest.approx(metrics)
 
 
 def test_sampling_prefills_the_signature_and_keeps_it_in_the_program():
@@ -63,6 +75,9 @@ def test_preference_accuracy_counts_ties_half():
     out = preference_accuracy(policy, ref)
     assert out["heldout_reward_accuracy"] == pytest.approx(2 / 3) and out["heldout_reward_margin"] == pytest.approx(0.5)
     assert preference_accuracy(np.zeros((0, 2)), np.zeros((0, 2))) == {}
+    items = preference_items(policy, ref)  # per pair: correctness (ties 0.5) and margin
+    assert items["heldout_reward_accuracy"].tolist() == [1.0, 1.0, 0.0] and items["heldout_reward_margin"].tolist() == [2.0, 0.5, -1.0]
+    assert preference_items(ref, ref)["heldout_logp_accuracy"].tolist() == [0.5, 1.0, 0.0]
 
 
 def test_reply_logps_are_negative_and_deterministic(tiny_model_dir):
@@ -81,3 +96,96 @@ def test_efficiency_sees_a_genuinely_faster_solution():
     out = efficiency([problem], [slow], [fast])
     assert out["efficiency_problems"] == 1 and out["efficiency_speedup"] > 1.5 and out["efficiency_faster_share"] == 1.0
     assert efficiency([problem], [fast], [problem["prompt"] + "    return None\n"]) == {"efficiency_problems": 0.0}
+    items = efficiency_items([problem], [fast], [problem["prompt"] + "    return None\n"])
+    assert all(len(v) == 0 for v in items.values())
+    (count,) = metric_records({}, items)  # nothing timed: only the count, without interval or verdict
+    assert count["metric"] == "efficiency_problems" and count["value"] == 0 and count["ci_low"] is None and count["verdict"] is None
+
+
+def test_wilson_interval_matches_known_values():
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert wilson_interval(82, 164) == pytest.approx((0.4244, 0.5756), abs=1e-4)
+    low, high = wilson_interval(0.5, 1)  # a tie counted half: fractional successes are allowed
+    assert 0 < low < 0.5 < high < 1 and high - 0.5 == pytest.approx(0.5 - low)
+    assert all(math.isnan(x) for x in wilson_interval(0, 0))
+
+
+def test_bootstrap_is_deterministic_and_covers_the_true_mean():
+    rng = np.random.default_rng(7)
+    data = rng.normal(3.0, 1.0, size=200)
+    assert bootstrap_interval(data, seed=1) == bootstrap_interval(data, seed=1) != bootstrap_interval(data, seed=2)
+    low, high = bootstrap_interval(data)
+    assert low < data.mean() < high and 0.15 < high - low < 0.4  # ≈ 2 × 1.96 / sqrt(200) = 0.28
+    covered = 0
+    for i in range(100):  # coverage sanity: a 95% interval holds the true mean most of the time
+        lo, hi = bootstrap_interval(rng.normal(3.0, 1.0, size=40), n_boot=500, seed=i)
+        covered += lo <= 3.0 <= hi
+    assert covered >= 85
+    assert all(math.isnan(x) for x in bootstrap_interval([])) and bootstrap_interval([0.7]) == (0.7, 0.7)
+    ratios = np.array([1.5, 2.0, 1.2, 1.8, 1.6] * 4)
+    low, high = bootstrap_interval(ratios, geometric_mean)
+    assert low <= geometric_mean(ratios) <= high and low > 1.0
+
+
+def test_paired_change_resamples_items_jointly():
+    before = np.arange(30, dtype=float)
+    assert paired_change_interval(before, before + 1.0) == pytest.approx((1.0, 1.0))  # same shift on every item: no spread
+    unpaired = bootstrap_interval(before + 1.0)
+    low, high = paired_change_interval(before, before + np.tile([0.5, 1.5], 15))
+    assert 0.5 < low < 1.0 < high < 1.5 and high - low < (unpaired[1] - unpaired[0]) / 5  # item-to-item spread cancels
+    assert paired_change_interval([0.0, 1.0], [1.0, 1.0], seed=3) == paired_change_interval([0.0, 1.0], [1.0, 1.0], seed=3)
+    with pytest.raises(ValueError):
+        paired_change_interval([1.0], [1.0, 2.0])
+
+
+def test_one_heldout_pair_is_not_enough_data():
+    """The report: reward accuracy 0.5 -> 0.0 on one pair read as 'worse by 0.5'."""
+    ref = np.array([[-5.0, -6.0]])
+    records = {(r["metric"], r["role"]): r for r in metric_records(preference_items(ref, ref), preference_items(ref + [[-1.0, 0.0]], ref))}
+    base, ckpt = records["heldout_reward_accuracy", "base"], records["heldout_reward_accuracy", "checkpoint"]
+    assert (base["value"], ckpt["value"], ckpt["change"], ckpt["n"]) == (0.5, 0.0, -0.5, 1)
+    assert ckpt["verdict"] == "not enough data (n = 1)" and base["verdict"] is None
+    assert base["ci_method"] == "wilson" and base["ci_low"] < 0.1 and base["ci_high"] > 0.9  # the interval shows how little one pair says
+    assert records["heldout_reward_margin", "checkpoint"]["ci_method"] == "bootstrap"
+    assert not any(r["verdict"] == "worse" for r in records.values())
+
+
+def test_clearly_better_large_sample_is_better_and_no_change_is_not_enough_data():
+    rng = np.random.default_rng(0)
+    before = (rng.random(164) < 0.3).astype(float)
+    after = np.maximum(before, rng.random(164) < 0.3)  # fixes ~30% of the failures, breaks none
+    pass_k_before, pass_k_after = rng.random(164) * 0.5, rng.random(164) * 0.5 + 0.3
+    records = {r["metric"]: r for r in metric_records({"humaneval_pass@1_greedy": before, "humaneval_pass@5": pass_k_before},
+                                                      {"humaneval_pass@1_greedy": after, "humaneval_pass@5": pass_k_after}) if r["role"] == "checkpoint"}  # fmt: skip
+    greedy = records["humaneval_pass@1_greedy"]
+    assert greedy["verdict"] == "better" and 0 < greedy["change_ci_low"] < greedy["change"] < greedy["change_ci_high"]
+    assert greedy["ci_method"] == "wilson" and records["humaneval_pass@5"]["ci_method"] == "bootstrap" and records["humaneval_pass@5"]["verdict"] == "better"
+    (worse,) = [r for r in metric_records({"humaneval_pass@1_greedy": after}, {"humaneval_pass@1_greedy": before}) if r["role"] == "checkpoint"]
+    assert worse["verdict"] == "worse"
+    (same,) = [r for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": before}) if r["role"] == "checkpoint"]
+    assert same["change"] == 0 and same["verdict"] == "not enough data (n = 164)"
+
+
+def test_speedup_is_judged_by_its_own_interval_against_one():
+    def ckpt(speedups):
+        items = {"efficiency_problems": np.asarray(speedups), "efficiency_speedup": np.asarray(speedups),
+                 "efficiency_faster_share": (np.asarray(speedups) > 1.1).astype(float)}  # fmt: skip
+        return {r["metric"]: r for r in metric_records({}, items)}
+
+    mixed = ckpt([0.8, 1.3, 0.9, 1.25, 1.1, 0.95])  # geometric mean ≈ 1.04, interval spans 1
+    assert mixed["efficiency_speedup"]["ci_low"] < 1.0 < mixed["efficiency_speedup"]["ci_high"]
+    assert mixed["efficiency_speedup"]["verdict"] == "not enough data (n = 6)" and mixed["efficiency_speedup"]["change"] is None
+    assert mixed["efficiency_speedup"]["ci_method"] == "bootstrap" and mixed["efficiency_faster_share"]["ci_method"] == "wilson"
+    assert mixed["efficiency_problems"]["value"] == 6 and mixed["efficiency_problems"]["ci_low"] is None and mixed["efficiency_problems"]["verdict"] is None
+    assert ckpt([1.5, 1.7, 1.6, 1.8, 1.55, 1.65])["efficiency_speedup"]["verdict"] == "better"
+    assert ckpt([0.5, 0.6, 0.55, 0.7])["efficiency_speedup"]["verdict"] == "worse"
+    assert ckpt([3.0])["efficiency_speedup"]["verdict"] == "not enough data (n = 1)"  # one problem: the interval is a point
+
+
+def test_verdict_needs_two_items_and_an_interval_clear_of_the_null():
+    assert verdict(1, 0.2, 0.4) == "not enough data (n = 1)"
+    assert verdict(50, -0.1, 0.2) == verdict(50, 0.0, 0.2) == "not enough data (n = 50)"
+    assert verdict(50, 0.01, 0.2) == "better" and verdict(50, -0.3, -0.01) == "worse"
+    assert verdict(10, 1.05, 1.4, null=1.0) == "better"

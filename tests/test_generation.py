@@ -139,10 +139,17 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         first_calls = server.calls
         meta = {k: instance.get_latest_materialization_event(dg.AssetKey(k)).asset_materialization.metadata
                 for k in ("pass_matrix", "verification_scores", "preference_pairs")}  # fmt: skip
-        assert "data:image/png;base64," in meta["pass_matrix"]["pass_matrix_heatmap"].value
-        assert "| prompt | code | test | status |" in meta["pass_matrix"]["preview"].value
+        heatmap_prompt = db_prompt = defs.resources["store"].get().query("SELECT prompt_id FROM prompts").item()
+        assert f"Pass matrix of prompt {heatmap_prompt[:8]} (add)" in meta["pass_matrix"]["pass_matrix_heatmap"].value  # the title names its prompt
+        assert meta["pass_matrix"]["heatmap_prompt"].value.startswith(db_prompt)
+        shown = [r.data for r in meta["pass_matrix"]["preview"].value.records]  # beside it: that prompt's codes, whole, with their verdicts
+        assert [r["code"] for r in shown] == [0, 1] and any(r["program"].startswith("def add(a, b):\n") for r in shown)
+        assert meta["pass_matrix"]["total_rows_all_partitions"].value == 6 and meta["pass_matrix"]["pass_rate"].value == round(4 / 6, 4)
         assert "data:image/png;base64," in meta["verification_scores"]["score_histogram"].value
-        assert meta["preference_pairs"]["correctness_pairs"].value == 1 and "a + b" in meta["preference_pairs"]["preview"].value
+        pairs = [r.data for r in meta["preference_pairs"]["preview"].value.records]
+        assert meta["preference_pairs"]["correctness_pairs"].value == 1 and "return a + b" in pairs[0]["chosen"] and "a - b" in pairs[0]["rejected"]
+        schema = defs.resolve_assets_def("pass_matrix").specs_by_key[dg.AssetKey("pass_matrix")].metadata["dagster/column_schema"]
+        assert {"status", "cpu_time_ns", "limit_ms"} <= {c.name for c in schema.columns}
         assert first_calls == 1 + 4 + 4  # one task, N candidates, M test samples
         db = defs.resources["store"].get()
         assert db.query("SELECT count(*) FROM prompts WHERE reason IS NULL").item() == 1

@@ -37,9 +37,16 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None)
     return result
 
 
+def _launched(result, key) -> list:
+    """Partition keys an evaluation requests for ``key`` ([None]: an unpartitioned one, once)."""
+    subset = next(r.true_subset for r in result.results if r.key == key)
+    return sorted(subset.expensively_compute_partition_keys()) if subset.is_partitioned else [None] * min(subset.size, 1)
+
+
 def requested(defs, instance, cursor):
+    """Partitions automation launches the build_pairs job for (a named job: runs have a history in the UI)."""
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-    return sorted(result.get_requested_partitions(seeds.key)), result.cursor
+    return _launched(result, dg.AssetJobKey("build_pairs")), result.cursor
 
 
 def build(defs, instance, keys):
@@ -117,12 +124,13 @@ def test_restarted_sensor_without_cursor_uses_recorded_versions(setup):
     assert again.asset_events == [] and again.dynamic_partitions_requests[0].partition_keys == []
 
 
-def requested_assets(defs, instance, cursor) -> tuple[dict[str, list[str]], object]:
-    """Every asset's requested partitions in one automation evaluation (assets with none left out)."""
+def requested_runs(defs, instance, cursor) -> tuple[dict[str, list], object]:
+    """What one automation evaluation launches: job → requested partitions (None: an unpartitioned
+    job), and any asset requested outside a job (there should be none)."""
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-    keys = defs.resolve_asset_graph().get_all_asset_keys()
-    wanted = {k.to_user_string(): sorted(result.get_requested_partitions(k)) for k in keys}
-    return {k: v for k, v in wanted.items() if v}, result.cursor
+    wanted = {r.key.job_name if isinstance(r.key, dg.AssetJobKey) else r.key.to_user_string(): _launched(result, r.key)
+              for r in result.results if r.true_subset.size}  # fmt: skip
+    return wanted, result.cursor
 
 
 def materialized(instance, key: str) -> list[str]:
@@ -138,38 +146,47 @@ def test_seed_edits_cascade_to_pairs_and_never_retrain(tree, tmp_path):
     defs = _defs(tmp_path, tree, server.url)
     sampling = {"ops": {n: {"config": {"n_samples": 2}} for n in ("prompts", "candidate_code", "generated_tests")}}
 
-    def run(todo: dict[str, list[str]]) -> None:
-        assert set(todo) <= set(chain), f"automation asked for more than seeds → pairs: {todo}"
-        for key in sorted(set().union(*todo.values())):
-            selection = [a for a in CHAIN if key in todo.get(a.key.to_user_string(), [])]
-            assert dg.materialize([seed_sources, *CHAIN], selection=selection, partition_key=key, instance=instance,
-                                  resources=defs.resources, run_config=sampling).success  # fmt: skip
+    def run(todo: dict[str, list]) -> None:
+        assert set(todo) <= {"build_pairs", "summarize"}, f"automation asked for more than seeds → pairs and the totals: {todo}"
+        # one run per requested partition, of a named job with the same assets: build_pairs itself cannot
+        # execute_in_process (Dagster rejects in-process runs of a partitioned job that carries an automation
+        # condition; the daemon's launches of it go through the run launcher), so its quick twin runs here
+        for key in todo.get("build_pairs", []):
+            assert defs.resolve_job_def("build_pairs_quick").execute_in_process(partition_key=key, instance=instance, run_config=sampling).success
+        if "summarize" in todo:
+            assert defs.resolve_job_def("summarize").execute_in_process(instance=instance).success
 
     try:
         with dg.instance_for_test() as instance:
             cursor = tick(defs, instance, None).cursor
-            todo, auto = requested_assets(defs, instance, None)
+            todo, auto = requested_runs(defs, instance, None)
             all_keys = [f"local:calc{i}.py" for i in range(3)]
-            assert todo == {a: all_keys for a in chain}  # new partitions: the whole chain, in one tick
+            assert todo == {"build_pairs": all_keys}  # new partitions: the whole chain, one run each, in one tick
             run(todo)
-            todo, auto = requested_assets(defs, instance, auto)
+            assert all(materialized(instance, a) == all_keys for a in chain)
+            todo, auto = requested_runs(defs, instance, auto)
+            assert todo == {"summarize": [None]}  # the partitions' new rows: the totals across partitions
+            run(todo)
+            todo, auto = requested_runs(defs, instance, auto)
             assert todo == {}  # built: nothing more, no loop
+            runs = instance.get_run_records(dg.RunsFilter(job_name="build_pairs_quick"))
+            assert len(runs) == 3 and {r.dagster_run.tags["dagster/partition"] for r in runs} == set(all_keys)
             assert defs.resources["store"].get().query("SELECT count(*) FROM preference_pairs").item() > 0
 
             write(tree, "calc1.py", SEED.replace("return total", "return total * 1"))
             cursor = tick(defs, instance, cursor).cursor
-            todo, auto = requested_assets(defs, instance, auto)
-            assert todo == {a: ["local:calc1.py"] for a in chain}
+            todo, auto = requested_runs(defs, instance, auto)
+            assert todo == {"build_pairs": ["local:calc1.py"]}
             run(todo)
             assert all(materialized(instance, a) == sorted(all_keys + ["local:calc1.py"]) for a in chain)
 
             (tree / "calc0.py").unlink()
             write(tree, "calc9.py", SEED)
             tick(defs, instance, cursor)
-            todo, auto = requested_assets(defs, instance, auto)
-            assert todo == {a: ["local:calc9.py"] for a in chain}
-            run(todo)
-            assert requested_assets(defs, instance, auto)[0] == {}
+            todo, auto = requested_runs(defs, instance, auto)
+            assert todo == {"build_pairs": ["local:calc9.py"], "summarize": [None]}
+            run(todo)  # the totals ran after the partition here: nothing left
+            assert requested_runs(defs, instance, auto)[0] == {}
             for name in ("preference_pairs_export", "dpo_checkpoint", "model_evaluation"):
                 assert materialized(instance, name) == []  # training stays manual
     finally:

@@ -34,7 +34,7 @@ def test_multiprocess_executor_parallel_partitions_share_duckdb(tmp_path):
     server = FakeServer()
     db = tmp_path / "db.duckdb"
     env = {**os.environ, "DAGSTER_HOME": str(home), "CODEDPO_DB": str(db), "CODEDPO_SOURCES": str(tmp_path / "sources.json"),
-           "CODEDPO_GENERATOR": "openai", "CODEDPO_OPENAI_BASE_URL": server.url, "CODEDPO_OPENAI_MODEL": "fake"}  # fmt: skip
+           "CODEDPO_GENERATOR": "openai", "CODEDPO_OPENAI_BASE_URL": server.url, "CODEDPO_OPENAI_MODEL": "fake", "CODEDPO_EXECUTOR": "multiprocess"}  # fmt: skip
     try:
         with dg.instance_for_test(temp_dir=str(home)) as instance:
             instance.add_dynamic_partitions("seeds", keys)

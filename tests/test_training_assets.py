@@ -67,10 +67,33 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
             AutoModelForCausalLM.from_pretrained(ckpt[1])
             mats = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
             assert "data:image/png;base64," in mats["dpo_checkpoint"]["training_curves"].value
-            table = mats["model_evaluation"]["before_after"].value
-            assert "| humaneval_pass@1_greedy |" in table and "| heldout_reward_accuracy | 0.500 |" in table
+            meta = mats["model_evaluation"]
+            table = {r.data["metric"]: r.data for r in meta["before_after"].records}  # a Dagster table: rendered inline
+            assert {c.name for c in meta["before_after"].schema.columns} == {"metric", "n", "base", "base_ci", "checkpoint", "checkpoint_ci",
+                                                                                 "change", "change_ci", "verdict"}  # fmt: skip
+            assert {"humaneval_pass@1_greedy", "humaneval_pass@2", "heldout_reward_accuracy", "efficiency_problems"} <= set(table)
+            reward = table["heldout_reward_accuracy"]  # one held-out pair: whatever the change, no verdict but "not enough data"
+            assert reward["base"] == 0.5 and reward["n"] == 1 and reward["verdict"] == "not enough data (n = 1)"
+            assert reward["base_ci"] and reward["checkpoint_ci"] and reward["change_ci"]
+            greedy = table["humaneval_pass@1_greedy"]
+            assert greedy["n"] == 2 and greedy["base_ci"].count("..") == 1 and greedy["verdict"] in ("better", "worse", "not enough data (n = 2)")
+            assert table["efficiency_problems"]["base_ci"] is None and table["efficiency_problems"]["verdict"] is None
+            for metric in table:  # both models' numbers as metadata: the Plots tab compares them across materializations
+                assert f"checkpoint/{metric}" in meta and (metric.startswith("efficiency") or f"base/{metric}" in meta)
+                assert meta[f"checkpoint/{metric}"].value == round(meta[f"checkpoint/{metric}"].value, 4)
+            assert meta["base/heldout_reward_accuracy"].value == 0.5 and meta["checkpoint_id"].value == ckpt[0]
+            assert isinstance(meta["checkpoint_path"], dg.PathMetadataValue) and meta["checkpoint_path"].value == ckpt[1]
+            run_id = db.query("SELECT run_id FROM dpo_checkpoint").item()
+            assert isinstance(meta["checkpoint_run"], dg.DagsterRunMetadataValue) and meta["checkpoint_run"].value == run_id
+            assert meta["settings"].value["limit"] == 2 and meta["settings"].value["ks"] == [1, 2]
+            assert (meta["humaneval_problems"].value, meta["heldout_pairs"].value) == (2, 1)
             rows = dict(db.query("SELECT metric || '/' || role, n FROM model_evaluation").rows())
             assert rows["humaneval_pass@2/checkpoint"] == 2 and rows["heldout_logp_accuracy/base"] == 1
+            stored = db.query("SELECT * FROM model_evaluation WHERE role = 'checkpoint' AND metric = 'heldout_reward_accuracy'").row(0, named=True)
+            assert stored["ci_method"] == "wilson" and stored["ci_low"] <= stored["value"] <= stored["ci_high"] and stored["verdict"].startswith("not enough data")
+            assert stored["change"] == pytest.approx(stored["value"] - 0.5) and stored["change_ci_low"] is not None
+            view = db.query("SELECT metric, base, checkpoint, change, n, base_ci, checkpoint_ci, change_ci, verdict FROM model_evaluation_table")
+            assert view.columns[:5] == ["metric", "base", "checkpoint", "change", "n"] and len(view) == len(table)  # the CLI's columns still work
             assert db.query("SELECT count(*) FROM model_evaluation_samples").item() == 2 * 2 * 3  # roles × problems × (greedy + 2)
             assert db.query("SELECT count(*) FROM model_evaluation_table").item() >= 5
             for query in sorted(QUERIES.glob("*.sql")):  # every documented inspection query runs on a full database

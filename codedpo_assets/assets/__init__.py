@@ -5,45 +5,92 @@ import os
 
 import dagster as dg
 
-from codedpo_assets.assets import checks, evaluation, generation, pass_matrix, preferences, seeds, training
-from codedpo_assets.assets.resources import DuckDBStore, SeedSources, sources_from_env
-
-# Dagster's default automation sensor starts stopped; this one runs as soon as the daemon does.
-AUTOMATION_SENSOR = dg.AutomationConditionSensorDefinition(
-    "codedpo_automation",
-    target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    description="Evaluates the assets' automation conditions (eager rebuilds of changed partitions).",
-)
-
+from codedpo_assets.assets import checks, evaluation, generation, pass_matrix, preferences, seeds, summary, training
+from codedpo_assets.assets.resources import EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources, sources_from_env
 
 EXECUTOR_ENV = "CODEDPO_EXECUTOR"
 
 
 def build_pairs_executor() -> dg.ExecutorDefinition:
-    """``$CODEDPO_EXECUTOR``: ``multiprocess`` (default: a process per step on this machine) or
-    ``celery`` (each step a Celery task, run by any worker on any machine; run config
+    """``$CODEDPO_EXECUTOR``: ``in_process`` (default: a partition's ~20 short steps in one process;
+    partitions run in parallel as separate runs), ``multiprocess`` (a process per step) or ``celery``
+    (each step a Celery task, run by any worker on any machine; run config
     ``execution: {config: {broker: redis://…, backend: redis://…}}``; see README 'Scale-out')."""
-    kind = os.environ.get(EXECUTOR_ENV, "multiprocess")
+    kind = os.environ.get(EXECUTOR_ENV, "in_process")
+    if kind == "in_process":
+        return dg.in_process_executor
     if kind == "multiprocess":
         return dg.multiprocess_executor
     if kind == "celery":
         from dagster_celery import celery_executor
 
         return celery_executor
-    raise ValueError(f"{EXECUTOR_ENV}={kind!r}: choose multiprocess or celery")
+    raise ValueError(f"{EXECUTOR_ENV}={kind!r}: choose in_process, multiprocess or celery")
 
 
-# Seeds → pairs for one seed partition in one run: what the UI's "Materialize" of a partition does,
-# as a job on the multiprocess executor (a step per process) or on Celery workers (a step per task,
-# on any machine: the shape the k8s executors scale out too).
-BUILD_PAIRS_JOB = dg.define_asset_job(
-    "build_pairs",
-    selection=dg.AssetSelection.assets(seeds.seeds).downstream() - dg.AssetSelection.groups("training")
-    - dg.AssetSelection.assets(preferences.preference_pairs_export),
-    description="seeds → … → preference_pairs for the selected seed partition(s).",
-    executor_def=build_pairs_executor(),
+PROFILES = ("paper", "quick")  # every generation/training job exists once per profile; its config is the launchpad's preset
+CHAIN = dg.AssetSelection.assets(seeds.seeds).downstream() - dg.AssetSelection.groups("training") - dg.AssetSelection.assets(
+    preferences.preference_pairs_export, summary.pipeline_summary)
+
+
+def sampling_run_config(profile: str) -> dict:
+    values = generation.SamplingConfig().model_dump() | (generation.QUICK_PROFILE if profile == "quick" else {})
+    return {"ops": {asset.key.path[-1]: {"config": values} for asset in generation.SAMPLING_ASSETS}}
+
+
+def training_run_config(profile: str) -> dict:
+    quick = profile == "quick"
+    return {"ops": {"dpo_checkpoint": {"config": training.TrainingConfig().model_dump() | (training.QUICK_TRAINING if quick else {})},
+                    "model_evaluation": {"config": evaluation.EvaluationConfig().model_dump() | (evaluation.QUICK_EVALUATION if quick else {})}}}  # fmt: skip
+
+
+def _suffix(profile: str) -> str:
+    return "" if profile == "paper" else f"_{profile}"
+
+
+# Seeds → pairs for one seed partition per run: what automation launches when a seed unit is new or
+# changed (the paper profile), and what `codedpo run` launches (the quick profile).
+BUILD_PAIRS_JOBS = [
+    dg.define_asset_job(
+        f"build_pairs{_suffix(profile)}",
+        selection=CHAIN,
+        # the paper profile is the assets' config defaults; automation cannot launch a partitioned job
+        # that carries run config (Dagster refuses the combination), so only the quick job carries one
+        config=sampling_run_config(profile) if profile == "quick" else None,
+        description=f"seeds → … → preference_pairs for a seed partition, {profile} generation profile"
+        + (" (automation launches this job for new or changed partitions)." if profile == "paper" else "."),
+        executor_def=build_pairs_executor(),
+        automation_condition=dg.AutomationCondition.any_job_root_assets_match(EAGER_OR_MISSING_AT_START) if profile == "paper" else None,
+        tags={"profile": profile},
+    )
+    for profile in PROFILES
+]
+# Export → checkpoint → evaluation over all partitions' pairs.
+TRAIN_AND_EVALUATE_JOBS = [
+    dg.define_asset_job(
+        f"train_and_evaluate{_suffix(profile)}",
+        selection=dg.AssetSelection.assets(preferences.preference_pairs_export, training.dpo_checkpoint, evaluation.model_evaluation),
+        config=training_run_config(profile),
+        description=f"preference_pairs_export → dpo_checkpoint → model_evaluation, {profile} training and evaluation settings.",
+        tags={"profile": profile},
+    )
+    for profile in PROFILES
+]
+SUMMARIZE_JOB = dg.define_asset_job(
+    "summarize", selection=[summary.pipeline_summary], automation_condition=dg.AutomationCondition.any_job_root_assets_match(summary.AFTER_ANY_PARTITION),
+    description="pipeline_summary: totals across partitions (automation runs it after partitions change).",
+)  # fmt: skip
+AUTOMATED_JOBS = [job for job in [*BUILD_PAIRS_JOBS, SUMMARIZE_JOB] if job.automation_condition is not None]
+
+# Automation launches named jobs (their runs are re-executable from the UI and have a history);
+# this sensor evaluates them as soon as the daemon runs (Dagster's default sensor starts stopped).
+AUTOMATION_SENSOR = dg.AutomationConditionSensorDefinition(
+    "codedpo_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates the jobs' automation conditions: build_pairs for new or changed seed partitions, then summarize.",
+    asset_job_keys={dg.AssetJobKey(job.name) for job in AUTOMATED_JOBS},
 )
 
 
@@ -66,11 +113,12 @@ def build_definitions(
             preferences.preference_pairs_export,
             training.dpo_checkpoint,
             evaluation.model_evaluation,
+            summary.pipeline_summary,
         ],
         asset_checks=[preferences.pairs_are_sound, *checks.STAGE_CHECKS],
-        jobs=[seeds.prune_seed_partitions, seeds.store_maintenance, BUILD_PAIRS_JOB],
+        jobs=[*BUILD_PAIRS_JOBS, *TRAIN_AND_EVALUATE_JOBS, SUMMARIZE_JOB, seeds.prune_seed_partitions, seeds.store_maintenance],
         schedules=[seeds.STORE_MAINTENANCE_SCHEDULE],
-        # Runs from the UI and the automation sensor: a process per step would only add start-up to a
+        # Runs of the UI's Materialize button: a process per step would only add start-up to a
         # partition's ~20 short steps; partitions run in parallel as separate runs.
         executor=dg.in_process_executor,
         sensors=[seeds.seed_sources_sensor, AUTOMATION_SENSOR],

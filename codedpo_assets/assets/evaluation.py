@@ -1,6 +1,7 @@
 """Evaluation stage: ``model_evaluation`` — the base model and the latest checkpoint, side by side."""
 
 import json
+import math
 from pathlib import Path
 
 import dagster as dg
@@ -11,10 +12,16 @@ from codedpo_assets.assets.preferences import ExportConfig
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.assets.training import TRAINING_ASSET_ARGS, dpo_checkpoint
 from codedpo_assets.decontam import humaneval_problems
-from codedpo_assets.evaluation import efficiency, humaneval_scores, preference_accuracy, reply_logps, sample_humaneval
+from codedpo_assets.evaluation import (
+    efficiency_items,
+    humaneval_scores,
+    metric_records,
+    preference_items,
+    reply_logps,
+    sample_humaneval,
+)
 from codedpo_assets.generation.backends import TransformersBackend
 from codedpo_assets.generation.tasks import generate_cached
-from codedpo_assets.plots import md_table
 from codedpo_assets.train_job import read_pairs
 from codedpo_assets.training import chat_example
 
@@ -48,18 +55,32 @@ def _evaluate_model(db, path: str, config: EvaluationConfig, problems: list[dict
     return backend.identity, metrics, samples, logps
 
 
-def before_after_table(rows: list[dict]) -> str:
-    """Markdown: one line per metric, base vs checkpoint and the change."""
-    values: dict[str, dict[str, float]] = {}
-    for r in rows:
-        values.setdefault(r["metric"], {})[r["role"]] = r["value"]
+# The before/after view's columns, as the Dagster table shows them (model_evaluation_table in sql/schema.sql).
+BEFORE_AFTER_COLUMNS = [
+    ("metric", "string", "Metric (higher is better for all)."),
+    ("n", "int", "Problems / held-out pairs / efficiency problems behind the values."),
+    ("base", "float", "Base model."),
+    ("base_ci", "string", "95% interval of base (Wilson for rates, bootstrap otherwise)."),
+    ("checkpoint", "float", "Trained checkpoint."),
+    ("checkpoint_ci", "string", "95% interval of checkpoint."),
+    ("change", "float", "checkpoint - base."),
+    ("change_ci", "string", "95% paired-bootstrap interval of the change."),
+    ("verdict", "string", "better / worse, or 'not enough data (n = N)' when the interval spans no change or n < 2."),
+]
 
-    def fmt(x: float | None) -> str:
-        return "" if x is None else f"{x:.3f}"
 
-    table = [(metric, fmt(b := v.get("base")), fmt(c := v.get("checkpoint")), f"{c - b:+.3f}" if b is not None and c is not None else "")
-             for metric, v in values.items()]  # fmt: skip
-    return md_table(table, ["metric", "base", "checkpoint", "change"])
+def _clean(x):
+    """A metadata value: NaN → None, floats rounded to 4 decimals."""
+    if isinstance(x, float):
+        return None if math.isnan(x) else round(x, 4)
+    return x
+
+
+def before_after_table(view: pl.DataFrame) -> dg.TableMetadataValue:
+    """The rows of model_evaluation_table for one checkpoint as a Dagster table (rendered inline)."""
+    records = [dg.TableRecord({name: _clean(row.get(name)) for name, _, _ in BEFORE_AFTER_COLUMNS}) for row in view.iter_rows(named=True)]
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind, description=desc) for name, kind, desc in BEFORE_AFTER_COLUMNS])
+    return dg.MetadataValue.table(records=records, schema=schema)
 
 
 @dg.asset(
@@ -69,10 +90,10 @@ def before_after_table(rows: list[dict]) -> str:
 )
 def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, store: DuckDBStore) -> dg.MaterializeResult:
     db = store.get()
-    latest = db.query("SELECT checkpoint_id, path, base_model, pair_set_version FROM dpo_checkpoint ORDER BY created_at DESC LIMIT 1").rows()
+    latest = db.query("SELECT checkpoint_id, path, base_model, pair_set_version, run_id FROM dpo_checkpoint ORDER BY created_at DESC LIMIT 1").rows()
     if not latest:
         raise dg.Failure("no dpo_checkpoint recorded: materialize dpo_checkpoint first")
-    checkpoint_id, path, base, pair_set = latest[0]
+    checkpoint_id, path, base, pair_set, checkpoint_run = latest[0]
     if bad := [k for k in config.ks if not 1 <= k <= max(config.n_samples, 1)]:
         raise dg.Failure(f"model_evaluation.ks: {bad} must be between 1 and n_samples={config.n_samples}")
     problems = humaneval_problems()[: config.limit or None]
@@ -82,19 +103,20 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
     for role, model_path in (("base", base), ("checkpoint", path)):
         context.log.info(f"evaluating {role}: {model_path} on {len(problems)} HumanEval problems, {len(examples)} held-out pairs")
         results[role] = _evaluate_model(db, model_path, config, problems, examples)
-    (base_id, base_m, base_s, base_lp), (ckpt_id, ckpt_m, ckpt_s, ckpt_lp) = results["base"], results["checkpoint"]
+    (base_id, _, base_s, base_lp), (ckpt_id, _, ckpt_s, ckpt_lp) = results["base"], results["checkpoint"]
+    # Per-item values (problems, pairs) behind every metric: values, intervals and paired changes come from them.
+    base_items, ckpt_items = dict(base_s.items), dict(ckpt_s.items)
     if examples:
-        base_m |= preference_accuracy(base_lp, base_lp)
-        ckpt_m |= preference_accuracy(ckpt_lp, base_lp)
+        base_items |= preference_items(base_lp, base_lp)
+        ckpt_items |= preference_items(ckpt_lp, base_lp)
     both = [j for j in range(len(problems)) if base_s.greedy_ok[j] and ckpt_s.greedy_ok[j]]
-    ckpt_m |= efficiency([problems[j] for j in both], [base_s.greedy[j] for j in both], [ckpt_s.greedy[j] for j in both],
-                         repetitions=config.efficiency_repetitions)  # fmt: skip
+    ckpt_items |= efficiency_items([problems[j] for j in both], [base_s.greedy[j] for j in both], [ckpt_s.greedy[j] for j in both],
+                                   repetitions=config.efficiency_repetitions)  # fmt: skip
     settings = json.dumps(config.model_dump(), sort_keys=True)
-    counts = {"humaneval": len(problems), "heldout": len(examples), "efficiency": len(both)}
-    rows = [{"checkpoint_id": checkpoint_id, "role": role, "model": ident, "metric": m, "value": v, "pair_set_version": pair_set,
-             "n": counts["humaneval" if m.startswith("humaneval") else "heldout" if m.startswith("heldout") else "efficiency"],
-             "config": settings, "run_id": context.run.run_id}
-            for role, ident, metrics in (("base", base_id, base_m), ("checkpoint", ckpt_id, ckpt_m)) for m, v in metrics.items()]  # fmt: skip
+    models = {"base": base_id, "checkpoint": ckpt_id}
+    rows = [{"checkpoint_id": checkpoint_id, "model": models[r["role"]], "pair_set_version": pair_set, "config": settings,
+             "run_id": context.run.run_id, **{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}}
+            for r in metric_records(base_items, ckpt_items)]  # fmt: skip
     samples = [{"checkpoint_id": checkpoint_id, "role": role, "task_id": p["task_id"], "sample": i, "program": prog, "passed": ok}
                for role, s in (("base", base_s), ("checkpoint", ckpt_s)) for j, p in enumerate(problems)
                for i, (prog, ok) in enumerate(zip([s.greedy[j], *s.sampled[j]], [s.greedy_ok[j], *s.sampled_ok[j]]))]  # fmt: skip
@@ -102,10 +124,15 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
         for table, data in (("model_evaluation", rows), ("model_evaluation_samples", samples)):
             conn.execute(f"DELETE FROM {table} WHERE checkpoint_id = ?", [checkpoint_id])
             if data:
-                conn.register("_rows", pl.DataFrame(data))
+                conn.register("_rows", pl.DataFrame(data, infer_schema_length=None))
                 conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
                 conn.unregister("_rows")
-    table = before_after_table(rows)
-    return dg.MaterializeResult(metadata={"before_after": dg.MetadataValue.md(table), "checkpoint_id": checkpoint_id,
+    view = db.query("SELECT * FROM model_evaluation_table WHERE checkpoint_id = ?", [checkpoint_id])
+    values = {f"{r['role']}/{r['metric']}": dg.MetadataValue.float(round(float(r["value"]), 4)) for r in rows}
+    links = {"checkpoint_path": dg.MetadataValue.path(path)}
+    if checkpoint_run:
+        links["checkpoint_run"] = dg.MetadataValue.dagster_run(checkpoint_run)
+    return dg.MaterializeResult(metadata={"before_after": before_after_table(view), "checkpoint_id": dg.MetadataValue.text(checkpoint_id), **links,
+                                          "settings": dg.MetadataValue.json(config.model_dump()),
                                           "humaneval_problems": len(problems), "heldout_pairs": len(examples), "efficiency_problems": len(both),
-                                          **{f"checkpoint/{k}": float(v) for k, v in ckpt_m.items()}})  # fmt: skip
+                                          **values})  # fmt: skip

@@ -8,7 +8,8 @@ from functools import lru_cache
 import dagster as dg
 from pydantic import Field
 
-from codedpo_assets.assets.resources import EAGER_OR_MISSING_AT_START, DuckDBStore
+from codedpo_assets.assets.metadata import code_version, preview, table_metadata, totals
+from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.assets.seeds import SEED_PARTITIONS
 from codedpo_assets.generation.backends import Backend, GenerationError, GenerationParams, OpenAIBackend, TransformersBackend, embedded_model_dir
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
@@ -22,6 +23,7 @@ from codedpo_assets.generation.tasks import (
     test_messages,
 )
 from codedpo_assets.normalize import content_hash
+from codedpo_assets.progress import Progress
 from codedpo_assets.sandbox.verdicts import parse_test
 from codedpo_assets.store import Store
 
@@ -95,14 +97,15 @@ def _code_params(config: SamplingConfig, backend: Backend) -> GenerationParams:
 QUICK_PROFILE = {"temperature": 0.8, "max_new_tokens": 128, "max_seeds": 3, "n_samples": 4}
 
 
-def _progress(context: dg.AssetExecutionContext, total: int) -> Callable[[int, int], None]:
-    start = time.monotonic()
-    tokens = [0]
+def generation_progress(stage: str, total: int, log: Callable[[str], None] | None = None) -> Callable[[int, int], None]:
+    """A ``generate_cached`` callback: completions done/total with rate, ETA and tokens/s."""
+    progress, tokens = Progress(stage, total, "completions", log), [0]
 
     def report(done: int, new_tokens: int) -> None:
+        if done == total and progress.done == 0 and not tokens[0]:
+            return  # all of it cached: nothing to wait for, nothing to report
         tokens[0] += new_tokens
-        elapsed = time.monotonic() - start
-        context.log.info(f"generated {done}/{total} ({tokens[0] / max(elapsed, 1e-9):.1f} tokens/s, {elapsed:.0f} s)")
+        progress.update(done, f"{tokens[0] / max(time.monotonic() - progress.start, 1e-9):.0f} tokens/s" if tokens[0] else "")
 
     return report
 
@@ -132,29 +135,41 @@ def test_jobs(db, key: str, config: SamplingConfig) -> tuple[list[tuple], list]:
 def prefetch(db, backend: Backend, keys: list[str], config: SamplingConfig, stage: str) -> int:
     """Fill the generation cache with what ``stage`` ("prompts" or "samples") will ask for in all
     ``keys``, in one call: full batches across partitions instead of a few sequences per partition
-    (the per-partition assets then hit the cache). Returns model calls made."""
+    (the per-partition assets then hit the cache). Reports progress; returns model calls made."""
     if stage == "prompts":
-        jobs = [j for key in keys for j in task_jobs(db, key, config)[2]]
-        return generate_cached(db, backend, jobs, config.params())[1]
-    jobs = [j for key in keys for fn in (solution_jobs, test_jobs) for j in fn(db, key, config)[1]]
-    return generate_cached(db, backend, jobs, _code_params(config, backend))[1]
+        jobs, params = [j for key in keys for j in task_jobs(db, key, config)[2]], config.params()
+    else:
+        jobs, params = [j for key in keys for fn in (solution_jobs, test_jobs) for j in fn(db, key, config)[1]], _code_params(config, backend)
+    return generate_cached(db, backend, jobs, params, generation_progress(f"generation: {stage}", len(jobs)))[1]
 
 
 ASSET_ARGS = dict(
     partitions_def=SEED_PARTITIONS,
-    automation_condition=EAGER_OR_MISSING_AT_START,
     group_name="generation",
     kinds={"python", "duckdb"},
     owners=["team:codedpo"],
 )
+VERSION = code_version(__name__, "codedpo_assets.generation", "codedpo_assets.normalize", "codedpo_assets.sandbox.verdicts")
+PREVIEWS = {  # real rows of the partition, kept ones first
+    "prompts": "SELECT entry_point, signature, reason, prompt FROM prompts WHERE partition_key = ? ORDER BY reason NULLS FIRST, prompt_id",
+    "candidate_code": "SELECT prompt_id, sample_index, multiplicity, reason, code FROM candidate_code WHERE partition_key = ? "
+                      "ORDER BY reason NULLS FIRST, prompt_id, sample_index",
+    "generated_tests": "SELECT prompt_id, multiplicity, verified, reason, test FROM generated_tests WHERE partition_key = ? "
+                       "ORDER BY reason NULLS FIRST, prompt_id, sample_index",
+}  # fmt: skip
 
 
-@dg.asset(deps=["seeds"], description="One programming task per seed, written by the model (OSS-Instruct style); entry point = the seed's signature.", **ASSET_ARGS)
+def _result(db: Store, key: str, table: str, metadata: dict) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={**metadata, **totals(db, table, "WHERE reason IS NULL"), "preview": preview(db, PREVIEWS[table], [key])})
+
+
+@dg.asset(deps=["seeds"], description="One programming task per seed, written by the model (OSS-Instruct style); entry point = the seed's signature.",
+          code_version=VERSION, metadata=table_metadata("prompts"), **ASSET_ARGS)  # fmt: skip
 def prompts(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     seeds, sigs, jobs = task_jobs(db, key, config)
     backend = generator.get()
-    texts, calls = generate_cached(db, backend, jobs, config.params(), _progress(context, len(jobs)))
+    texts, calls = generate_cached(db, backend, jobs, config.params(), generation_progress(f"{context.asset_key.to_user_string()} {context.partition_key}", len(jobs), context.log.info))
     rows = []
     for (seed_id, symbol, _), sig, text in zip(seeds, sigs, texts):
         prompt = task_text(text, sig)
@@ -163,7 +178,7 @@ def prompts(context: dg.AssetExecutionContext, config: SamplingConfig, store: Du
                      "entry_point": symbol, "signature": sig, "prompt": prompt, "model": backend.identity, "reason": reason, "raw": text})  # fmt: skip
     db.replace_partition(key, {"prompts": rows})
     usable = sum(r["reason"] is None for r in rows)
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), "usable": usable, "model_calls": calls, "model": backend.identity})
+    return _result(db, key, "prompts", {"dagster/row_count": len(rows), "usable": usable, "model_calls": calls, "model": backend.identity})
 
 
 def _sample_code(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator,
@@ -172,7 +187,7 @@ def _sample_code(context: dg.AssetExecutionContext, config: SamplingConfig, stor
     db, key = store.get(), context.partition_key
     todo, jobs = make_jobs(db, key, config)
     backend = generator.get()
-    texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), _progress(context, len(jobs)))
+    texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), generation_progress(f"{context.asset_key.to_user_string()} {context.partition_key}", len(jobs), context.log.info))
     n = config.n_samples
     return db, key, [(row, texts[p * n : (p + 1) * n]) for p, row in enumerate(todo)], calls
 
@@ -180,10 +195,11 @@ def _sample_code(context: dg.AssetExecutionContext, config: SamplingConfig, stor
 def _write_samples(db: Store, key: str, table: str, rows: list[dict], calls: int) -> dg.MaterializeResult:
     db.replace_partition(key, {table: rows})
     kept = sum(r["reason"] is None for r in rows)
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), "kept": kept, "model_calls": calls})
+    return _result(db, key, table, {"dagster/row_count": len(rows), "kept": kept, "model_calls": calls})
 
 
-@dg.asset(deps=[prompts], description="N sampled solutions per prompt; code extracted, deduplicated by normalized AST; drops keep a reason.", **ASSET_ARGS)
+@dg.asset(deps=[prompts], description="N sampled solutions per prompt; code extracted, deduplicated by normalized AST; drops keep a reason.",
+          code_version=VERSION, metadata=table_metadata("candidate_code"), **ASSET_ARGS)  # fmt: skip
 def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
     db, key, sampled, calls = _sample_code(context, config, store, generator, solution_jobs)
     rows = []
@@ -195,7 +211,8 @@ def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, st
     return _write_samples(db, key, "candidate_code", rows, calls)
 
 
-@dg.asset(deps=[prompts], description="M sampled test sets per prompt, split into standalone asserts calling the entry point; deduplicated; drops keep a reason.", **ASSET_ARGS)
+@dg.asset(deps=[prompts], description="M sampled test sets per prompt, split into standalone asserts calling the entry point; deduplicated; drops keep a reason.",
+          code_version=VERSION, metadata=table_metadata("generated_tests"), **ASSET_ARGS)  # fmt: skip
 def generated_tests(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
     db, key, sampled, calls = _sample_code(context, config, store, generator, test_jobs)
     rows = []

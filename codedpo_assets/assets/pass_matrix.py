@@ -6,8 +6,9 @@ import dagster as dg
 from pydantic import Field
 
 from codedpo_assets.assets.generation import ASSET_ARGS, candidate_code, generated_tests
+from codedpo_assets.assets.metadata import code_version, numbers, preview, table_metadata, totals
 from codedpo_assets.assets.resources import DuckDBStore
-from codedpo_assets.plots import md_table, status_heatmap
+from codedpo_assets.plots import status_heatmap
 from codedpo_assets.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIME_LIMIT_S, Calibration, run_pass_matrices
 
 
@@ -44,24 +45,29 @@ def seed_imports(db, key: str) -> dict[str, str]:
     return {prompt_id: "\n".join(imports or []) for prompt_id, imports in rows}
 
 
-def _pictures(rows: list[dict]) -> dict:
-    """Heatmap of the largest prompt's matrix + a preview of cells (empty partition: nothing)."""
+def _pictures(db, rows: list[dict]) -> dict:
+    """Heatmap of the largest prompt's matrix, and beside it the same prompt's codes with their row
+    of verdicts (empty partition: nothing)."""
     if not rows:
         return {}
-    by_prompt = Counter(r["prompt_id"] for r in rows)
-    prompt = by_prompt.most_common(1)[0][0]
+    prompt = Counter(r["prompt_id"] for r in rows).most_common(1)[0][0]
     cells = [r for r in rows if r["prompt_id"] == prompt]
     grid = [["" for _ in range(max(r["test_index"] for r in cells) + 1)] for _ in range(max(r["code_index"] for r in cells) + 1)]
     for r in cells:
         grid[r["code_index"]][r["test_index"]] = r["status"]
-    preview = [(r["prompt_id"][:8], r["code_index"], r["test_index"], r["status"], r["cpu_time_ns"], r["detail"]) for r in rows[:8]]
-    return {"pass_matrix_heatmap": dg.MetadataValue.md(status_heatmap(grid, f"prompt {prompt[:8]}: {len(grid)} codes x {len(grid[0])} tests")),
-            "preview": dg.MetadataValue.md(md_table(preview, ["prompt", "code", "test", "status", "cpu_ns", "detail"]))}  # fmt: skip
+    entry = db.query("SELECT entry_point FROM prompts WHERE prompt_id = ?", [prompt]).item()
+    title = f"Pass matrix of prompt {prompt[:8]} ({entry}): {len(grid)} codes x {len(grid[0])} tests"
+    codes = ("SELECT g.code_index AS code, g.cells AS \"verdicts (P pass, F fail, E error, T timeout, C crash)\", g.tests_passed, c.code AS program "
+             "FROM pass_matrix_grid g JOIN candidate_code c USING (code_id) WHERE g.prompt_id = ? ORDER BY g.code_index")  # fmt: skip
+    return {"pass_matrix_heatmap": dg.MetadataValue.md(status_heatmap(grid, title)), "heatmap_prompt": dg.MetadataValue.text(f"{prompt} ({entry})"),
+            "preview": preview(db, codes, [prompt], limit=20)}  # fmt: skip
 
 
 @dg.asset(
     deps=[candidate_code, generated_tests],
     description="One row per (prompt, code, test) cell: status and CPU time from the sandbox (see README 'Sandbox').",
+    code_version=code_version(__name__, "codedpo_assets.sandbox"),
+    metadata=table_metadata("pass_matrix"),
     **{**ASSET_ARGS, "group_name": "verification"},
 )
 def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, store: DuckDBStore) -> dg.MaterializeResult:
@@ -85,10 +91,11 @@ def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, sto
     statuses = Counter(r["status"] for r in rows)
     return dg.MaterializeResult(
         metadata={
-            **_pictures(rows),
+            **_pictures(db, rows),
             "dagster/row_count": len(rows),
+            **totals(db, "pass_matrix"),
             "prompts": len(codes.keys() & tests.keys()),
-            "pass_rate": dg.MetadataValue.float(statuses["pass"] / len(rows) if rows else 0.0),
+            **numbers({"pass_rate": statuses["pass"] / len(rows) if rows else 0.0}),
             "cells_by_status": dg.MetadataValue.json(dict(sorted(statuses.items()))),
             "isolation": dg.MetadataValue.json(isolation),
             "calibration": dg.MetadataValue.json(dict(schedule)),

@@ -11,15 +11,17 @@ from pydantic import Field
 
 from codedpo_assets.assets.generation import ASSET_ARGS
 from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
+from codedpo_assets.assets.metadata import code_version, frame_table, preview, table_metadata, totals
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.normalize import content_hash
-from codedpo_assets.plots import bars, histogram, md_table
+from codedpo_assets.plots import hbars, score_panels
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, confidence, correctness_pair, efficiency_pair, trusted_codes
 from codedpo_assets.pairs import trusted_tests as trusted_mask
 from codedpo_assets.sandbox.timing import Timing, time_candidates
 from codedpo_assets.scoring import DEFAULT_RANKER, RANKERS, rank_candidates, ranks, self_verification_scores
 
-SCORING_ARGS = {**ASSET_ARGS, "group_name": "preferences"}
+SCORING_ARGS = {**ASSET_ARGS, "group_name": "preferences",
+                "code_version": code_version(__name__, "codedpo_assets.scoring", "codedpo_assets.pairs", "codedpo_assets.sandbox.timing")}
 
 
 class Ranking(dg.ConfigurableResource):
@@ -66,7 +68,8 @@ def _matrices(db, key: str) -> dict[str, Matrix]:
     return out
 
 
-@dg.asset(deps=[pass_matrix], description="Score and rank of every code (and test) per prompt, for every ranker side by side.", **SCORING_ARGS)
+@dg.asset(deps=[pass_matrix], description="Score and rank of every code (and test) per prompt, for every ranker side by side.",
+          metadata=table_metadata("verification_scores"), **SCORING_ARGS)  # fmt: skip
 def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     rows = []
@@ -83,10 +86,12 @@ def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, r
     if any(not np.isfinite(r["score"]) for r in rows):
         raise dg.Failure("non-finite score computed; nothing written")
     db.replace_partition(key, {"verification_scores": rows})
-    codes = {r: [x["score"] for x in rows if x["ranker"] == r and x["kind"] == "code"] for r in ("consensus", "self_verification", "pass_count")}
-    metadata = {"dagster/row_count": len(rows), "prompts": len({r["prompt_id"] for r in rows})}
+    codes = {r: [x["score"] for x in rows if x["ranker"] == r and x["kind"] == "code"] for r in RANKERS}
+    metadata = {"dagster/row_count": len(rows), "prompts": len({r["prompt_id"] for r in rows}), **totals(db, "verification_scores")}
     if rows:
-        metadata["score_histogram"] = dg.MetadataValue.md(histogram(codes, "code score"))
+        metadata["score_histogram"] = dg.MetadataValue.md(score_panels(codes, f"Code scores per ranker, partition {key}"))
+        metadata["preview"] = preview(db, "SELECT prompt_id, ranker, item_index AS code, rank, score FROM verification_scores "
+                                          "WHERE partition_key = ? AND kind = 'code' AND rank = 1 ORDER BY prompt_id, ranker", [key])  # fmt: skip
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -99,7 +104,8 @@ def _scores(db, key: str, ranker: str) -> dict[str, np.ndarray]:
     return {k: np.array(v) for k, v in out.items()}
 
 
-@dg.asset(deps=[verification_scores], description="Tests passed by every top-scored code of the configured ranker (ties kept).", **SCORING_ARGS)
+@dg.asset(deps=[verification_scores], description="Tests passed by every top-scored code of the configured ranker (ties kept).",
+          metadata=table_metadata("trusted_tests"), **SCORING_ARGS)  # fmt: skip
 def trusted_tests(context: dg.AssetExecutionContext, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key, ranker = store.get(), context.partition_key, ranking.checked()
     scores = _scores(db, key, ranker)
@@ -109,7 +115,9 @@ def trusted_tests(context: dg.AssetExecutionContext, store: DuckDBStore, ranking
         rows += [{"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "test_id": tests[j], "test_index": j}
                  for j in np.flatnonzero(mask)]  # fmt: skip
     db.replace_partition(key, {"trusted_tests": rows})
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows)})
+    shown = ("SELECT t.prompt_id, t.ranker, t.test_index, g.test FROM trusted_tests t JOIN generated_tests g USING (partition_key, test_id) "
+             "WHERE t.partition_key = ? ORDER BY t.prompt_id, t.test_index")  # fmt: skip
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), **totals(db, "trusted_tests"), "preview": preview(db, shown, [key])})
 
 
 class TimingConfig(dg.Config):
@@ -122,7 +130,7 @@ def _texts(db, key: str, table: str, id_col: str, text_col: str) -> dict[str, st
 
 
 @dg.asset(deps=[trusted_tests], description="Median CPU time (and MAD) of the codes the ranker trusts (the top code's consensus set) on the trusted tests, "
-                                             "for prompts that pass the confidence filter.", **SCORING_ARGS)  # fmt: skip
+                                             "for prompts that pass the confidence filter.", metadata=table_metadata("timings"), **SCORING_ARGS)  # fmt: skip
 def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     scores = _scores(db, key, ranking.checked())
@@ -142,7 +150,10 @@ def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: Duck
             rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": codes[i], "code_index": i, "median_ns": t.median_ns,
                          "mad_ns": t.mad_ns, "repetitions": len(t.samples_ns), "samples_ns": list(t.samples_ns), "all_passed": t.all_passed})  # fmt: skip
     db.replace_partition(key, {"timings": rows})
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows)})
+    shown = ("SELECT t.prompt_id, t.code_index, round(t.median_ns / 1e6, 3) AS median_ms, round(t.mad_ns / 1e6, 3) AS mad_ms, t.repetitions, "
+             "t.all_passed, c.code FROM timings t JOIN candidate_code c USING (partition_key, code_id) WHERE t.partition_key = ? "
+             "ORDER BY t.prompt_id, t.median_ns")  # fmt: skip
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), **totals(db, "timings"), "preview": preview(db, shown, [key])})
 
 
 class PairsConfig(dg.Config):
@@ -162,7 +173,7 @@ def _pair_row(key, prompt, kind, ranking: Ranking, conf: float, pair: Pair, code
 
 @dg.asset(deps=[timings], description="Correctness (top code vs the lowest-scored code failing a trusted test) and efficiency (fast vs slow among "
                                       "trusted codes) pairs in TRL's prompt/chosen/rejected format, from prompts that pass the confidence filter.",
-          **SCORING_ARGS)  # fmt: skip
+          metadata=table_metadata("preference_pairs"), **SCORING_ARGS)  # fmt: skip
 def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key, ranker = store.get(), context.partition_key, ranking.checked()
     prompts = {r[0]: {"prompt_id": r[0], "seed_id": r[1], "prompt": r[2]} for r in
@@ -200,11 +211,13 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
     db.replace_partition(key, {"preference_pairs": pairs, "preference_pairs_skipped": skipped})
     by_kind = {k: sum(p["kind"] == k for p in pairs) for k in ("correctness", "efficiency")}
     reasons = Counter(s["reason"] for s in skipped)
+    shown = {**by_kind, **{f"no pair: {r}": n for r, n in reasons.items()}}
     return dg.MaterializeResult(metadata={"dagster/row_count": len(pairs), "skipped": len(skipped), "correctness_pairs": by_kind["correctness"],
                                           "efficiency_pairs": by_kind["efficiency"], "by_kind": dg.MetadataValue.json(by_kind),
-                                          "pairs_by_kind": dg.MetadataValue.md(bars({**by_kind, **{f"skip: {r}": n for r, n in reasons.items()}}, "prompts")),
-                                          "preview": dg.MetadataValue.md(md_table([(p["kind"], round(p["margin"], 3), p["chosen"], p["rejected"]) for p in pairs[:5]],
-                                                                                  ["kind", "margin", "chosen", "rejected"]))})  # fmt: skip
+                                          **totals(db, "preference_pairs"),
+                                          "pairs_by_kind": dg.MetadataValue.md(hbars(shown, f"Pairs and skipped prompt/kind rows, partition {key}", "rows")),
+                                          "preview": preview(db, "SELECT kind, round(margin, 3) AS margin, round(confidence, 3) AS confidence, chosen, rejected "
+                                                                 "FROM preference_pairs WHERE partition_key = ? ORDER BY kind, pair_id", [key])})  # fmt: skip
 
 
 class ExportConfig(dg.Config):
@@ -226,7 +239,7 @@ def heldout_prompts(prompt_ids: list[str], share: float) -> set[str]:
     return set(ordered[:n])
 
 
-@dg.asset(deps=[preference_pairs], group_name="preferences", kinds={"parquet", "duckdb"},
+@dg.asset(deps=[preference_pairs], group_name="preferences", kinds={"parquet", "duckdb"}, code_version=SCORING_ARGS["code_version"],
           description="All preference pairs as Parquet + JSONL that `datasets.load_dataset` reads (split train/heldout by prompt), with a manifest and dataset card.")  # fmt: skip
 def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportConfig, store: DuckDBStore) -> dg.MaterializeResult:
     db, out = store.get(), Path(config.directory).resolve()
@@ -261,7 +274,9 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
             "", "Columns: prompt, chosen, rejected (TRL preference format), kind, margin, ranker, split (train/heldout by prompt), confidence, ids tracing back to seed and codes.",
             "", "```python", "from datasets import load_dataset", f"load_dataset('parquet', data_files='{out / 'preference_pairs.parquet'}')", "```"]  # fmt: skip
     (out / "README.md").write_text("\n".join(card) + "\n")
+    preview_table = frame_table(frame.head(5))
     return dg.MaterializeResult(metadata={"dagster/row_count": total, "path": dg.MetadataValue.path(str(out)), "pair_set_version": version,
+                                          "dagster/column_schema": preview_table.schema, "preview": preview_table,
                                           "splits": dg.MetadataValue.json(splits),
                                           "by_kind_ranker": dg.MetadataValue.json({f"{k}/{r}": n for k, r, n in stats})})  # fmt: skip
 

@@ -14,10 +14,10 @@ from collections import Counter
 import dagster as dg
 from pydantic import Field
 
-from codedpo_assets.assets.resources import EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources
+from codedpo_assets.assets.metadata import code_version, preview, table_metadata, totals
+from codedpo_assets.assets.resources import DuckDBStore, SeedSources
 from codedpo_assets.decontam import humaneval_decontaminator
 from codedpo_assets.harvest import HarvestRules, harvest_unit
-from codedpo_assets.plots import md_table
 from codedpo_assets.sources import find_unit, plan_partitions, scan_sources, source_revision
 
 SEED_PARTITIONS = dg.DynamicPartitionsDefinition(name="seeds")
@@ -56,12 +56,12 @@ def seed_sources(context: dg.AssetExecutionContext, sources: SeedSources) -> dg.
 @dg.asset(
     partitions_def=SEED_PARTITIONS,
     deps=[SEED_SOURCES_KEY],
-    automation_condition=EAGER_OR_MISSING_AT_START,
     group_name="seeds",
     kinds={"python", "duckdb"},
     owners=["team:codedpo"],
     tags={"stage": "seeds"},
-    code_version="1",
+    code_version=code_version(__name__, "codedpo_assets.harvest", "codedpo_assets.decontam", "codedpo_assets.sources", "codedpo_assets.normalize"),
+    metadata=table_metadata("seeds"),
     description=(
         "Self-contained, side-effect-free stdlib-only Python functions harvested with `ast` from one "
         "source unit, deduplicated by normalized AST and decontaminated against HumanEval. "
@@ -76,7 +76,8 @@ def seeds(context: dg.AssetExecutionContext, config: SeedsConfig, store: DuckDBS
         raise dg.Failure(f"{exc.args[0]} — the seed sources changed; the sensor will delete this partition") from exc
     decontaminator = humaneval_decontaminator(config.ngram, config.threshold) if config.decontaminate else None
     rows, rejected = harvest_unit(spec, unit, config.rules(), decontaminator, source_revision(spec))
-    written = store.get().replace_partition(unit.key, {"seeds": rows, "seeds_rejected": rejected})
+    db = store.get()
+    written = db.replace_partition(unit.key, {"seeds": rows, "seeds_rejected": rejected})
     reasons = Counter(r["reason"] for r in rejected)
     context.log.info(f"{unit.key}: {written['seeds']} seeds, {len(rejected)} rejected {dict(reasons)}")
     return dg.MaterializeResult(
@@ -87,8 +88,8 @@ def seeds(context: dg.AssetExecutionContext, config: SeedsConfig, store: DuckDBS
             "decontaminated": dg.MetadataValue.int(reasons.get("decontaminated", 0)),
             "rejected_by_reason": dg.MetadataValue.json(dict(sorted(reasons.items()))),
             "unit_hash": unit.content_hash,
-            "preview": dg.MetadataValue.md(md_table([(r["path"], f"`{r['symbol']}`", r["n_lines"], r["license"]) for r in rows[:10]],
-                                                   ["path", "symbol", "lines", "license"])),
+            **totals(db, "seeds"),
+            "preview": preview(db, "SELECT symbol, path, n_lines, license, code FROM seeds WHERE partition_key = ? ORDER BY seed_id", [unit.key]),
         },
     )
 

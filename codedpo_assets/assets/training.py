@@ -10,6 +10,7 @@ import polars as pl
 from pydantic import Field
 
 from codedpo_assets.assets.preferences import ExportConfig, preference_pairs_export
+from codedpo_assets.assets.metadata import code_version, numbers, preview, table_metadata
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.generation.backends import embedded_model_dir
 from codedpo_assets.plots import curves_plot
@@ -85,10 +86,13 @@ def _record(db, checkpoint: Path, content_hash: str, config: TrainingConfig, bas
 
 
 TRAINING_ASSET_ARGS = dict(pool=TRAINING_POOL, group_name="training", kinds={"pytorch", "duckdb"}, owners=["team:codedpo"])
+VERSION = code_version(__name__, "codedpo_assets.training", "codedpo_assets.train_job")
 
 
 @dg.asset(
     deps=[preference_pairs_export],
+    code_version=VERSION,
+    metadata=table_metadata("dpo_checkpoint"),
     **TRAINING_ASSET_ARGS,
     description="A model trained with TRL on the exported train split (DPO by default; RPO/KTO/SFT arms), run out of process via Dagster Pipes.",
 )
@@ -114,6 +118,10 @@ def dpo_checkpoint(context: dg.AssetExecutionContext, config: TrainingConfig, st
     checkpoint = Path(reported.metadata["checkpoint_path"].value)
     info = _record(db, checkpoint, str(reported.metadata["content_hash"].value), config, base, manifest, context.run.run_id)
     metadata = {k: v for k, v in reported.metadata.items() if k != "curves"}
+    last = {k: v for c in info["curves"] for k, v in c.items() if k != "step"}  # each metric's last logged value
     return dg.MaterializeResult(metadata={**metadata, "arm": config.arm, "base_model": base, "pair_set_version": manifest["pair_set_version"],
-                                          "final_loss": info["curves"][-1].get("loss", float("nan")) if info["curves"] else float("nan"),
-                                          "training_curves": dg.MetadataValue.md(curves_plot(info["curves"])) if info["curves"] else "no steps logged"})  # fmt: skip
+                                          "checkpoint_id": checkpoint.name, "settings": dg.MetadataValue.json(config.model_dump()),
+                                          **numbers({f"final/{k}": v for k, v in last.items()}),
+                                          "training_curves": dg.MetadataValue.md(curves_plot(info["curves"])),
+                                          "preview": preview(db, "SELECT checkpoint_id, arm, pairs, steps, round(final_loss, 4) AS final_loss, round(runtime_s, 1) AS runtime_s, "
+                                                                 "pair_set_version, path FROM dpo_checkpoint ORDER BY created_at DESC", limit=5)})  # fmt: skip

@@ -84,14 +84,19 @@ def generate_cached(
 ) -> tuple[list[str], int]:
     """Completions for (messages, sample index) jobs; cached by (model, params, prompt, index).
 
-    Returns (texts, model calls made). Unchanged work costs zero model calls. The database is
+    Returns (texts, model calls made); ``progress(done, new tokens)`` counts over all jobs, cached
+    ones first. Unchanged work costs zero model calls. The database is
     touched only briefly before and after generating, never during.
     """
     keys = [cache_key(backend.identity, params, m, i) for m, i in jobs]
     found = dict(store.query("SELECT cache_key, text FROM generation_cache WHERE cache_key IN (SELECT unnest(?))", [keys]).rows())
     missing = [j for j, k in enumerate(keys) if k not in found]
+    cached = len(jobs) - len(missing)
+    if progress:  # counts run over all jobs: the cached ones are done before the model starts
+        progress(cached, 0)
     if missing:
-        texts = backend.generate([Request(jobs[j][0], seed_for(*jobs[j])) for j in missing], params, progress)
+        report = (lambda done, tokens: progress(cached + done, tokens)) if progress else None
+        texts = backend.generate([Request(jobs[j][0], seed_for(*jobs[j])) for j in missing], params, report)
         rows = [
             {"cache_key": keys[j], "model": backend.identity, "params": params.key(), "sample_index": jobs[j][1],
              "prompt": repr(jobs[j][0]), "text": t}

@@ -1,0 +1,100 @@
+"""What every asset page shows: the column schema of its table (from sql/schema.sql), previews of
+real rows as Dagster tables (rendered inline, unlike images), rounded numbers, totals across
+partitions, and a code version taken from the source so the UI marks assets stale after a change."""
+
+import hashlib
+import importlib
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from codedpo_assets.store import schema_sql
+
+EXCERPT = 600  # characters of code shown in a preview cell; longer text ends with how much was cut
+
+
+def code_version(*modules: str) -> str:
+    """Hash of the source of the named modules (a package: every file in it): the stage's asset
+    module plus the pure core it runs, so any change there marks the asset stale in the UI."""
+    digest = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.glob("*.py")) if origin.name == "__init__.py" else [origin]
+        for path in files:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _comments(sql: str, table: str) -> dict[str, str]:
+    """Column → its trailing ``--`` comment in the table's CREATE block and its ALTERs."""
+    out: dict[str, str] = {}
+    block = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", sql, re.S)
+    lines = (block.group(1).splitlines() if block else []) + re.findall(rf"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS (.*)", sql)
+    for line in lines:
+        if m := re.match(r"\s*(\w+)\s+[A-Z][^-]*--\s*(.+)$", line):
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+@lru_cache(maxsize=None)
+def column_schema(table: str) -> dg.TableSchema:
+    """The table's (or view's) columns as DuckDB types them, with the schema file's comments."""
+    sql = schema_sql()
+    with duckdb.connect() as conn:
+        conn.execute(sql)
+        described = conn.execute(f"DESCRIBE {table}").fetchall()
+    notes = _comments(sql, table)
+    return dg.TableSchema(columns=[dg.TableColumn(name, dtype.lower(), description=notes.get(name),
+                                                  constraints=dg.TableColumnConstraints(nullable=null == "YES"))
+                                   for name, dtype, null, *_ in described])  # fmt: skip
+
+
+def table_metadata(table: str) -> dict[str, object]:
+    """Definition metadata that names the asset's table and its columns."""
+    return {"dagster/column_schema": column_schema(table), "dagster/table_name": table}
+
+
+def rounded(value: float, digits: int = 4) -> float:
+    """A float for the UI: a few significant decimals, not 0.26548672566371684."""
+    value = float(value)
+    return round(value, digits) if abs(value) >= 10 ** -(digits - 1) or value == 0 else float(f"{value:.{digits}g}")
+
+
+def _cell(value: object) -> str | int | float | bool | None:
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return rounded(value)
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}… (+{len(text) - EXCERPT} chars)"
+
+
+def frame_table(frame: pl.DataFrame) -> dg.TableMetadataValue:
+    """A frame as a Dagster table: the UI renders it inline on the asset page (images need a click),
+    long text kept whole up to an excerpt, floats rounded."""
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, str(dtype).lower()) for name, dtype in frame.schema.items()])
+    return dg.MetadataValue.table(records=[dg.TableRecord({k: _cell(v) for k, v in row.items()}) for row in frame.iter_rows(named=True)],
+                                  schema=schema)  # fmt: skip
+
+
+def preview(db, sql: str, params: Sequence | None = None, limit: int = 8) -> dg.TableMetadataValue:
+    """Real rows of ``sql`` (at most ``limit``) as an inline table."""
+    return frame_table(db.query(f"SELECT * FROM ({sql}) LIMIT {int(limit)}", list(params or [])))
+
+
+def totals(db, table: str, where: str = "") -> dict[str, dg.MetadataValue]:
+    """Rows and partitions of ``table`` across every partition: a partitioned asset's page shows
+    its last partition; these say how much there is in all."""
+    rows, partitions = db.query(f"SELECT count(*), count(DISTINCT partition_key) FROM {table} {where}").row(0)
+    return {"total_rows_all_partitions": dg.MetadataValue.int(int(rows)), "partitions_with_rows": dg.MetadataValue.int(int(partitions))}
+
+
+def numbers(values: Mapping[str, float], digits: int = 4) -> dict[str, dg.MetadataValue]:
+    """Numeric metadata, rounded (the Plots tab charts them over materializations)."""
+    return {k: dg.MetadataValue.float(rounded(v, digits)) for k, v in values.items()}

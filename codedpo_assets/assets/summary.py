@@ -1,0 +1,55 @@
+"""Totals across partitions: ``pipeline_summary`` — the funnel seeds → prompts → programs → tests →
+cells → pairs over every partition (an asset page of a partitioned asset shows one partition)."""
+
+import dagster as dg
+
+from codedpo_assets.assets.metadata import code_version, numbers, preview, table_metadata
+from codedpo_assets.assets.preferences import preference_pairs
+from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.plots import funnel, hbars, text_bar
+
+FUNNEL = ("seeds", "prompts", "programs", "tests", "cells", "pairs")
+
+# The `summarize` job's automation condition: rebuilt whenever any partition of its upstream changes (eager() would wait for every partition to
+# exist, and a partition that failed to build would then block the totals forever).
+AFTER_ANY_PARTITION = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after_any_partition")
+
+
+@dg.asset(
+    deps=[preference_pairs],
+    group_name="preferences",
+    kinds={"duckdb"},
+    owners=["team:codedpo"],
+    code_version=code_version(__name__),
+    metadata=table_metadata("pipeline_summary"),
+    description="Every stage's output across all partitions (view `pipeline_summary`): the funnel seeds → prompts → programs → tests → "
+                "cells → pairs, pass rate, pairs by kind and why prompts gave none.",
+)  # fmt: skip
+def pipeline_summary(store: DuckDBStore) -> dg.MaterializeResult:
+    db = store.get()
+    rows = db.query("SELECT stage, items, dropped, partitions FROM pipeline_summary ORDER BY step").rows()
+    items = {stage: int(n) for stage, n, _, _ in rows}
+    top = max(items.values(), default=0)
+    table = [{"stage": stage, "items": int(n), "dropped": int(d), "partitions": int(p), "bar": text_bar(n, top)} for stage, n, d, p in rows]
+    skipped = dict(db.query("SELECT reason, count(DISTINCT prompt_id) FROM preference_pairs_skipped GROUP BY reason ORDER BY 2 DESC").rows())
+    pass_rate = items["cells passed"] / items["cells"] if items["cells"] else 0.0
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "funnel": dg.MetadataValue.table(records=[dg.TableRecord(r) for r in table],
+                                             schema=dg.TableSchema(columns=[dg.TableColumn(c, t) for c, t in
+                                                                            (("stage", "string"), ("items", "int"), ("dropped", "int"),
+                                                                             ("partitions", "int"), ("bar", "string"))])),  # fmt: skip
+            "funnel_chart": dg.MetadataValue.md(funnel([(s, items[s]) for s in FUNNEL], "Pipeline funnel, all partitions")),
+            **{f"total/{stage.replace(' ', '_')}": dg.MetadataValue.int(n) for stage, n in items.items()},
+            **numbers({"pass_rate": pass_rate}),
+            "prompts_without_pairs_by_reason": dg.MetadataValue.md(hbars(skipped, "Why prompts yielded no pair (all partitions)", "prompts"))
+            if skipped else "none",
+            "preview": preview(db, "SELECT kind, count(*) AS pairs, count(DISTINCT prompt_id) AS prompts, round(avg(margin), 3) AS avg_margin "
+                                   "FROM preference_pairs GROUP BY kind ORDER BY kind"),  # fmt: skip
+        }
+    )

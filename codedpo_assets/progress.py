@@ -1,0 +1,70 @@
+"""Progress lines — done/total, rate and ETA of a stage — for the run log and the terminal.
+
+A stage reports through :class:`Progress`; each line goes to the caller's logger (the Dagster run
+log) and, when ``$CODEDPO_PROGRESS_FILE`` names a file, is appended there: the CLI follows that file
+and prints the lines, so progress from any process (asset steps, the Pipes training job) reaches
+one terminal while everything else goes to the log file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+PROGRESS_ENV = "CODEDPO_PROGRESS_FILE"
+
+
+def duration(seconds: float) -> str:
+    """``1h02m``, ``3m07s``, ``42s``: an ETA a person reads at a glance."""
+    s = max(int(round(seconds)), 0)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def line(stage: str, done: int, total: int, elapsed_s: float, unit: str = "items", extra: str = "", base: int = 0) -> str:
+    """``[stage] done/total unit (pct %), rate/s, ETA …``; the rate counts items done after ``base``
+    (work found done at the start, e.g. cached, is not speed); no rate before any is done."""
+    pct = f"{100 * done / total:.0f} %" if total else "-"
+    text = f"[{stage}] {done}/{total} {unit} ({pct})"
+    if done > base and elapsed_s > 0:
+        rate = (done - base) / elapsed_s
+        rate_text = f"{rate:.1f}/s" if rate >= 0.1 else f"{rate * 60:.1f}/min"
+        text += f", {rate_text}, elapsed {duration(elapsed_s)}"
+        text += f", ETA {duration((total - done) / rate)}" if done < total else ", done"
+    return f"{text}{', ' + extra if extra else ''}"
+
+
+def publish(text: str) -> None:
+    """Append a line to the progress file, when one is set (atomic for lines under the pipe size)."""
+    path = os.environ.get(PROGRESS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text.replace("\n", " ") + "\n")
+
+
+class Progress:
+    """Counts a stage's work; reports at most every ``every_s`` seconds, and always at the end."""
+
+    def __init__(self, stage: str, total: int, unit: str = "items", log: Callable[[str], None] | None = None, every_s: float = 5.0):
+        self.stage, self.total, self.unit, self.log, self.every_s = stage, total, unit, log, every_s
+        self.start = time.monotonic()
+        self.done, self._last, self._reported, self._base = 0, float("-inf"), -1, None
+
+    def update(self, done: int, extra: str = "") -> None:
+        """Set the count of finished items (calls with the same or a lower count are ignored); the
+    first call's count is the starting point of the rate."""
+        if done < self.done or done == self._reported:
+            return
+        if self._base is None:  # the first count is where this stage started
+            self._base = done
+        self.done = done
+        now = time.monotonic()
+        if now - self._last < self.every_s and done < self.total:
+            return
+        self._last, self._reported = now, done
+        text = line(self.stage, done, self.total, now - self.start, self.unit, extra, self._base)
+        if self.log:
+            self.log(text)
+        publish(text)
