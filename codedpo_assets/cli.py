@@ -105,8 +105,8 @@ def _succeeded(result, what: str, console: Console) -> bool:
 
 
 def _ops(config: dict, names: list[str]) -> dict:
-    """A job's run config cut to the selected assets' ops, with the run log at INFO (it goes to the log file)."""
-    return {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "ops": {k: v for k, v in config["ops"].items() if k in names}}
+    """A job's run config cut to the selected assets' ops, with every run event logged (to the log file)."""
+    return {"loggers": {"console": {"config": {"log_level": "DEBUG"}}}, "ops": {k: v for k, v in config["ops"].items() if k in names}}
 
 
 # `run`'s passes over the partitions; before a pass named in PREFETCH, the generation cache is filled

@@ -93,12 +93,15 @@ def check_programs(problem: dict, programs: Sequence[str], time_limit_s: float =
     return [bool(x) for x in matrix.passed[:, 0]]
 
 
-def humaneval_scores(problems: Sequence[dict], greedy: Sequence[str], sampled: Sequence[Sequence[str]], ks: Sequence[int], time_limit_s: float = 5.0) -> tuple[dict[str, float], Samples]:
+def humaneval_scores(problems: Sequence[dict], greedy: Sequence[str], sampled: Sequence[Sequence[str]], ks: Sequence[int], time_limit_s: float = 5.0,
+                     progress: Callable[[int], None] | None = None) -> tuple[dict[str, float], Samples]:  # fmt: skip
     """pass@1 (greedy) and pass@k (sampled, unbiased estimator) over ``problems``; the per-problem
-    values behind them are in ``samples.items``."""
+    values behind them are in ``samples.items``; ``progress(problems checked)`` after each."""
     greedy_ok, sampled_ok = [], []
-    for p, g, s in zip(problems, greedy, sampled):
+    for i, (p, g, s) in enumerate(zip(problems, greedy, sampled), 1):
         verdicts = check_programs(p, [g, *s], time_limit_s)
+        if progress:
+            progress(i)
         greedy_ok.append(verdicts[0])
         sampled_ok.append(verdicts[1:])
     samples = Samples(list(greedy), [list(s) for s in sampled], greedy_ok, sampled_ok)

@@ -1,6 +1,7 @@
 """Real browser: `dagster dev` on 127.0.0.1 in its own DAGSTER_HOME, headless Chromium opens the
 asset graph, launches a materialization from the UI, sees the run succeed, saves a screenshot."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import FakeServer
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -39,21 +41,16 @@ def _wait_http(url: str, timeout: float) -> None:
     raise TimeoutError(f"{url} did not come up in {timeout} s")
 
 
-@pytest.fixture
-def dagster_ui(tmp_path):
-    home, src = tmp_path / "home", tmp_path / "src"
-    home.mkdir()
-    src.mkdir()  # no seed files: the sensors find nothing to build while the test clicks
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home)
-    (tmp_path / "sources.json").write_text(json.dumps([{"name": "local", "kind": "directory", "path": str(src)}]))
+@contextlib.contextmanager
+def _dagster_dev(home: Path, env: dict[str, str]):
+    """`dagster dev` on a free port of 127.0.0.1 with ``home`` as its instance; stopped at the end."""
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CODEDPO_DB": str(tmp_path / "db.duckdb"),
-           "CODEDPO_SOURCES": str(tmp_path / "sources.json")}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                            cwd=REPO, env={**env, "DAGSTER_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
     try:
         _wait_http(f"http://127.0.0.1:{port}/server_info", 180)
-        yield f"http://127.0.0.1:{port}", tmp_path
+        yield f"http://127.0.0.1:{port}"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the whole group: webserver, daemon, code servers
         try:
@@ -61,6 +58,35 @@ def dagster_ui(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _setting(tmp_path: Path, src: Path) -> tuple[Path, dict[str, str]]:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home)
+    (tmp_path / "sources.json").write_text(json.dumps([{"name": "local", "kind": "directory", "path": str(src)}]))
+    return home, {**os.environ, "DAGSTER_HOME": str(home), "CODEDPO_DB": str(tmp_path / "db.duckdb"), "CODEDPO_SOURCES": str(tmp_path / "sources.json")}
+
+
+@pytest.fixture
+def dagster_ui(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()  # no seed files: the sensors find nothing to build while the test clicks
+    home, env = _setting(tmp_path, src)
+    with _dagster_dev(home, env) as base:
+        yield base, tmp_path
+
+
+def _browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+        options.add_argument(arg)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
 def _dismiss_community_dialog(driver) -> None:
@@ -77,21 +103,14 @@ def _dismiss_community_dialog(driver) -> None:
 
 
 def test_materialize_from_the_ui(dagster_ui):
-    from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     base, tmp_path = dagster_ui
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = _browser()
     wait = WebDriverWait(driver, 120)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
         driver.get(f"{base}/asset-groups")
         _dismiss_community_dialog(driver)
@@ -123,3 +142,97 @@ def test_materialize_from_the_ui(dagster_ui):
         driver.quit()
     assert (SCREENSHOTS / "run_succeeded.png").stat().st_size > 10_000
     assert (tmp_path / "db.duckdb").exists()
+
+
+SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
+
+
+@pytest.fixture
+def built_ui(tmp_path, tiny_model_dir):
+    """What `make run` leaves behind, then `dagster dev` on it: the CLI's runs of the named jobs
+    (generation from the scripted server), and train_and_evaluate_quick on the tiny offline model
+    instead of the embedded one (same job, its base model and sizes overridden)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"calc{i}.py").write_text(SEED)
+    home, env = _setting(tmp_path, src)
+    server = FakeServer()
+    env |= {"CODEDPO_GENERATOR": "openai", "CODEDPO_OPENAI_BASE_URL": server.url, "CODEDPO_OPENAI_MODEL": "fake", "PYTHONPATH": str(REPO)}
+    export = str(tmp_path / "data" / "export")
+    config = {"ops": {"dpo_checkpoint": {"config": {"base_model": str(tiny_model_dir), "pairs_dir": export, "checkpoints_dir": str(tmp_path / "ckpt"),
+                                                    "max_steps": 2}},
+                      "model_evaluation": {"config": {"limit": 2, "n_samples": 2, "ks": [1, 2], "max_new_tokens": 8, "pairs_dir": export}},
+                      "preference_pairs_export": {"config": {"directory": export}}}}  # fmt: skip
+    train = ("import json, sys, dagster as dg, definitions\n"
+             "job = definitions.defs.resolve_job_def('train_and_evaluate_quick')\n"
+             "sys.exit(0 if job.execute_in_process(instance=dg.DagsterInstance.get(), run_config=json.loads(sys.argv[1])).success else 1)")  # fmt: skip
+    try:
+        for cmd in ([sys.executable, "-m", "codedpo_assets.cli", "run", "--skip-training"], [sys.executable, "-c", train, json.dumps(config)]):
+            done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    finally:
+        server.close()
+    with _dagster_dev(home, env) as base:
+        yield base, home
+
+
+def _shows(driver, url: str, *texts: str, timeout: float = 120) -> str:
+    """Open ``url`` and wait until the page's visible text holds every one of ``texts``."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    _dismiss_community_dialog(driver)
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=1).until(lambda d: all(t in d.find_element(By.TAG_NAME, "body").text for t in texts))
+    except TimeoutException:
+        body = driver.find_element(By.TAG_NAME, "body").text
+        raise AssertionError(f"{url} never showed {[t for t in texts if t not in body]}; it showed:\n{body[:3000]}") from None
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def test_what_make_run_leaves_is_readable_in_the_ui(built_ui):
+    """The run of make run's job has a name, succeeded and can be re-executed; a partitioned asset
+    shows totals across partitions; the totals asset renders its chart; the evaluation shows its
+    table with sample sizes, intervals and verdicts."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    import dagster as dg
+
+    base, home = built_ui
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (record,) = instance.get_run_records(dg.RunsFilter(job_name="build_pairs_quick"), limit=1)
+    run_id = record.dagster_run.run_id
+    driver = _browser()
+    try:
+        _shows(driver, f"{base}/runs", "build_pairs_quick", "summarize", "train_and_evaluate_quick")
+        driver.save_screenshot(str(SCREENSHOTS / "runs.png"))
+        _shows(driver, f"{base}/runs/{run_id}", "build_pairs_quick", "Success")
+        button = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.XPATH, "//button[contains(normalize-space(), 'Re-execute')]")))
+        assert button.is_enabled(), "the run of a named job can be re-executed from the UI"
+        driver.save_screenshot(str(SCREENSHOTS / "run_of_make_run.png"))
+
+        text = _shows(driver, f"{base}/assets/preference_pairs", "total_rows_all_partitions", "partitions_with_rows")
+        driver.save_screenshot(str(SCREENSHOTS / "partitioned_asset.png"))
+        assert "chosen" in text and "rejected" in text  # the preview table, inline
+
+        _shows(driver, f"{base}/assets/pipeline_summary", "seeds", "prompts", "programs", "cells", "pairs")
+        driver.find_element(By.XPATH, "//*[normalize-space(text())='[Show Markdown]']").click()
+        chart = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.XPATH, "//img[starts-with(@src, 'data:image/png')]")))
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", chart))
+        assert driver.execute_script("return arguments[0].naturalWidth", chart) >= 700  # a rendered chart, large enough to read
+        time.sleep(1)  # the dialog fades in
+        driver.save_screenshot(str(SCREENSHOTS / "funnel_chart.png"))
+
+        text = _shows(driver, f"{base}/assets/model_evaluation", "verdict", "change_ci", "not enough data (n = ")
+        driver.save_screenshot(str(SCREENSHOTS / "evaluation_table.png"))
+        assert "humaneval_pass@1_greedy" in text
+    except Exception:
+        driver.save_screenshot(str(SCREENSHOTS / "failure.png"))
+        raise
+    finally:
+        driver.quit()

@@ -88,10 +88,18 @@ def test_cli_run_is_incremental(tmp_path):
         done = subprocess.run([sys.executable, "-m", "codedpo_assets.cli", "run", "--skip-training"], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stderr == ""  # warnings and logs go to the log file
         return done.stdout
 
     first = run()
     assert "materializing 3" in first
+    # the terminal: a progress line per stage with done/total, the summary; Dagster's run logs,
+    # warnings and third-party output went to the log file it names
+    assert "[sandbox and pairs] 3/3 partitions (100 %)" in first and "[generation: samples] 24/24 completions (100 %)" in first
+    assert " - dagster - " not in first and "Warning" not in first
+    log = Path(re.search(r"^log: (\S+)", first, re.M).group(1))
+    assert "RUN_SUCCESS" in log.read_text() and "build_pairs_quick" in log.read_text()
+    assert "Built, all partitions (pipeline_summary):" in first and f"Log: {log}" in first
     prefetched = [int(n) for n in re.findall(r"in one batch: (\d+) model calls", first)]
     assert len(prefetched) == 2 and sum(prefetched) == server.calls  # the assets themselves made no model calls
     manifest = tmp_path / "data" / "export" / "manifest.json"

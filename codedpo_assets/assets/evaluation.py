@@ -20,8 +20,11 @@ from codedpo_assets.evaluation import (
     reply_logps,
     sample_humaneval,
 )
+from codedpo_assets.assets.generation import generation_progress
+from codedpo_assets.assets.metadata import code_version, table_metadata
 from codedpo_assets.generation.backends import TransformersBackend
 from codedpo_assets.generation.tasks import generate_cached
+from codedpo_assets.progress import Progress
 from codedpo_assets.train_job import read_pairs
 from codedpo_assets.training import chat_example
 
@@ -43,14 +46,16 @@ class EvaluationConfig(dg.Config):
 QUICK_EVALUATION = {"limit": 10, "n_samples": 3, "ks": [1, 3], "max_new_tokens": 160}  # `make run` on 2 CPU cores
 
 
-def _evaluate_model(db, path: str, config: EvaluationConfig, problems: list[dict], examples: list[dict]):
+def _evaluate_model(db, role: str, path: str, config: EvaluationConfig, problems: list[dict], examples: list[dict], log):
     backend = TransformersBackend(path, batch_size=config.batch_size)
 
     def generate(jobs, params):  # cached: the base model's samples are reused by later evaluations
-        return generate_cached(db, backend, jobs, params)[0]
+        kind = "greedy" if params.temperature == 0 else "sampled"
+        return generate_cached(db, backend, jobs, params, generation_progress(f"evaluation {role}: {kind} HumanEval", len(jobs), log))[0]
 
     greedy, sampled = sample_humaneval(generate, problems, config.n_samples, config.temperature, config.max_new_tokens)
-    metrics, samples = humaneval_scores(problems, greedy, sampled, config.ks, config.time_limit_s)
+    checked = Progress(f"evaluation {role}: sandbox", len(problems), "problems", log)
+    metrics, samples = humaneval_scores(problems, greedy, sampled, config.ks, config.time_limit_s, checked.update)
     logps = reply_logps(backend.model, backend.tokenizer, examples)
     return backend.identity, metrics, samples, logps
 
@@ -85,6 +90,8 @@ def before_after_table(view: pl.DataFrame) -> dg.TableMetadataValue:
 
 @dg.asset(
     deps=[dpo_checkpoint],
+    code_version=code_version(__name__, "codedpo_assets.evaluation"),
+    metadata=table_metadata("model_evaluation"),
     **TRAINING_ASSET_ARGS,
     description="Base model vs latest dpo_checkpoint: HumanEval pass@1/pass@k (our sandbox), held-out preference accuracy, efficiency.",
 )
@@ -102,7 +109,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
     results = {}
     for role, model_path in (("base", base), ("checkpoint", path)):
         context.log.info(f"evaluating {role}: {model_path} on {len(problems)} HumanEval problems, {len(examples)} held-out pairs")
-        results[role] = _evaluate_model(db, model_path, config, problems, examples)
+        results[role] = _evaluate_model(db, role, model_path, config, problems, examples, context.log.info)
     (base_id, _, base_s, base_lp), (ckpt_id, _, ckpt_s, ckpt_lp) = results["base"], results["checkpoint"]
     # Per-item values (problems, pairs) behind every metric: values, intervals and paired changes come from them.
     base_items, ckpt_items = dict(base_s.items), dict(ckpt_s.items)

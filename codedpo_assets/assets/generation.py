@@ -99,10 +99,11 @@ QUICK_PROFILE = {"temperature": 0.8, "max_new_tokens": 128, "max_seeds": 3, "n_s
 
 def generation_progress(stage: str, total: int, log: Callable[[str], None] | None = None) -> Callable[[int, int], None]:
     """A ``generate_cached`` callback: completions done/total with rate, ETA and tokens/s."""
-    progress, tokens = Progress(stage, total, "completions", log), [0]
+    progress, tokens, calls = Progress(stage, total, "completions", log), [0], [0]
 
     def report(done: int, new_tokens: int) -> None:
-        if done == total and progress.done == 0 and not tokens[0]:
+        calls[0] += 1
+        if calls[0] == 1 and done == total:
             return  # all of it cached: nothing to wait for, nothing to report
         tokens[0] += new_tokens
         progress.update(done, f"{tokens[0] / max(time.monotonic() - progress.start, 1e-9):.0f} tokens/s" if tokens[0] else "")
