@@ -141,6 +141,8 @@ def main(n: int) -> None:
             failures.append("delete: partition still registered")
         records = instance.get_run_records()
         runs = Counter(r.dagster_run.status.value for r in records)
+        jobs = Counter(r.dagster_run.job_name for r in records)
+        failures += [f"{n} run(s) of {job}: automation must launch the code location's named jobs" for job, n in jobs.items() if job.startswith("__")]
         failures += [f"run {r.dagster_run.run_id} ({r.dagster_run.tags.get('dagster/partition', '')}) FAILED: {_error(instance, r.dagster_run.run_id)}"
                      for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]  # fmt: skip
     finally:
@@ -154,7 +156,7 @@ def main(n: int) -> None:
     print(f"  run time (first start to last end): initial build {full_runs[0]} runs in {full_runs[1]:.1f} s; "
           f"edit {edit_runs[0]} run in {edit_runs[1]:.1f} s ({edit_runs[1] / max(full_runs[1], 1e-9):.1%})")
     print(f"  add 1 + delete 1 file → new partition built, deleted one pruned: {t_add:.0f} s")
-    print(f"  runs: {dict(runs)}; export/training/evaluation runs: 0" if not failures else "\n".join(["FAILED:", *failures]))
+    print(f"  runs: {dict(runs)} of jobs {dict(jobs)}; export/training/evaluation runs: 0" if not failures else "\n".join(["FAILED:", *failures]))
     if failures:
         raise SystemExit(f"see {work / 'dagster.log'}")
     shutil.rmtree(work, ignore_errors=True)
