@@ -59,6 +59,36 @@ def test_materialize_default_stdlib_partition_in_process(tmp_path):
         assert mat.metadata["dagster/row_count"].value == store.get().query("SELECT count(*) FROM seeds").item() > 0
 
 
+def test_io_manager_hands_tables_to_user_assets_and_stores_no_pickles(tmp_path):
+    """A user's own asset takes an upstream asset as a parameter: it gets the table (its partition
+    when partitioned, every row otherwise) as a polars frame; returning a value is refused."""
+    import polars as pl
+
+    store = DuckDBStore(database=str(tmp_path / "db.duckdb"))
+    defs = build_definitions(store, SeedSources())
+    key = "stdlib:colorsys.py"
+
+    @dg.asset(partitions_def=seeds.partitions_def)
+    def seed_symbols(seeds: pl.DataFrame) -> None:
+        assert set(seeds["partition_key"]) == {key} and "rgb_to_hsv" in set(seeds["symbol"])
+
+    @dg.asset(deps=[seeds])
+    def returns_a_value() -> int:
+        return 1
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("seeds", [key, "stdlib:textwrap.py"])
+        for k in (key, "stdlib:textwrap.py"):
+            assert dg.materialize([seed_sources, seeds], selection=[seeds], partition_key=k, instance=instance, resources=defs.resources).success
+        assert dg.materialize([seed_sources, seeds, seed_symbols], selection=[seed_symbols], partition_key=key, instance=instance,
+                              resources=defs.resources).success  # fmt: skip
+        result = dg.materialize([seed_sources, seeds, returns_a_value], selection=[returns_a_value], instance=instance,
+                                resources=defs.resources, raise_on_error=False)  # fmt: skip
+        assert not result.success
+        (failure,) = [e for e in result.all_events if e.is_step_failure]
+        assert "write their DuckDB table themselves" in str(failure.step_failure_data.error.cause or failure.step_failure_data.error)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [(json.dumps([{"name": "x", "kind": "directory"}]), r"sources\[0\]\.path"), ("{oops", "CODEDPO_SOURCES")],

@@ -6,7 +6,7 @@ import os
 import dagster as dg
 
 from codedpo_assets.assets import checks, evaluation, generation, pass_matrix, preferences, seeds, summary, training
-from codedpo_assets.assets.resources import EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources, sources_from_env
+from codedpo_assets.assets.resources import EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources, StoreIOManager, sources_from_env
 
 EXECUTOR_ENV = "CODEDPO_EXECUTOR"
 
@@ -98,6 +98,7 @@ def build_definitions(
     store: DuckDBStore | None = None, sources: SeedSources | None = None, generator: generation.Generator | None = None
 ) -> dg.Definitions:
     """All assets, jobs and sensors; resources default to $CODEDPO_DB / $CODEDPO_SOURCES / the embedded model."""
+    store = store or DuckDBStore()
     return dg.Definitions(
         assets=[
             seeds.seed_sources,
@@ -123,7 +124,8 @@ def build_definitions(
         executor=dg.in_process_executor,
         sensors=[seeds.seed_sources_sensor, AUTOMATION_SENSOR],
         resources={
-            "store": store or DuckDBStore(),
+            "store": store,
+            "io_manager": StoreIOManager(store=store),
             "sources": sources or sources_from_env(),
             "generator": generator or generation.generator_from_env(),
             "ranking": preferences.Ranking(),

@@ -1,10 +1,11 @@
-"""Shared Dagster wiring: the DuckDB store and seed source resources, automation."""
+"""Shared Dagster wiring: the DuckDB store, its io_manager and the seed source resources, automation."""
 
 
 import json
 import os
 
-from dagster import AutomationCondition, Config, ConfigurableResource
+import polars as pl
+from dagster import AutomationCondition, Config, ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 from pydantic import Field
 
 from codedpo_assets.sources import SourceConfigError, SourceSpec, parse_sources
@@ -34,6 +35,25 @@ class DuckDBStore(ConfigurableResource):
 
     def get(self) -> Store:
         return Store(self.database or None, catalog=self.catalog or None, data_path=self.data_path or None)
+
+
+class StoreIOManager(ConfigurableIOManager):
+    """The code location's io_manager: no pickles. The assets write their own tables, so a value
+    returned by an asset is refused; an asset that takes an upstream asset as a parameter gets that
+    asset's table as a polars frame — only the partitions it depends on when partitioned."""
+
+    store: DuckDBStore
+
+    def handle_output(self, context: OutputContext, obj: object) -> None:
+        if obj is not None:
+            raise TypeError(f"{context.asset_key.to_user_string()}: assets here write their DuckDB table themselves and return a "
+                            f"MaterializeResult; got a {type(obj).__name__} to store")  # fmt: skip
+
+    def load_input(self, context: InputContext) -> pl.DataFrame:
+        table = context.asset_key.path[-1]
+        if context.has_asset_partitions:
+            return self.store.get().query(f"SELECT * FROM {table} WHERE partition_key IN (SELECT unnest(?))", [list(context.asset_partition_keys)])
+        return self.store.get().query(f"SELECT * FROM {table}")
 
 
 class SeedSource(Config):
