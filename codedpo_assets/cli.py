@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import polars as pl
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 QUERIES = REPO / "sql" / "queries"
@@ -104,6 +105,28 @@ def _succeeded(result, what: str, console: Console) -> bool:
     return True
 
 
+def _attributed(instance):
+    """The instance, with the runs this process executes attributed to the UI's code location (workspace.yaml):
+    with that origin the Overview timeline lists them under their job, as it lists runs the UI or
+    the daemon launched (an in-process run carries no origin by itself)."""
+    from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    (entry,) = yaml.safe_load((REPO / "workspace.yaml").read_text())["load_from"]
+    module = entry["python_module"]
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=sys.executable, module_name=module["module_name"], working_directory=str(REPO)), module["location_name"]
+    )
+    create = instance.create_run_for_job
+
+    def create_with_origin(job_def, **kwargs):
+        origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_def.name)
+        return create(job_def, **{"remote_job_origin": origin, **kwargs})
+
+    instance.create_run_for_job = create_with_origin
+    return instance
+
+
 def _ops(config: dict, names: list[str]) -> dict:
     """A job's run config cut to the selected assets' ops, with every run event logged (to the log file)."""
     return {"loggers": {"console": {"config": {"log_level": "DEBUG"}}}, "ops": {k: v for k, v in config["ops"].items() if k in names}}
@@ -136,7 +159,7 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     defs = build_definitions()
     resources = defs.resources
     store = resources["store"].get()
-    instance = dg.DagsterInstance.get()
+    instance = _attributed(dg.DagsterInstance.get())
     units = scan_sources(resources["sources"].specs())
     current = {k: u.content_hash for k, u in units.items()}
     name = seeds.SEED_PARTITIONS.name

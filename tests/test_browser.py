@@ -211,6 +211,8 @@ def test_what_make_run_leaves_is_readable_in_the_ui(built_ui):
     try:
         _shows(driver, f"{base}/runs", "build_pairs_quick", "summarize", "train_and_evaluate_quick")
         driver.save_screenshot(str(SCREENSHOTS / "runs.png"))
+        _shows(driver, f"{base}/overview/timeline", "build_pairs_quick", "train_and_evaluate_quick")
+        driver.save_screenshot(str(SCREENSHOTS / "timeline.png"))
         _shows(driver, f"{base}/runs/{run_id}", "build_pairs_quick", "Success")
         button = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.XPATH, "//button[contains(normalize-space(), 'Re-execute')]")))
         assert button.is_enabled(), "the run of a named job can be re-executed from the UI"

@@ -3,10 +3,10 @@ real rows as Dagster tables (rendered inline, unlike images), rounded numbers, t
 partitions, and a code version taken from the source so the UI marks assets stale after a change."""
 
 import hashlib
-import importlib
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 
 import dagster as dg
@@ -23,8 +23,7 @@ def code_version(*modules: str) -> str:
     module plus the pure core it runs, so any change there marks the asset stale in the UI."""
     digest = hashlib.sha256()
     for name in modules:
-        spec = importlib.util.find_spec(name)
-        origin = Path(spec.origin)
+        origin = Path(find_spec(name).origin)
         files = sorted(origin.parent.glob("*.py")) if origin.name == "__init__.py" else [origin]
         for path in files:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
