@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -31,67 +32,90 @@ def _table(frame: pl.DataFrame, title: str = "") -> str:
 class Console:
     """The terminal of a ``run``: progress lines and the summary. Everything else the run prints —
     Dagster's run logs, Hugging Face progress bars, TRL's per-step dicts, warnings, and the output of
-    the training subprocess — goes to the log file (``--verbose``: everything stays on the terminal)."""
+    the training subprocess — goes to the log file (``--verbose``: everything stays on the terminal
+    and there is no log file). Progress lines come from any process of the run through a file that
+    a thread follows."""
 
     def __init__(self, log_path: Path, verbose: bool):
         self.log_path, self.verbose = log_path, verbose
         self.progress_path = log_path.with_suffix(".progress")
+        self.stop, self.lock, self.pending = threading.Event(), threading.Lock(), ""
+        self.following = None
 
     def __enter__(self) -> "Console":
         from codedpo_assets.progress import PROGRESS_ENV
 
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed in __exit__
         sys.stdout.flush()
         sys.stderr.flush()
-        self.terminal = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
         self.saved = [os.dup(1), os.dup(2)]
-        if not self.verbose:
-            os.dup2(self.log.fileno(), 1)  # file descriptors: child processes and C extensions write there too
-            os.dup2(self.log.fileno(), 2)
+        self.terminal = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+        self.log = None if self.verbose else open(self.log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed in __exit__
+        try:
+            if self.log:
+                os.dup2(self.log.fileno(), 1)  # file descriptors: child processes and C extensions write there too
+                os.dup2(self.log.fileno(), 2)
             self.progress_path.write_text("")
+            self.following = open(self.progress_path, encoding="utf-8")  # noqa: SIM115 - closed in _restore
             os.environ[PROGRESS_ENV] = str(self.progress_path)
-            self.stop, self.lock = threading.Event(), threading.Lock()
             self.follower = threading.Thread(target=self._follow, daemon=True)
             self.follower.start()
+        except BaseException:
+            self._restore()
+            raise
         return self
 
     def _follow(self) -> None:
-        """Print the progress lines any process of this run appends to the progress file."""
-        with open(self.progress_path, encoding="utf-8") as self.following:
-            while not self.stop.wait(0.5):
-                self._drain()
+        while not self.stop.wait(0.5):
             self._drain()
+        self._drain()
 
     def _drain(self) -> None:
+        """Print the complete progress lines published so far (a line still being written waits)."""
         with self.lock:
-            if getattr(self, "following", None) and not self.following.closed:
-                self.terminal.write("".join(self.following.readlines()))
+            if self.following is None or self.following.closed:  # before __enter__ opened it, after _restore closed it
+                return
+            text = self.pending + self.following.read()
+            done, _, self.pending = text.rpartition("\n")
+            if done:
+                self.terminal.write(done + "\n")
 
     def say(self, text: str = "") -> None:
         """A line for the terminal (and the log), after every progress line published so far."""
-        if not self.verbose:
-            self._drain()
+        self._drain()
         self.terminal.write(text + "\n")
-        if not self.verbose:
+        if self.log:
             self.log.write(text + "\n")
 
-    def __exit__(self, *exc) -> None:
+    def _restore(self) -> None:
+        """Terminal back on fds 1 and 2, whatever happened; every descriptor this console opened closed."""
         from codedpo_assets.progress import PROGRESS_ENV
 
-        sys.stdout.flush()
-        sys.stderr.flush()
-        if not self.verbose:
-            self.stop.set()
-            self.follower.join()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os.dup2(self.saved[0], 1)
+            os.dup2(self.saved[1], 2)
+            for fd in self.saved:
+                os.close(fd)
             os.environ.pop(PROGRESS_ENV, None)
+            if self.following:
+                with self.lock:
+                    self.following.close()
             self.progress_path.unlink(missing_ok=True)
-        os.dup2(self.saved[0], 1)
-        os.dup2(self.saved[1], 2)
-        for fd in self.saved:
-            os.close(fd)
-        self.terminal.close()
-        self.log.close()
+            self.terminal.close()
+            if self.log:
+                self.log.close()
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            self.stop.set()
+            self.follower.join(timeout=10)
+            if error is not None and self.log:  # the traceback goes to the terminal after the restore; the log keeps it too
+                self.log.write("".join(traceback.format_exception(kind, error, trace)))
+        finally:
+            self._restore()
 
 
 def _succeeded(result, what: str, console: Console) -> bool:
@@ -100,7 +124,7 @@ def _succeeded(result, what: str, console: Console) -> bool:
     for e in failed:
         console.say(f"  check {e.asset_key.to_user_string()}:{e.check_name} failed ({e.severity.value}): {e.metadata}")
     if not result.success or any(e.severity.value == "ERROR" for e in failed):
-        console.say(f"FAILED: {what} (run {result.run_id}); the error is in {console.log_path} and in the Dagster UI")
+        console.say(f"FAILED: {what} (run {result.run_id}); the error is in {console.log_path if console.log else 'the output above'} and in the Dagster UI")
         return False
     return True
 
@@ -143,7 +167,8 @@ def run(rebuild: bool, skip_training: bool = False, verbose: bool = False) -> in
     os.environ.setdefault("DAGSTER_HOME", str(REPO / "dagster_home"))
     log_path = Path("data/logs").resolve() / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     with Console(log_path, verbose) as console:
-        console.say(f"log: {log_path} (run logs, third-party output, warnings)")
+        if not verbose:
+            console.say(f"log: {log_path} (run logs, third-party output, warnings)")
         return _run(console, rebuild, skip_training)
 
 
@@ -180,8 +205,8 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     console.say(f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}")
     sampling, backend = generation.SamplingConfig(**generation.QUICK_PROFILE), resources["generator"].get()
     runs: dict[str, list[str]] = {}
-    for stage, names in PASSES:
-        if stage in PREFETCH and todo:
+    for stage, names in PASSES if todo else ():
+        if stage in PREFETCH:
             t0 = time.monotonic()
             calls = generation.prefetch(store, backend, todo, sampling, stage)
             console.say(f"  generated {stage} for {len(todo)} partitions in one batch: {calls} model calls ({time.monotonic() - t0:.0f} s)")
@@ -226,7 +251,7 @@ def _summary(console: Console, store, runs: dict[str, list[str]], elapsed_s: flo
         say(_table(table, f"Before / after training, 95 % intervals (model_evaluation_table, checkpoint {latest[0][0]}):"))
     say(f"\nRuns (Dagster UI: `make ui`, Runs page): {'; '.join(f'{job} x{len(ids)} (last {ids[-1][:8]})' for job, ids in runs.items()) or 'none'}")
     say(f"Checkpoint: {latest[0][1] if latest else 'none'}\nPair export: {Path('data/export').resolve()}\nDatabase: {store.path}\n"
-        f"Dagster home: {os.environ['DAGSTER_HOME']}\nLog: {console.log_path}\nDone in {elapsed_s:.1f} s")  # fmt: skip
+        f"Dagster home: {os.environ['DAGSTER_HOME']}\nLog: {console.log_path if console.log else 'none (--verbose)'}\nDone in {elapsed_s:.1f} s")  # fmt: skip
 
 
 def sql(query: str | None) -> int:

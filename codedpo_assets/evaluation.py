@@ -98,6 +98,8 @@ def humaneval_scores(problems: Sequence[dict], greedy: Sequence[str], sampled: S
     """pass@1 (greedy) and pass@k (sampled, unbiased estimator) over ``problems``; the per-problem
     values behind them are in ``samples.items``; ``progress(problems checked)`` after each."""
     greedy_ok, sampled_ok = [], []
+    if progress:
+        progress(0)
     for i, (p, g, s) in enumerate(zip(problems, greedy, sampled), 1):
         verdicts = check_programs(p, [g, *s], time_limit_s)
         if progress:
@@ -156,11 +158,6 @@ def preference_items(policy: np.ndarray, reference: np.ndarray) -> Items:
             "heldout_reward_margin": np.asarray(reward, dtype=float)}  # fmt: skip
 
 
-def preference_accuracy(policy: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Held-out preference metrics (means of ``preference_items``); ties count half."""
-    return summarize(preference_items(policy, reference))
-
-
 def efficiency_items(problems: Sequence[dict], before: Sequence[str], after: Sequence[str], repetitions: int = 5, min_ratio: float = 1.1) -> Items:
     """Per problem both greedy programs solve (and both pass when timed): the speed-up (before time /
     after time) and whether the trained model's solution is ≥10% faster beyond measured noise (0/1).
@@ -168,18 +165,12 @@ def efficiency_items(problems: Sequence[dict], before: Sequence[str], after: Seq
     speedups, faster = [], []
     for p, b, a in zip(problems, before, after):
         tb, ta = time_candidates([_with_tests(p, b), _with_tests(p, a)], [f"check({p['entry_point']})"], repetitions=repetitions)
-        if not (tb.all_passed and ta.all_passed) or ta.median_ns <= 0:
+        if not (tb.all_passed and ta.all_passed) or ta.median_ns <= 0 or tb.median_ns <= 0:
             continue
         speedups.append(tb.median_ns / ta.median_ns)
         faster.append(float(compare(ta, tb, min_ratio=min_ratio) == -1))
     speedups_arr = np.asarray(speedups, dtype=float)
     return {"efficiency_problems": speedups_arr, "efficiency_speedup": speedups_arr, "efficiency_faster_share": np.asarray(faster, dtype=float)}
-
-
-def efficiency(problems: Sequence[dict], before: Sequence[str], after: Sequence[str], repetitions: int = 5, min_ratio: float = 1.1) -> dict[str, float]:
-    """On problems both greedy programs solve: geometric-mean speed-up (before time / after time) and
-    the share of problems where the trained model's solution is ≥10% faster beyond measured noise."""
-    return summarize(efficiency_items(problems, before, after, repetitions, min_ratio))
 
 
 # ---- statistics: intervals, paired changes, verdicts ------------------------------------------------
@@ -291,10 +282,25 @@ def value_interval(metric: str, values) -> tuple[float | None, float | None, str
     return (low, high, kind.method)
 
 
-def verdict(n: int, low: float | None, high: float | None, null: float = 0.0) -> str:
-    """'better' / 'worse' when the interval excludes ``null`` (higher is better), otherwise
+def sign_test_p(differences) -> float:
+    """Exact two-sided sign test over the items that changed (zeros dropped): the chance of a split
+    at least this lopsided if ups and downs were equally likely. A percentile bootstrap alone calls
+    4 of 4 improved problems significant; this needs 6 of 6 (or 8 of 9, …)."""
+    d = np.asarray(differences, dtype=float)
+    ups, downs = int((d > 0).sum()), int((d < 0).sum())
+    m, k = ups + downs, min(ups, downs)
+    if m == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2**m)
+
+
+def verdict(n: int, low: float | None, high: float | None, null: float = 0.0, differences=None) -> str:
+    """'better' / 'worse' when the interval excludes ``null`` (higher is better) and, given the
+    per-item ``differences`` from no change, the sign test agrees (p < 0.05); otherwise
     'not enough data (n = N)' — also for n < 2, whatever the interval says."""
     if n < 2 or low is None or high is None or math.isnan(low) or math.isnan(high) or low <= null <= high:
+        return f"not enough data (n = {n})"
+    if differences is not None and sign_test_p(differences) >= 1 - CONFIDENCE:
         return f"not enough data (n = {n})"
     return "better" if low > null else "worse"
 
@@ -304,7 +310,8 @@ def metric_records(base: Items, checkpoint: Items) -> list[dict]:
     also carry change (vs base), change_ci_low/high (paired bootstrap over the shared items) and
     the verdict. Metrics without a base counterpart (efficiency: already relative) get no change:
     their verdict tests the checkpoint value's own interval against the metric's null (1.0 for
-    the speed-up). Counts get neither interval nor verdict."""
+    the speed-up). Every verdict also needs the exact sign test over the items (p < 0.05). Counts
+    get neither interval nor verdict."""
     records = []
     for role, items in (("base", base), ("checkpoint", checkpoint)):
         for metric, values in items.items():
@@ -319,8 +326,9 @@ def metric_records(base: Items, checkpoint: Items) -> list[dict]:
                 if before is not None and len(before) == len(data):
                     rec["change"] = rec["value"] - summarize({metric: np.asarray(before, dtype=float)})[metric]
                     rec["change_ci_low"], rec["change_ci_high"] = paired_change_interval(before, data, kind.statistic)
-                    rec["verdict"] = verdict(len(data), rec["change_ci_low"], rec["change_ci_high"])
-                elif before is None and kind.null is not None:
-                    rec["verdict"] = verdict(len(data), low, high, kind.null)
+                    rec["verdict"] = verdict(len(data), rec["change_ci_low"], rec["change_ci_high"],
+                                             differences=data - np.asarray(before, dtype=float))
+                elif before is None and kind.null is not None:  # the speed-up: per-problem log ratios against log 1
+                    rec["verdict"] = verdict(len(data), low, high, kind.null, differences=np.log(data) - math.log(kind.null))
             records.append(rec)
     return records

@@ -37,7 +37,8 @@ def line(stage: str, done: int, total: int, elapsed_s: float, unit: str = "items
 
 
 def publish(text: str) -> None:
-    """Append a line to the progress file, when one is set (atomic for lines under the pipe size)."""
+    """Append a line to the progress file, when one is set (one write per line; a reader keeps a
+    line that is still being written until its newline arrives)."""
     path = os.environ.get(PROGRESS_ENV)
     if path:
         with open(path, "a", encoding="utf-8") as fh:
@@ -45,7 +46,8 @@ def publish(text: str) -> None:
 
 
 class Progress:
-    """Counts a stage's work; reports at most every ``every_s`` seconds, and always at the end."""
+    """Counts a stage's work; reports at most every ``every_s`` seconds, and always when the count
+    reaches the total."""
 
     def __init__(self, stage: str, total: int, unit: str = "items", log: Callable[[str], None] | None = None, every_s: float = 5.0):
         self.stage, self.total, self.unit, self.log, self.every_s = stage, total, unit, log, every_s
@@ -53,8 +55,9 @@ class Progress:
         self.done, self._last, self._reported, self._base = 0, float("-inf"), -1, None
 
     def update(self, done: int, extra: str = "") -> None:
-        """Set the count of finished items (calls with the same or a lower count are ignored); the
-    first call's count is the starting point of the rate."""
+        """Set the count of finished items; a lower count, or the count last reported, is ignored (a
+    count held back by the throttle is reported with a later call). The first call's count is the
+    starting point of the rate."""
         if done < self.done or done == self._reported:
             return
         if self._base is None:  # the first count is where this stage started

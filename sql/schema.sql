@@ -222,7 +222,8 @@ SELECT a.ranker AS ranker_a, b.ranker AS ranker_b, count(*) AS prompts, round(av
 FROM top a JOIN top b ON a.prompt_id = b.prompt_id AND a.ranker < b.ranker GROUP BY ALL ORDER BY ALL;
 
 -- pipeline_summary: every stage's output across all partitions, in pipeline order: the funnel
--- seeds → prompts → programs → tests → cells → pairs (items kept; dropped rows keep a reason).
+-- seeds → prompts → programs → tests → cells → pairs (items kept; dropped: rows with a drop reason,
+-- for the pair rows the (prompt, kind) rows of preference_pairs_skipped).
 CREATE OR REPLACE VIEW pipeline_summary AS
 SELECT * FROM (
     SELECT 1 AS step, 'seeds' AS stage, 'seeds' AS source_table, count(*) AS items,
@@ -239,9 +240,11 @@ SELECT * FROM (
     UNION ALL SELECT 8, 'pairs', 'preference_pairs', count(*), (SELECT count(*) FROM preference_pairs_skipped), count(DISTINCT partition_key)
                      FROM preference_pairs
     UNION ALL SELECT 9, 'correctness pairs', 'preference_pairs', count(*) FILTER (WHERE kind = 'correctness'),
-                     (SELECT count(*) FROM preference_pairs_skipped WHERE kind = 'correctness'), count(DISTINCT partition_key) FROM preference_pairs
+                     (SELECT count(*) FROM preference_pairs_skipped WHERE kind = 'correctness'),
+                     count(DISTINCT partition_key) FILTER (WHERE kind = 'correctness') FROM preference_pairs
     UNION ALL SELECT 10, 'efficiency pairs', 'preference_pairs', count(*) FILTER (WHERE kind = 'efficiency'),
-                     (SELECT count(*) FROM preference_pairs_skipped WHERE kind = 'efficiency'), count(DISTINCT partition_key) FROM preference_pairs
+                     (SELECT count(*) FROM preference_pairs_skipped WHERE kind = 'efficiency'),
+                     count(DISTINCT partition_key) FILTER (WHERE kind = 'efficiency') FROM preference_pairs
 ) ORDER BY step;
 
 -- dpo_checkpoint: one row per trained checkpoint directory (loadable with from_pretrained offline).

@@ -10,7 +10,6 @@ from codedpo_assets.decontam import humaneval_problems
 from codedpo_assets.evaluation import (
     bootstrap_interval,
     completion_program,
-    efficiency,
     efficiency_items,
     geometric_mean,
     humaneval_messages,
@@ -18,8 +17,9 @@ from codedpo_assets.evaluation import (
     metric_records,
     paired_change_interval,
     pass_at_k,
-    preference_accuracy,
     preference_items,
+    sign_test_p,
+    summarize,
     reply_logps,
     sample_humaneval,
     verdict,
@@ -70,11 +70,11 @@ def test_sampling_prefills_the_signature_and_keeps_it_in_the_program():
 
 def test_preference_accuracy_counts_ties_half():
     ref = np.array([[-5.0, -5.0], [-3.0, -4.0], [-6.0, -2.0]])
-    assert preference_accuracy(ref, ref) == {"heldout_logp_accuracy": pytest.approx(0.5), "heldout_reward_accuracy": 0.5, "heldout_reward_margin": 0.0}
+    assert summarize(preference_items(ref, ref)) == {"heldout_logp_accuracy": pytest.approx(0.5), "heldout_reward_accuracy": 0.5, "heldout_reward_margin": 0.0}
     policy = ref + np.array([[1.0, -1.0], [0.5, 0.0], [-1.0, 0.0]])  # gains: +2, +0.5, -1
-    out = preference_accuracy(policy, ref)
+    out = summarize(preference_items(policy, ref))
     assert out["heldout_reward_accuracy"] == pytest.approx(2 / 3) and out["heldout_reward_margin"] == pytest.approx(0.5)
-    assert preference_accuracy(np.zeros((0, 2)), np.zeros((0, 2))) == {}
+    assert summarize(preference_items(np.zeros((0, 2)), np.zeros((0, 2)))) == {}
     items = preference_items(policy, ref)  # per pair: correctness (ties 0.5) and margin
     assert items["heldout_reward_accuracy"].tolist() == [1.0, 1.0, 0.0] and items["heldout_reward_margin"].tolist() == [2.0, 0.5, -1.0]
     assert preference_items(ref, ref)["heldout_logp_accuracy"].tolist() == [0.5, 1.0, 0.0]
@@ -93,9 +93,9 @@ def test_efficiency_sees_a_genuinely_faster_solution():
     problem = humaneval_problems()[0]  # has_close_elements: quadratic canonical solution
     fast = problem["prompt"] + problem["canonical_solution"]
     slow = fast.replace("    for idx, elem in enumerate(numbers):", "    for _ in range(3000): sorted(numbers)\n    for idx, elem in enumerate(numbers):")
-    out = efficiency([problem], [slow], [fast])
+    out = summarize(efficiency_items([problem], [slow], [fast]))
     assert out["efficiency_problems"] == 1 and out["efficiency_speedup"] > 1.5 and out["efficiency_faster_share"] == 1.0
-    assert efficiency([problem], [fast], [problem["prompt"] + "    return None\n"]) == {"efficiency_problems": 0.0}
+    assert summarize(efficiency_items([problem], [fast], [problem["prompt"] + "    return None\n"])) == {"efficiency_problems": 0.0}
     items = efficiency_items([problem], [fast], [problem["prompt"] + "    return None\n"])
     assert all(len(v) == 0 for v in items.values())
     (count,) = metric_records({}, items)  # nothing timed: only the count, without interval or verdict
@@ -180,7 +180,8 @@ def test_speedup_is_judged_by_its_own_interval_against_one():
     assert mixed["efficiency_speedup"]["ci_method"] == "bootstrap" and mixed["efficiency_faster_share"]["ci_method"] == "wilson"
     assert mixed["efficiency_problems"]["value"] == 6 and mixed["efficiency_problems"]["ci_low"] is None and mixed["efficiency_problems"]["verdict"] is None
     assert ckpt([1.5, 1.7, 1.6, 1.8, 1.55, 1.65])["efficiency_speedup"]["verdict"] == "better"
-    assert ckpt([0.5, 0.6, 0.55, 0.7])["efficiency_speedup"]["verdict"] == "worse"
+    assert ckpt([0.5, 0.6, 0.55, 0.7, 0.65, 0.6])["efficiency_speedup"]["verdict"] == "worse"
+    assert ckpt([1.2, 1.3, 1.25])["efficiency_speedup"]["verdict"] == "not enough data (n = 3)"  # a tight interval, but 3 problems
     assert ckpt([3.0])["efficiency_speedup"]["verdict"] == "not enough data (n = 1)"  # one problem: the interval is a point
 
 
@@ -189,3 +190,17 @@ def test_verdict_needs_two_items_and_an_interval_clear_of_the_null():
     assert verdict(50, -0.1, 0.2) == verdict(50, 0.0, 0.2) == "not enough data (n = 50)"
     assert verdict(50, 0.01, 0.2) == "better" and verdict(50, -0.3, -0.01) == "worse"
     assert verdict(10, 1.05, 1.4, null=1.0) == "better"
+
+
+def test_sign_test_is_exact_and_guards_small_samples():
+    assert sign_test_p([0.0, 0.0]) == 1.0  # nothing changed
+    assert sign_test_p([1, 1, 1, 1]) == 0.125 and sign_test_p([1] * 6) == 0.03125
+    assert sign_test_p([1] * 8 + [-1]) == pytest.approx(2 * 10 / 512)
+    # 4 of 20 problems fixed, none broken: the paired bootstrap interval clears 0, the sign test does not
+    before = np.zeros(20)
+    after = np.r_[np.ones(4), np.zeros(16)]
+    (rec,) = [r for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": after}) if r["role"] == "checkpoint"]
+    assert rec["change_ci_low"] > 0 and rec["verdict"] == "not enough data (n = 20)"
+    after[4:8] = 1  # 8 of 20 fixed
+    (rec,) = [r for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": after}) if r["role"] == "checkpoint"]
+    assert rec["verdict"] == "better"

@@ -12,7 +12,8 @@ from codedpo_assets.store import Store
 def test_column_schema_follows_the_schema_file_with_its_comments():
     columns = {c.name: c for c in column_schema("pass_matrix").columns}
     assert columns["status"].description == "pass | fail | error | timeout | crash"
-    assert columns["limit_ms"].type == "double" and columns["limit_ms"].constraints.nullable  # added by an ALTER
+    assert columns["limit_ms"].type == "double" and columns["limit_ms"].constraints.nullable  # added by an ALTER too
+    assert columns["limit_ms"].description.startswith("CPU limit the cell ran under")  # the CREATE block's comment, not the migration's
     assert not columns["partition_key"].constraints.nullable
     assert [c.name for c in column_schema("pipeline_summary").columns][:3] == ["step", "stage", "source_table"]  # views too
 

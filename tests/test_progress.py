@@ -52,3 +52,40 @@ def test_empty_or_instant_stages_do_not_crash(total):
     seen: list[str] = []
     Progress("s", total, log=seen.append).update(total)
     assert seen and seen[0].startswith(f"[s] {total}/{total}")
+
+
+def test_console_sends_noise_to_the_log_and_restores_the_terminal_even_on_error(tmp_path, capfd):
+    import os
+
+    from codedpo_assets.cli import Console
+    from codedpo_assets.progress import publish
+
+    log = tmp_path / "logs" / "run.log"
+    with pytest.raises(RuntimeError, match="boom"):
+        with Console(log, verbose=False) as console:
+            os.write(2, b"a third-party warning\n")  # fd level: what child processes and C extensions write
+            os.write(1, b"a stray print\n")
+            publish("[stage] 1/2 items (50 %)")
+            console.say("summary line")
+            raise RuntimeError("boom")
+    os.write(1, b"after the run\n")
+    out, err = capfd.readouterr()
+    assert out.splitlines() == ["[stage] 1/2 items (50 %)", "summary line", "after the run"] and err == ""
+    text = log.read_text()
+    assert "a third-party warning" in text and "a stray print" in text and "summary line" in text and "RuntimeError: boom" in text
+    assert PROGRESS_ENV not in os.environ and not log.with_suffix(".progress").exists()
+
+
+def test_verbose_console_keeps_everything_on_the_terminal(tmp_path, capfd):
+    import os
+
+    from codedpo_assets.cli import Console
+    from codedpo_assets.progress import publish
+
+    log = tmp_path / "logs" / "run.log"
+    with Console(log, verbose=True) as console:
+        os.write(1, b"dagster says\n")
+        publish("[stage] 2/2 items (100 %)")
+        console.say("summary line")
+    out, _ = capfd.readouterr()
+    assert out.splitlines() == ["dagster says", "[stage] 2/2 items (100 %)", "summary line"] and not log.exists()

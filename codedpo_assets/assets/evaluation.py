@@ -135,7 +135,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
                 conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
                 conn.unregister("_rows")
     view = db.query("SELECT * FROM model_evaluation_table WHERE checkpoint_id = ?", [checkpoint_id])
-    values = {f"{r['role']}/{r['metric']}": dg.MetadataValue.float(round(float(r["value"]), 4)) for r in rows}
+    values = {f"{r['role']}/{r['metric']}": dg.MetadataValue.float(round(float(r["value"]), 4)) for r in rows if r["value"] is not None}
     links = {"checkpoint_path": dg.MetadataValue.path(path)}
     if checkpoint_run:
         links["checkpoint_run"] = dg.MetadataValue.dagster_run(checkpoint_run)

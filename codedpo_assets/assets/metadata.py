@@ -19,9 +19,10 @@ EXCERPT = 600  # characters of code shown in a preview cell; longer text ends wi
 
 
 def code_version(*modules: str) -> str:
-    """Hash of the source of the named modules (a package: every file in it): the stage's asset
-    module plus the pure core it runs, so any change there marks the asset stale in the UI."""
-    digest = hashlib.sha256()
+    """Hash of the source of the named modules (a package: every file in it) and of the schema:
+    the stage's asset module plus the pure core it runs and the tables and views it writes, so any
+    change there marks the asset stale in the UI."""
+    digest = hashlib.sha256(schema_sql().encode())
     for name in modules:
         origin = Path(find_spec(name).origin)
         files = sorted(origin.parent.glob("*.py")) if origin.name == "__init__.py" else [origin]
@@ -35,9 +36,9 @@ def _comments(sql: str, table: str) -> dict[str, str]:
     out: dict[str, str] = {}
     block = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", sql, re.S)
     lines = (block.group(1).splitlines() if block else []) + re.findall(rf"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS (.*)", sql)
-    for line in lines:
-        if m := re.match(r"\s*(\w+)\s+[A-Z][^-]*--\s*(.+)$", line):
-            out[m.group(1)] = m.group(2).strip()
+    for line in lines:  # the CREATE block first: an ALTER's comment is about migrating, kept only for columns it alone defines
+        if (m := re.match(r"\s*(\w+)\s+[A-Z][^-]*--\s*(.+)$", line)) and not m.group(2).startswith("databases made before"):
+            out.setdefault(m.group(1), m.group(2).strip())
     return out
 
 
@@ -62,7 +63,7 @@ def table_metadata(table: str) -> dict[str, object]:
 def rounded(value: float, digits: int = 4) -> float:
     """A float for the UI: a few significant decimals, not 0.26548672566371684."""
     value = float(value)
-    return round(value, digits) if abs(value) >= 10 ** -(digits - 1) or value == 0 else float(f"{value:.{digits}g}")
+    return round(value, digits) if abs(value) >= 1 else float(f"{value:.{digits}g}")  # below 1: significant digits
 
 
 def _cell(value: object) -> str | int | float | bool | None:
