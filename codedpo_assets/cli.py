@@ -205,7 +205,8 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     console.say(f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}")
     sampling, backend = generation.SamplingConfig(**generation.QUICK_PROFILE), resources["generator"].get()
     runs: dict[str, list[str]] = {}
-    for stage, names in PASSES if todo else ():
+    passes = PASSES if len(todo) > 1 else [("chain", [n for _, names in PASSES for n in names])] if todo else []  # one partition: nothing to batch
+    for stage, names in passes:
         if stage in PREFETCH:
             t0 = time.monotonic()
             calls = generation.prefetch(store, backend, todo, sampling, stage)
