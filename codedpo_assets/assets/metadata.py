@@ -42,17 +42,25 @@ def _comments(sql: str, table: str) -> dict[str, str]:
     return out
 
 
-@lru_cache(maxsize=None)
-def column_schema(table: str) -> dg.TableSchema:
-    """The table's (or view's) columns as DuckDB types them, with the schema file's comments."""
-    sql = schema_sql()
+@lru_cache(maxsize=1)
+def _catalog() -> dict[str, list[tuple[str, str, bool]]]:
+    """Every table's and view's columns (name, type, nullable) as DuckDB types them, from one
+    in-memory database with the schema applied (once per process: definitions import this)."""
     with duckdb.connect() as conn:
-        conn.execute(sql)
-        described = conn.execute(f"DESCRIBE {table}").fetchall()
-    notes = _comments(sql, table)
-    return dg.TableSchema(columns=[dg.TableColumn(name, dtype.lower(), description=notes.get(name),
-                                                  constraints=dg.TableColumnConstraints(nullable=null == "YES"))
-                                   for name, dtype, null, *_ in described])  # fmt: skip
+        conn.execute(schema_sql())
+        rows = conn.execute("SELECT table_name, column_name, lower(data_type), is_nullable = 'YES' FROM information_schema.columns "
+                            "ORDER BY table_name, ordinal_position").fetchall()  # fmt: skip
+    out: dict[str, list[tuple[str, str, bool]]] = {}
+    for table, *column in rows:
+        out.setdefault(table, []).append(tuple(column))
+    return out
+
+
+def column_schema(table: str) -> dg.TableSchema:
+    """The table's (or view's) columns with the schema file's comments as descriptions."""
+    notes = _comments(schema_sql(), table)
+    return dg.TableSchema(columns=[dg.TableColumn(name, dtype, description=notes.get(name), constraints=dg.TableColumnConstraints(nullable=nullable))
+                                   for name, dtype, nullable in _catalog()[table]])  # fmt: skip
 
 
 def table_metadata(table: str) -> dict[str, object]:
