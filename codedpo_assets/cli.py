@@ -161,6 +161,7 @@ def _ops(config: dict, names: list[str]) -> dict:
 PASSES = (("seeds", ["seeds"]), ("prompts", ["prompts"]), ("samples", ["candidate_code", "generated_tests"]),
           ("sandbox and pairs", ["pass_matrix", "verification_scores", "trusted_tests", "timings", "preference_pairs"]))  # fmt: skip
 PREFETCH = ("prompts", "samples")
+CHAIN = [name for _, names in PASSES for name in names]  # build_pairs_quick's assets, in order
 
 
 def run(rebuild: bool, skip_training: bool = False, verbose: bool = False) -> int:
@@ -197,15 +198,14 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     for key in plan.to_observe:
         instance.report_runless_asset_event(seeds.observation(key, current[key]))
     build, train = defs.resolve_job_def("build_pairs_quick"), defs.resolve_job_def("train_and_evaluate_quick")
-    chain = [dg.AssetKey(n) for _, names in PASSES for n in names]
     built = set(current)
-    for key in chain:
-        built &= instance.get_materialized_partitions(key)
+    for name in CHAIN:
+        built &= instance.get_materialized_partitions(dg.AssetKey(name))
     todo = sorted(current) if rebuild else sorted(set(plan.to_observe) | (current.keys() - built))
     console.say(f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}")
     sampling, backend = generation.SamplingConfig(**generation.QUICK_PROFILE), resources["generator"].get()
     runs: dict[str, list[str]] = {}
-    passes = PASSES if len(todo) > 1 else [("chain", [n for _, names in PASSES for n in names])] if todo else []  # one partition: nothing to batch
+    passes = PASSES if len(todo) > 1 else [("chain", CHAIN)] if todo else []  # one partition: nothing to batch
     for stage, names in passes:
         if stage in PREFETCH:
             t0 = time.monotonic()
