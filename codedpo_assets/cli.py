@@ -50,13 +50,13 @@ class Console:
         sys.stderr.flush()
         self.saved = [os.dup(1), os.dup(2)]
         self.terminal = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-        self.log = None if self.verbose else open(self.log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed in __exit__
+        self.log = None if self.verbose else open(self.log_path, "a", buffering=1, encoding="utf-8")
         try:
             if self.log:
                 os.dup2(self.log.fileno(), 1)  # file descriptors: child processes and C extensions write there too
                 os.dup2(self.log.fileno(), 2)
             self.progress_path.write_text("")
-            self.following = open(self.progress_path, encoding="utf-8")  # noqa: SIM115 - closed in _restore
+            self.following = open(self.progress_path, encoding="utf-8")
             os.environ[PROGRESS_ENV] = str(self.progress_path)
             self.follower = threading.Thread(target=self._follow, daemon=True)
             self.follower.start()

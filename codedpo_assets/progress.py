@@ -17,7 +17,7 @@ PROGRESS_ENV = "CODEDPO_PROGRESS_FILE"
 
 def duration(seconds: float) -> str:
     """``1h02m``, ``3m07s``, ``42s``: an ETA a person reads at a glance."""
-    s = max(int(round(seconds)), 0)
+    s = max(round(seconds), 0)
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"

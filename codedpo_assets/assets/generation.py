@@ -111,6 +111,10 @@ def generation_progress(stage: str, total: int, log: Callable[[str], None] | Non
     return report
 
 
+def _asset_progress(context: dg.AssetExecutionContext, total: int) -> Callable[[int, int], None]:
+    return generation_progress(f"{context.asset_key.to_user_string()} {context.partition_key}", total, context.log.info)
+
+
 def task_jobs(db, key: str, config: SamplingConfig) -> tuple[list[tuple], list[str], list]:
     """Seeds of a partition (up to max_seeds), their signatures and the task-writing jobs."""
     limit = f"LIMIT {int(config.max_seeds)}" if config.max_seeds > 0 else ""
@@ -170,7 +174,7 @@ def prompts(context: dg.AssetExecutionContext, config: SamplingConfig, store: Du
     db, key = store.get(), context.partition_key
     seeds, sigs, jobs = task_jobs(db, key, config)
     backend = generator.get()
-    texts, calls = generate_cached(db, backend, jobs, config.params(), generation_progress(f"{context.asset_key.to_user_string()} {context.partition_key}", len(jobs), context.log.info))
+    texts, calls = generate_cached(db, backend, jobs, config.params(), _asset_progress(context, len(jobs)))
     rows = []
     for (seed_id, symbol, _), sig, text in zip(seeds, sigs, texts):
         prompt = task_text(text, sig)
@@ -188,7 +192,7 @@ def _sample_code(context: dg.AssetExecutionContext, config: SamplingConfig, stor
     db, key = store.get(), context.partition_key
     todo, jobs = make_jobs(db, key, config)
     backend = generator.get()
-    texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), generation_progress(f"{context.asset_key.to_user_string()} {context.partition_key}", len(jobs), context.log.info))
+    texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), _asset_progress(context, len(jobs)))
     n = config.n_samples
     return db, key, [(row, texts[p * n : (p + 1) * n]) for p, row in enumerate(todo)], calls
 

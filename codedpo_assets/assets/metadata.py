@@ -34,7 +34,7 @@ def code_version(*modules: str) -> str:
 def _comments(sql: str, table: str) -> dict[str, str]:
     """Column → its trailing ``--`` comment in the table's CREATE block and its ALTERs."""
     out: dict[str, str] = {}
-    block = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", sql, re.S)
+    block = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", sql, re.DOTALL)
     lines = (block.group(1).splitlines() if block else []) + re.findall(rf"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS (.*)", sql)
     for line in lines:  # the CREATE block first: an ALTER's comment is about migrating, kept only for columns it alone defines
         if (m := re.match(r"\s*(\w+)\s+[A-Z][^-]*--\s*(.+)$", line)) and not m.group(2).startswith("databases made before"):

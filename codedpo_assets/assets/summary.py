@@ -2,8 +2,9 @@
 cells → pairs over every partition (an asset page of a partitioned asset shows one partition)."""
 
 import dagster as dg
+import polars as pl
 
-from codedpo_assets.assets.metadata import code_version, numbers, preview, table_metadata
+from codedpo_assets.assets.metadata import code_version, frame_table, numbers, preview, table_metadata
 from codedpo_assets.assets.preferences import preference_pairs
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.plots import funnel, hbars, text_bar
@@ -40,16 +41,13 @@ def pipeline_summary(store: DuckDBStore) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(rows),
-            "funnel": dg.MetadataValue.table(records=[dg.TableRecord(r) for r in table],
-                                             schema=dg.TableSchema(columns=[dg.TableColumn(c, t) for c, t in
-                                                                            (("stage", "string"), ("items", "int"), ("dropped", "int"),
-                                                                             ("partitions", "int"), ("bar", "string"))])),  # fmt: skip
+            "funnel": frame_table(pl.DataFrame(table)),
             "funnel_chart": dg.MetadataValue.md(funnel([(s, items[s]) for s in FUNNEL], "Pipeline funnel, all partitions")),
             **{f"total/{stage.replace(' ', '_')}": dg.MetadataValue.int(n) for stage, n in items.items()},
             **numbers({"pass_rate": pass_rate}),
             "prompts_without_pairs_by_reason": dg.MetadataValue.md(hbars(skipped, "Why prompts yielded no pair (all partitions)", "prompts"))
             if skipped else "none",
             "preview": preview(db, "SELECT kind, count(*) AS pairs, count(DISTINCT prompt_id) AS prompts, round(avg(margin), 3) AS avg_margin "
-                                   "FROM preference_pairs GROUP BY kind ORDER BY kind"),  # fmt: skip
+                                   "FROM preference_pairs GROUP BY kind ORDER BY kind"),
         }
-    )
+    )  # fmt: skip

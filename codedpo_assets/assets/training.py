@@ -9,8 +9,8 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from codedpo_assets.assets.preferences import ExportConfig, preference_pairs_export
 from codedpo_assets.assets.metadata import code_version, numbers, preview, table_metadata
+from codedpo_assets.assets.preferences import ExportConfig, preference_pairs_export
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.generation.backends import embedded_model_dir
 from codedpo_assets.plots import curves_plot
