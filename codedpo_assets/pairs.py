@@ -1,14 +1,19 @@
-"""Trusted tests and preference-pair rules (pure): correctness pairs and efficiency pairs.
+"""Trusted tests and preference-pair rules (pure), on a :class:`~codedpo_assets.scoring.Ranking`.
 
 Every prompt either yields a pair or a recorded reason why not (no candidates, no tests, low
 confidence, no code failing a trusted test, scores that do not separate, identical code, timings
 within noise).
 
-Confidence: the share of the prompt's code samples that behave like its top code (same
-passed-test set). On real model samples, prompts where few samples agree with the top code mostly
-have a wrong top code, so pairs from them teach the model to prefer one wrong program over
-another; ``DEFAULT_MIN_CONFIDENCE`` is set from the precision/yield curve of
-``benchmarks/ranking_real_bench.py`` (docs/benchmarks.md).
+- Correctness: the chosen code is the ranking's choice (the most-written code of the top
+  behaviour cluster); the rejected one comes from the lowest-scored cluster that fails a trusted
+  test (a test the chosen code passes). A code that behaves like the chosen one on every test
+  differs only in the ranker's prior, which is no evidence that it is wrong.
+- Efficiency: fast vs slow only inside the top behaviour cluster (same output on every input): a
+  faster code that answers differently may be faster *because* it is wrong.
+- Confidence: the ranking's calibrated probability that the chosen code is correct
+  (:mod:`codedpo_assets.calibration`). On real samples about half of the top codes are wrong, and
+  a pair on a wrong one teaches the model to prefer one wrong program over another;
+  ``DEFAULT_MIN_CONFIDENCE`` is chosen by cross-validation over problems (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from codedpo_assets.sandbox.timing import Timing, compare
-from codedpo_assets.scoring import consensus_share, top_set
+from codedpo_assets.scoring import Ranking
 
-DEFAULT_MIN_CONFIDENCE = 0.2
+DEFAULT_MIN_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -28,61 +33,50 @@ class Pair:
     chosen: int  # code index
     rejected: int
     margin: float  # correctness: score gap; efficiency: slow/fast median CPU-time ratio
+    chosen_cluster: int = -1  # behaviour clusters of the two codes
+    rejected_cluster: int = -1
 
 
-def trusted_tests(passed: np.ndarray, code_scores: np.ndarray) -> np.ndarray:
-    """Tests passed by every top-scored code (all codes tied at the top count)."""
-    passed = np.asarray(passed, dtype=bool)
-    if passed.shape[0] == 0 or passed.shape[1] == 0:
-        return np.zeros(passed.shape[1], dtype=bool)
-    return passed[top_set(code_scores)].all(axis=0)
+def trusted_tests(ranking: Ranking) -> np.ndarray:
+    """Tests the chosen code (its whole behaviour cluster) passes."""
+    if ranking.chosen < 0:
+        return np.zeros(ranking.clusters.passed.shape[1], dtype=bool)
+    return ranking.clusters.passed[ranking.top_cluster].copy()
 
 
-def trusted_codes(passed: np.ndarray, code_scores: np.ndarray) -> np.ndarray:
-    """Codes that behave like a top-scored code on every test (its consensus set): the only codes
-    timed for efficiency pairs (a code also passing tests the top code fails passes wrong tests)."""
-    passed = np.asarray(passed, dtype=bool)
-    if passed.shape[0] == 0:
-        return np.zeros(0, dtype=bool)
-    top_rows = passed[top_set(code_scores)]
-    return (passed[:, None, :] == top_rows[None, :, :]).all(axis=2).any(axis=1)
+def trusted_codes(ranking: Ranking) -> np.ndarray:
+    """Codes of the top behaviour cluster: the only codes timed for efficiency pairs."""
+    return ranking.clusters.of_code == ranking.top_cluster
 
 
-def confidence(passed: np.ndarray, code_scores: np.ndarray, code_weights: np.ndarray | None = None) -> float:
-    """Share of code samples behaving like the top-scored code (the best such share among ties)."""
-    passed = np.asarray(passed, dtype=bool)
-    if passed.shape[0] == 0:
-        return 0.0
-    return float(consensus_share(passed, code_weights)[top_set(code_scores)].max())
-
-
-def correctness_pair(scores: np.ndarray, norm_hashes: list[str], passed: np.ndarray, *, min_margin: float = 1e-9) -> Pair | str:
-    """Top-scored code vs the lowest-scored code that fails a trusted test, or the reason there is
-    no pair. The rejected code must fail a test the chosen one passes: two codes that behave alike
-    on every test differ only in the ranker's prior, which is no evidence that one is wrong."""
-    scores = np.asarray(scores, dtype=np.float64)
+def correctness_pair(ranking: Ranking, norm_hashes: list[str], code_weights: np.ndarray | None = None, *, min_margin: float = 1e-9) -> Pair | str:
+    """The chosen code vs the most-written code of the lowest-scored cluster failing a trusted
+    test, or the reason there is no pair."""
+    scores, clusters = np.asarray(ranking.scores, dtype=np.float64), ranking.clusters
     if scores.size < 2:
         return "fewer_than_two_candidates"
     if not np.isfinite(scores).all():
         return "non_finite_scores"
-    fails_trusted = ~np.asarray(passed, dtype=bool)[:, trusted_tests(passed, scores)].all(axis=1)
-    order = np.argsort(-scores, kind="stable")
-    best = int(order[0])
-    if not fails_trusted.any():
+    trusted = trusted_tests(ranking)
+    if not trusted.any():
+        return "no_trusted_tests"
+    fails = ~clusters.passed[:, trusted].all(axis=1)
+    if not fails.any():
         return "no_code_fails_a_trusted_test"
-    for worst in order[:0:-1]:  # from the bottom up, never the top code itself
-        worst = int(worst)
-        if not fails_trusted[worst]:
-            continue
-        if scores[best] - scores[worst] <= min_margin:
-            return "scores_do_not_separate"
-        if norm_hashes[worst] != norm_hashes[best]:
-            return Pair(best, worst, float(scores[best] - scores[worst]))
+    weights = np.ones(scores.size) if code_weights is None else np.asarray(code_weights, dtype=np.float64)
+    best, worth = ranking.chosen, ranking.cluster_scores()
+    for cluster in sorted(np.flatnonzero(fails), key=lambda c: (worth[c], -c)):
+        members = clusters.members(int(cluster))
+        for worst in sorted(members, key=lambda i: (-weights[i], i)):
+            if scores[best] - scores[worst] <= min_margin:
+                return "scores_do_not_separate"
+            if norm_hashes[worst] != norm_hashes[best]:
+                return Pair(best, int(worst), float(scores[best] - scores[worst]), ranking.top_cluster, int(cluster))
     return "identical_code"
 
 
-def efficiency_pair(timings: dict[int, Timing], norm_hashes: list[str], *, min_ratio: float = 1.1) -> Pair | str:
-    """Fastest vs slowest correct code when the gap beats the noise and ``min_ratio``."""
+def efficiency_pair(timings: dict[int, Timing], norm_hashes: list[str], *, min_ratio: float = 1.1, cluster: int = -1) -> Pair | str:
+    """Fastest vs slowest timed code (the top cluster's) when the gap beats the noise and ``min_ratio``."""
     usable = {i: t for i, t in timings.items() if t.all_passed and t.median_ns > 0}
     if len(usable) < 2:
         return "fewer_than_two_correct_timed"
@@ -92,4 +86,4 @@ def efficiency_pair(timings: dict[int, Timing], norm_hashes: list[str], *, min_r
         return "identical_code"
     if compare(usable[fast], usable[slow], min_ratio=min_ratio) != -1:
         return "within_noise"
-    return Pair(fast, slow, usable[slow].median_ns / usable[fast].median_ns)
+    return Pair(fast, slow, usable[slow].median_ns / usable[fast].median_ns, cluster, cluster)

@@ -1,27 +1,49 @@
-"""Self-verification scoring (CodeDPO), its consensus form (the default) and the ablation rankers.
+"""Rankers over a prompt's pass matrix, and the one public path from a matrix to a ranking.
 
-Link(c, t) = code c passes test t. Tests passed by more (trusted) code become more trusted, and
-code passing more trusted tests becomes more likely correct:
+``rank_candidates(matrix, ...)`` takes the ``PassMatrix`` of ``run_pass_matrices`` (or a bare
+passed-test array) with the samples behind each code and test, and returns a :class:`Ranking`:
+every code's score, the behaviour clusters, the chosen code and a calibrated confidence that the
+chosen code is correct. The ``pairs`` functions take that ranking; the assets run exactly this, so
+a benchmark or a notebook reproduces what the pipeline does.
+
+``behaviour`` (default) ranks behaviour clusters (:mod:`codedpo_assets.behaviour`: programs with
+identical outputs on every test input) by SRank's form (arXiv 2311.03366): a cluster is worth
+``mass**MASS_EXPONENT × agreement`` (its share of the code samples, and the weighted share of the
+generated tests it passes), and its score sums that worth over every cluster, weighted by their
+functional overlap (the share of inputs on which both return the same value). Outputs, not only
+pass/fail: two programs that fail a wrong test with *different* values are not alike, and a
+cluster that agrees with a large, test-passing one on most inputs is supported by it.
+
+Self-verification (CodeDPO): link(c, t) = code c passes test t. Tests passed by more (trusted)
+code become more trusted, and code passing more trusted tests becomes more likely correct:
     S_c ← (1−d)·S_c + d·L·S_t        S_t ← (1−d)·S_t + d·Lᵀ·S_c
 both from the previous iteration's values, all scores starting at 1. The update is linear, so
 rescaling both vectors by one common factor per iteration (done for numerical stability) keeps
 the result proportional to the unscaled iteration and never changes the order.
 
-``consensus`` (default) runs the same iteration over CodeT's consensus sets (codes with identical
+``consensus`` runs the same iteration over CodeT's consensus sets (codes with identical
 passed-test sets), each set weighted by the samples behind it and each test by its samples, and
 scores a code by its set's score × √(samples that wrote this program). Its first iteration is
-CodeT's dual agreement up to the program-level prior. On real model samples it beats the paper's
-formula and matches CodeT (ahead by 2.2 points, within the noise of 82 problems; docs/benchmarks.md,
-``benchmarks/ranking_real_bench.py``); on mutants (multiplicity 1) it is the paper's formula over
-distinct behaviours.
+CodeT's dual agreement up to the program-level prior; on mutants (multiplicity 1) it is the
+paper's formula over distinct behaviours. Real-sample figures of every ranker: docs/benchmarks.md
+(``benchmarks/ranking_real_bench.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-RANKERS = ("consensus", "self_verification", "codet", "pass_count", "all_tests", "random")
+from codedpo_assets import calibration
+from codedpo_assets.behaviour import Clusters, behaviour_clusters, functional_overlap
+
+RANKERS = ("behaviour", "consensus", "self_verification", "codet", "pass_count", "all_tests", "random")
 DEFAULT_RANKER = RANKERS[0]
+MASS_EXPONENT = 2.0  # behaviour: a cluster's worth is mass**γ × agreement; γ chosen by cross-validation (docs/benchmarks.md)
+_NO_AGREEMENT = 1e-6  # worth when no test is passed: then the mass alone orders clusters
 
 
 def _as_batch(passed: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -77,19 +99,6 @@ def consensus_sets(matrix: np.ndarray, code_weights: np.ndarray) -> tuple[np.nda
     return rows, inverse, np.bincount(inverse, weights=code_weights, minlength=len(rows))
 
 
-def consensus_share(passed: np.ndarray, code_weights: np.ndarray | None = None) -> np.ndarray:
-    """Per code: the share of all code samples that behave like it (same passed-test set) — the
-    confidence signal of the pair filter: a top code most samples agree with is more often right."""
-    matrix = np.asarray(passed, dtype=bool)
-    if matrix.ndim != 2:
-        raise ValueError(f"passed must be [codes, tests], got shape {matrix.shape}")
-    weights = _weights(code_weights, (1, matrix.shape[0]))[0]
-    if matrix.shape[0] == 0 or weights.sum() == 0:
-        return np.zeros(matrix.shape[0])
-    _, inverse, samples = consensus_sets(matrix, weights)
-    return samples[inverse] / weights.sum()
-
-
 def _consensus(batch: np.ndarray, code_weights: np.ndarray, test_weights: np.ndarray, **kwargs: float) -> np.ndarray:
     out = np.zeros(batch.shape[:2])
     for i, matrix in enumerate(batch):
@@ -113,17 +122,45 @@ def _codet(batch: np.ndarray, code_weights: np.ndarray, test_weights: np.ndarray
     return out
 
 
-def rank_candidates(passed: np.ndarray, method: str = DEFAULT_RANKER, *, seed: int = 0, code_weights: np.ndarray | None = None,
-                    test_weights: np.ndarray | None = None, **kwargs: float) -> np.ndarray:  # fmt: skip
+def agreement(passed: np.ndarray, test_weights: np.ndarray) -> np.ndarray:
+    """Per row: the weighted share of the tests it passes (0 without tests)."""
+    total = float(np.sum(test_weights))
+    return (np.asarray(passed, dtype=np.float64) @ test_weights) / total if total > 0 else np.zeros(len(passed))
+
+
+def behaviour_scores(clusters: Clusters, test_weights: np.ndarray, mass_exponent: float = MASS_EXPONENT) -> np.ndarray:
+    """Per cluster: Σ_l overlap(k, l) × mass_l**γ × agreement_l (SRank's form, samples as mass)."""
+    worth = clusters.mass() ** mass_exponent * (agreement(clusters.passed, test_weights) + _NO_AGREEMENT)
+    return functional_overlap(clusters) @ worth
+
+
+def _behaviour(batch: np.ndarray, code_weights: np.ndarray, test_weights: np.ndarray, fingerprints: np.ndarray | None,
+               inputs: Sequence[str] | None, mass_exponent: float) -> np.ndarray:  # fmt: skip
+    out = np.zeros(batch.shape[:2])
+    prints = None if fingerprints is None else np.asarray(fingerprints, dtype=object).reshape(batch.shape)
+    for i, matrix in enumerate(batch):
+        if matrix.shape[0]:
+            clusters = behaviour_clusters(np.zeros(0) if prints is None else prints[i], matrix, code_weights[i], inputs)
+            out[i] = behaviour_scores(clusters, test_weights[i], mass_exponent)[clusters.of_code]
+    return out
+
+
+def code_scores(passed: np.ndarray, method: str = DEFAULT_RANKER, *, seed: int = 0, code_weights: np.ndarray | None = None,
+                test_weights: np.ndarray | None = None, fingerprints: np.ndarray | None = None, inputs: Sequence[str] | None = None,
+                mass_exponent: float = MASS_EXPONENT, **kwargs: float) -> np.ndarray:  # fmt: skip
     """Code scores (higher = more likely correct) for one matrix or a batch, by ``method``.
 
     ``code_weights`` / ``test_weights``: how many samples produced each code / test (default 1):
-    ``consensus`` and ``codet`` count with them, ``random`` draws a *sample* (a program written k
-    times is k times as likely to come first); ``self_verification`` is the paper's unweighted
-    formula. ``kwargs`` (damping, iterations) go to the two self-verification rankers."""
+    ``behaviour``, ``consensus`` and ``codet`` count with them, ``random`` draws a *sample* (a
+    program written k times is k times as likely to come first); ``self_verification`` is the
+    paper's unweighted formula. ``fingerprints`` (same shape as ``passed``) and ``inputs`` (one
+    per test) feed ``behaviour``; without them it clusters by passed tests. ``kwargs`` (damping,
+    iterations) go to the two self-verification rankers."""
     batch, single = _as_batch(passed)
     codes_w, tests_w = _weights(code_weights, batch.shape[:2]), _weights(test_weights, (batch.shape[0], batch.shape[2]))
-    if method == "consensus":
+    if method == "behaviour":
+        scores = _behaviour(batch, codes_w, tests_w, fingerprints, inputs, mass_exponent)
+    elif method == "consensus":
         scores = _consensus(batch, codes_w, tests_w, **kwargs)
     elif method == "self_verification":
         scores = self_verification_scores(batch, **kwargs)[0]
@@ -154,3 +191,56 @@ def top_set(scores: np.ndarray, rel_tol: float = 1e-9) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     best = scores.max()
     return np.isclose(scores, best, rtol=rel_tol, atol=1e-12)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One prompt ranked: what the pairs, trusted tests and timings are built from."""
+
+    method: str
+    scores: np.ndarray  # [codes] higher = more likely correct
+    clusters: Clusters  # behaviour clusters (the same for every ranker)
+    chosen: int  # the code a correctness pair chooses: the most-written top-scored code (-1: no codes)
+    confidence: float  # calibrated P(chosen code correct) (:mod:`codedpo_assets.calibration`)
+    agreement: float  # weighted share of the generated tests the chosen code passes
+
+    @property
+    def top_cluster(self) -> int:
+        return int(self.clusters.of_code[self.chosen]) if self.chosen >= 0 else -1
+
+    def cluster_scores(self) -> np.ndarray:
+        """Per cluster: the best score among its codes."""
+        out = np.full(self.clusters.size, -np.inf)
+        np.maximum.at(out, self.clusters.of_code, self.scores)
+        return out
+
+
+def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: Sequence[float] | None = None,
+                    test_weights: Sequence[float] | None = None, fingerprints: np.ndarray | None = None, inputs: Sequence[str] | None = None,
+                    seed: int = 0, mass_exponent: float = MASS_EXPONENT,
+                    coefficients: Sequence[float] = calibration.DEFAULT_COEFFICIENTS, **kwargs: float) -> Ranking:  # fmt: skip
+    """The default path from one prompt's pass matrix to its ranking, as the assets run it.
+
+    ``matrix``: a ``PassMatrix`` (its ``passed``, ``fingerprint`` and ``inputs`` are used) or a
+    [codes, tests] passed array (then give ``fingerprints`` / ``inputs`` if you have them).
+    ``code_weights`` / ``test_weights``: samples behind each code / test (dedupe multiplicity).
+    Then ``pairs.correctness_pair(ranking, ...)``, ``pairs.trusted_tests(ranking)`` and
+    ``pairs.trusted_codes(ranking)`` give what the pipeline's assets store."""
+    passed = np.asarray(getattr(matrix, "passed", matrix), dtype=bool)
+    if passed.ndim != 2:
+        raise ValueError(f"one prompt's [codes, tests] matrix expected, got shape {passed.shape}")
+    prints = getattr(matrix, "fingerprint", fingerprints)
+    inputs = getattr(matrix, "inputs", None) or inputs
+    n, m = passed.shape
+    codes_w, tests_w = _weights(code_weights, (1, n))[0], _weights(test_weights, (1, m))[0]
+    clusters = behaviour_clusters(np.zeros(0) if prints is None else prints, passed, codes_w, inputs)
+    scores = code_scores(passed, method, seed=seed, code_weights=codes_w, test_weights=tests_w, fingerprints=prints, inputs=inputs,
+                         mass_exponent=mass_exponent, **kwargs)  # fmt: skip
+    if n == 0:
+        return Ranking(method, scores, clusters, -1, 0.0, 0.0)
+    top = np.flatnonzero(top_set(scores))
+    chosen = int(top[np.argmax(codes_w[top])])  # most-written among the tied top codes, then the first
+    cluster = clusters.of_code[chosen]
+    passes = float(agreement(clusters.passed[cluster][None], tests_w)[0])
+    conf = calibration.predict(calibration.features(float(clusters.mass()[cluster]), passes), coefficients)
+    return Ranking(method, scores, clusters, chosen, float(conf), passes)

@@ -119,9 +119,28 @@ CREATE TABLE IF NOT EXISTS pass_matrix (
     verified       BOOLEAN NOT NULL,
     cpu_time_ns    BIGINT NOT NULL,   -- CPU of the candidate's threads and child processes on this test
     detail         VARCHAR,
-    limit_ms       DOUBLE             -- CPU limit the cell ran under (calibrated); NULL: not run (see detail)
+    limit_ms       DOUBLE,            -- CPU limit the cell ran under (calibrated); NULL: not run (see detail)
+    fingerprint    VARCHAR            -- what the code did on the test's input: '=' + its returned value (canonical plain data) or '#' + a hash of a long one; '!' + the outcome without a value ('!pass', '!error:KeyError', '!timeout')
 );
 ALTER TABLE pass_matrix ADD COLUMN IF NOT EXISTS limit_ms DOUBLE;  -- databases made before the column
+ALTER TABLE pass_matrix ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
+
+-- behaviour_clusters: per prompt, programs with identical fingerprints on every test form one
+-- behaviour cluster (numbered by their first code, as the rankers number them), with the samples
+-- behind them and their outputs on each test, in test order.
+CREATE OR REPLACE VIEW behaviour_clusters AS
+WITH vectors AS (
+    SELECT m.partition_key, m.prompt_id, m.code_index, coalesce(c.multiplicity, 1) AS samples,
+           string_agg(coalesce(m.fingerprint, '!' || m.status), ' | ' ORDER BY m.test_index) AS outputs,
+           string_agg(CASE WHEN m.passed THEN 'P' ELSE '.' END, '' ORDER BY m.test_index) AS passed_tests
+    FROM pass_matrix m LEFT JOIN candidate_code c USING (partition_key, code_id)
+    GROUP BY m.partition_key, m.prompt_id, m.code_index, c.multiplicity
+)
+SELECT partition_key, prompt_id,
+       dense_rank() OVER (PARTITION BY partition_key, prompt_id ORDER BY min(code_index)) - 1 AS cluster,
+       count(*) AS programs, sum(samples) AS samples, list(code_index ORDER BY code_index) AS code_indexes,
+       length(passed_tests) - length(replace(passed_tests, 'P', '')) AS tests_passed, outputs
+FROM vectors GROUP BY partition_key, prompt_id, outputs, passed_tests;
 
 -- pass_matrix_grid: the wide matrix of a prompt, one row per code, one character per test
 -- (P pass, F fail, E error, T timeout, C crash), in test order.
@@ -150,10 +169,16 @@ CREATE TABLE IF NOT EXISTS verification_scores (
     item_id        VARCHAR NOT NULL,
     item_index     INTEGER NOT NULL,
     score          DOUBLE NOT NULL,
-    rank           INTEGER NOT NULL    -- 1 = best; ties share a rank
+    rank           INTEGER NOT NULL,   -- 1 = best; ties share a rank
+    cluster        INTEGER,            -- codes: behaviour cluster (see the behaviour_clusters view)
+    chosen         BOOLEAN,            -- codes: the ranker's chosen code (most-written top-scored code)
+    confidence     DOUBLE              -- calibrated P(the prompt's chosen code is correct) under this ranker
 );
+ALTER TABLE verification_scores ADD COLUMN IF NOT EXISTS cluster INTEGER;  -- databases made before the columns
+ALTER TABLE verification_scores ADD COLUMN IF NOT EXISTS chosen BOOLEAN;
+ALTER TABLE verification_scores ADD COLUMN IF NOT EXISTS confidence DOUBLE;
 
--- trusted_tests: tests passed by every top-scored code of the pairs ranker.
+-- trusted_tests: tests the chosen code of the pairs ranker passes (its whole behaviour cluster does).
 CREATE TABLE IF NOT EXISTS trusted_tests (
     partition_key  VARCHAR NOT NULL,
     prompt_id      VARCHAR NOT NULL,
@@ -162,7 +187,7 @@ CREATE TABLE IF NOT EXISTS trusted_tests (
     test_index     INTEGER NOT NULL
 );
 
--- timings: CPU time of candidates that pass every trusted test (sandbox timing protocol).
+-- timings: CPU time of the codes of the chosen code's behaviour cluster (sandbox timing protocol).
 CREATE TABLE IF NOT EXISTS timings (
     partition_key  VARCHAR NOT NULL,
     prompt_id      VARCHAR NOT NULL,
@@ -192,11 +217,15 @@ CREATE TABLE IF NOT EXISTS preference_pairs (
     chosen_score      DOUBLE,
     rejected_score    DOUBLE,
     trusted_test_ids  VARCHAR[],
-    confidence        DOUBLE,             -- share of the prompt's code samples behaving like its top code
-    min_confidence    DOUBLE              -- the filter threshold the prompt passed (ranking.min_confidence)
+    confidence        DOUBLE,             -- calibrated P(chosen code correct) (codedpo_assets.calibration)
+    min_confidence    DOUBLE,             -- the filter threshold the prompt passed (ranking.min_confidence)
+    chosen_cluster    INTEGER,            -- behaviour clusters of the two codes (see the behaviour_clusters view)
+    rejected_cluster  INTEGER
 );
 ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS confidence DOUBLE;  -- databases made before the columns
 ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS min_confidence DOUBLE;
+ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS chosen_cluster INTEGER;
+ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS rejected_cluster INTEGER;
 
 -- preference_pairs_skipped: why a prompt produced no pair of a kind.
 CREATE TABLE IF NOT EXISTS preference_pairs_skipped (

@@ -6,6 +6,7 @@ import json
 import dagster as dg
 import pytest
 
+from codedpo_assets import calibration
 from codedpo_assets.assets import build_definitions
 from codedpo_assets.assets.generation import Generator, candidate_code, generated_tests, prompts
 from codedpo_assets.assets.pass_matrix import pass_matrix
@@ -21,6 +22,7 @@ from codedpo_assets.assets.resources import SeedSource, SeedSources
 from codedpo_assets.assets.seeds import seed_sources, seeds
 from codedpo_assets.generation.backends import GenerationError, GenerationParams, OpenAIBackend, Request
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
+from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE
 from conftest import FakeServer
 
 SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
@@ -166,7 +168,8 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         assert db.query("SELECT DISTINCT limit_ms FROM pass_matrix").rows() == [(2000.0,)]
         assert meta["pass_matrix"]["isolation"].value["cpu_accounting"] and "cells_not_run" in meta["pass_matrix"]["calibration"].value
         (pair,) = db.query("SELECT kind, chosen, rejected, margin, trusted_test_ids, confidence, min_confidence FROM preference_pairs").rows()
-        assert pair[5:] == (0.5, 0.2)
+        conf = calibration.predict(calibration.features(0.5, 1.0))  # half the code samples behave like the chosen code, which passes every test
+        assert pair[5:] == (pytest.approx(conf), DEFAULT_MIN_CONFIDENCE) and conf > DEFAULT_MIN_CONFIDENCE
         assert pair[0] == "correctness" and "a + b" in pair[1] and "a - b" in pair[2] and pair[3] > 0 and len(pair[4]) == 3
         skipped = db.query("SELECT kind, reason FROM preference_pairs_skipped").rows()
         assert skipped == [("efficiency", "fewer_than_two_correct_timed")]
@@ -180,18 +183,20 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         ds = load_dataset("parquet", data_files=str(tmp_path / "export" / "preference_pairs.parquet"))["train"]
         assert ds.num_rows == 1 and {"prompt", "chosen", "rejected", "kind"} <= set(ds.column_names)
         card = (tmp_path / "export" / "README.md").read_text()
-        assert "| correctness | consensus | 1 |" in card and "selection: ranker consensus, confidence >= 0.2" in card
+        assert "| correctness | behaviour | 1 |" in card and f"selection: ranker behaviour, confidence >= {DEFAULT_MIN_CONFIDENCE}" in card
         manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
-        assert manifest["selection"] == [{"ranker": "consensus", "min_confidence": 0.2}] and "consensus set" in manifest["confidence_filter"]
-        assert ds[0]["confidence"] == 0.5  # half the code samples behave like the chosen code
-        # a stricter confidence filter: the prompt (half its code samples agree with the top code) yields no pair, with the reason
+        assert manifest["selection"] == [{"ranker": "behaviour", "min_confidence": DEFAULT_MIN_CONFIDENCE}] and "behaviour cluster" in manifest["confidence_filter"]
+        assert ds[0]["confidence"] == pytest.approx(conf) and (ds[0]["chosen_cluster"], ds[0]["rejected_cluster"]) in ((0, 1), (1, 0))
+        clusters = db.query("SELECT cluster, programs, samples, tests_passed FROM behaviour_clusters ORDER BY cluster").rows()
+        assert sorted(c[1:] for c in clusters) == [(1, 2, 1), (1, 2, 3)]  # the view: one cluster per program here, with its samples
+        # a stricter confidence filter: the prompt yields no pair, with the reason
         from codedpo_assets.assets.preferences import Ranking
 
         strict = dg.materialize(chain, selection=[timings, preference_pairs], partition_key="local:calc.py", instance=instance,
-                                resources={**defs.resources, "ranking": Ranking(min_confidence=0.6)})  # fmt: skip
+                                resources={**defs.resources, "ranking": Ranking(min_confidence=0.9)})  # fmt: skip
         assert strict.success and db.query("SELECT count(*) FROM preference_pairs").item() == 0
         assert db.query("SELECT count(*) FROM timings").item() == 0  # nothing timed for a prompt below the filter
-        assert db.query("SELECT DISTINCT reason, confidence FROM preference_pairs_skipped").rows() == [("low_confidence", 0.5)]
+        assert db.query("SELECT DISTINCT reason, round(confidence, 6) FROM preference_pairs_skipped").rows() == [("low_confidence", round(conf, 6))]
         # lineage by snapshot: the export recorded the DuckLake snapshot it read; time travel still finds that pair
         if db.backend == "ducklake":
             assert db.query(f"SELECT count(*) FROM preference_pairs AT (VERSION => {manifest['store_snapshot']})").item() == 1

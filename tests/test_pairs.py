@@ -3,45 +3,54 @@
 import numpy as np
 import pytest
 
-from codedpo_assets.pairs import Pair, confidence, correctness_pair, efficiency_pair, trusted_codes, trusted_tests
+from dataclasses import replace
+
+from codedpo_assets.pairs import Pair, correctness_pair, efficiency_pair, trusted_codes, trusted_tests
 from codedpo_assets.sandbox.timing import Timing
+from codedpo_assets.scoring import rank_candidates
 
 
-def test_trusted_tests_are_passed_by_every_top_code():
-    passed = np.array([[1, 1, 0], [1, 0, 1], [0, 0, 0]], dtype=bool)
-    assert trusted_tests(passed, np.array([2.0, 2.0, 0.1])).tolist() == [True, False, False]  # tie: both must pass
-    assert trusted_tests(passed, np.array([3.0, 2.0, 0.1])).tolist() == [True, True, False]
-    assert trusted_tests(np.zeros((0, 2), dtype=bool), np.array([])).tolist() == [False, False]
+def ranked(passed, method="pass_count", fingerprints=None, weights=None):
+    return rank_candidates(np.array(passed, dtype=bool), method, fingerprints=None if fingerprints is None else np.array(fingerprints, dtype=object),
+                           code_weights=weights)  # fmt: skip
+
+
+def test_trusted_tests_are_the_chosen_codes():
+    r = ranked([[1, 1, 0], [1, 0, 1], [0, 0, 0]])
+    assert r.chosen == 0 and trusted_tests(r).tolist() == [True, True, False]
+    assert trusted_tests(ranked(np.zeros((0, 2)))).tolist() == [False, False]
 
 
 def test_correctness_pair_rules():
-    passed = np.array([[1, 1], [0, 0], [1, 0]], dtype=bool)
-    assert correctness_pair(np.array([0.9, 0.1, 0.5]), ["a", "b", "c"], passed) == Pair(0, 1, 0.8)
-    assert correctness_pair(np.array([0.5, 0.5]), ["a", "b"], passed[:2]) == "no_code_fails_a_trusted_test"  # tied: nothing trusted
-    assert correctness_pair(np.array([0.9, 0.6]), ["a", "b"], passed[:2], min_margin=0.5) == "scores_do_not_separate"
-    assert correctness_pair(np.array([0.9]), ["a"], passed[:1]) == "fewer_than_two_candidates"
-    # bottom code is the same program as the top one: take the next distinct one
-    assert correctness_pair(np.array([0.9, 0.1, 0.5]), ["a", "a", "c"], passed) == Pair(0, 2, 0.4)
-    assert correctness_pair(np.array([0.9, 0.1]), ["a", "a"], passed[:2]) == "identical_code"
-    assert correctness_pair(np.array([np.nan, 0.1]), ["a", "b"], passed[:2]) == "non_finite_scores"
+    passed = [[1, 1], [0, 0], [1, 0]]
+    assert correctness_pair(ranked(passed), ["a", "b", "c"]) == Pair(0, 1, 2.0, 0, 1)
+    # the lowest-scored failing cluster is the same program as the chosen one: take the next cluster
+    assert correctness_pair(ranked(passed), ["a", "a", "c"]) == Pair(0, 2, 1.0, 0, 2)
+    assert correctness_pair(ranked(passed[:2]), ["a", "a"]) == "identical_code"
+    assert correctness_pair(ranked([[1, 1], [1, 1]]), ["a", "b"]) == "no_code_fails_a_trusted_test"
+    assert correctness_pair(ranked([[0, 0], [0, 0]]), ["a", "b"]) == "no_trusted_tests"
+    assert correctness_pair(ranked(passed[:1]), ["a"]) == "fewer_than_two_candidates"
+    assert correctness_pair(ranked(passed[:2]), ["a", "b"], min_margin=5.0) == "scores_do_not_separate"
+    assert correctness_pair(replace(ranked(passed[:2]), scores=np.array([np.nan, 0.1])), ["a", "b"]) == "non_finite_scores"
 
 
-def test_rejected_code_must_fail_a_trusted_test():
-    # codes 0 and 1 behave alike (a prior such as multiplicity tells them apart): no evidence against 1
-    passed = np.array([[1, 1, 0], [1, 1, 0], [1, 0, 0]], dtype=bool)
-    assert correctness_pair(np.array([0.9, 0.2, 0.5]), ["a", "b", "c"], passed) == Pair(0, 2, pytest.approx(0.4))
-    assert correctness_pair(np.array([0.9, 0.2]), ["a", "b"], passed[:2]) == "no_code_fails_a_trusted_test"
+def test_rejected_code_must_fail_a_trusted_test_and_is_its_clusters_most_written():
+    # codes 0 and 1 behave alike: a prior (multiplicity) tells them apart, which is no evidence against 1
+    passed = [[1, 1, 0], [1, 1, 0], [1, 0, 0], [1, 0, 0]]
+    prints = [["=1", "=2", "=3"], ["=1", "=2", "=3"], ["=1", "=5", "=3"], ["=1", "=5", "=3"]]
+    r = ranked(passed, "behaviour", prints, weights=[3, 2, 1, 4])
+    assert r.chosen == 0 and r.clusters.of_code.tolist() == [0, 0, 1, 1]
+    assert correctness_pair(r, ["a", "b", "c", "d"], np.array([3, 2, 1, 4])) == Pair(0, 3, pytest.approx(r.scores[0] - r.scores[3]), 0, 1)
+    assert correctness_pair(ranked(passed[:2], "behaviour", prints[:2]), ["a", "b"]) == "no_code_fails_a_trusted_test"
 
 
-def test_trusted_codes_and_confidence():
-    passed = np.array([[1, 1, 0], [1, 1, 0], [1, 1, 1], [1, 0, 0]], dtype=bool)
-    scores = np.array([0.9, 0.8, 0.5, 0.1])
-    # code 2 passes every trusted test but also one the top code fails: not the top code's behaviour
-    assert trusted_codes(passed, scores).tolist() == [True, True, False, False]
-    assert trusted_codes(passed, np.array([0.9, 0.1, 0.9, 0.1])).tolist() == [True, True, True, False]  # ties: both sets
-    assert confidence(passed, scores, np.array([3, 1, 4, 2])) == pytest.approx(0.4)
-    assert confidence(passed, scores) == pytest.approx(0.5)
-    assert confidence(np.zeros((0, 3), dtype=bool), np.array([])) == 0.0
+def test_trusted_codes_are_the_chosen_codes_behaviour_cluster():
+    # codes 0-2 pass the same tests, but code 2 returns another value where the test is silent
+    passed = [[1, 1, 0], [1, 1, 0], [1, 1, 0], [1, 0, 0]]
+    prints = [["=1", "=2", "=3"], ["=1", "=2", "=3"], ["=1", "=2", "=4"], ["=1", "=9", "=3"]]
+    r = ranked(passed, "behaviour", prints, weights=[2, 1, 1, 1])
+    assert trusted_codes(r).tolist() == [True, True, False, False]
+    assert 0 < r.confidence < 1
 
 
 def t(samples, ok=True):
@@ -52,8 +61,8 @@ def t(samples, ok=True):
 
 def test_efficiency_pair_needs_separation_beyond_noise_and_ten_percent():
     fast, slow = t([100, 101, 99, 100, 102]), t([150, 149, 151, 150, 152])
-    pair = efficiency_pair({0: fast, 1: slow}, ["a", "b"])
-    assert (pair.chosen, pair.rejected) == (0, 1) and pair.margin == 1.5
+    pair = efficiency_pair({0: fast, 1: slow}, ["a", "b"], cluster=3)
+    assert (pair.chosen, pair.rejected, pair.chosen_cluster, pair.rejected_cluster) == (0, 1, 3, 3) and pair.margin == 1.5
     overlapping = t([100, 160, 99, 100, 101])
     assert efficiency_pair({0: overlapping, 1: slow}, ["a", "b"]) == "within_noise"
     assert efficiency_pair({0: fast, 1: t([105, 106, 104, 105, 107])}, ["a", "b"]) == "within_noise"  # < 10%

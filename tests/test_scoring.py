@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from codedpo_assets.scoring import consensus_share, rank_candidates, ranks, self_verification_scores, top_set
+from codedpo_assets.scoring import code_scores, ranks, self_verification_scores, top_set
 
 
 def reference(passed, d=0.85, iterations=10):
@@ -59,22 +59,22 @@ def test_empty_and_batched_shapes():
 
 def test_rankers():
     m = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=bool)
-    assert rank_candidates(m, "pass_count").tolist() == [2, 2, 1, 3]
-    assert rank_candidates(m, "all_tests").tolist() == [0, 0, 0, 1]
+    assert code_scores(m, "pass_count").tolist() == [2, 2, 1, 3]
+    assert code_scores(m, "all_tests").tolist() == [0, 0, 0, 1]
     # CodeT as published: |tests passed| × √|codes in the consensus set|, both counted in samples
-    assert rank_candidates(m, "codet").tolist() == pytest.approx([2 * 2**0.5, 2 * 2**0.5, 1, 3])
-    assert rank_candidates(m, "codet", code_weights=[1, 1, 9, 1]).tolist() == pytest.approx([2 * 2**0.5, 2 * 2**0.5, 3, 3])
-    r1, r2 = rank_candidates(m, "random", seed=3), rank_candidates(m, "random", seed=3)
-    assert (r1 == r2).all() and not (r1 == rank_candidates(m, "random", seed=4)).all()
+    assert code_scores(m, "codet").tolist() == pytest.approx([2 * 2**0.5, 2 * 2**0.5, 1, 3])
+    assert code_scores(m, "codet", code_weights=[1, 1, 9, 1]).tolist() == pytest.approx([2 * 2**0.5, 2 * 2**0.5, 3, 3])
+    r1, r2 = code_scores(m, "random", seed=3), code_scores(m, "random", seed=3)
+    assert (r1 == r2).all() and not (r1 == code_scores(m, "random", seed=4)).all()
     # random draws a sample, not a unique program: one written 8 of 10 times comes first ~80 % of draws
-    firsts = np.bincount([rank_candidates(m, "random", seed=s, code_weights=[1, 1, 8, 0]).argmax() for s in range(2000)], minlength=4)
+    firsts = np.bincount([code_scores(m, "random", seed=s, code_weights=[1, 1, 8, 0]).argmax() for s in range(2000)], minlength=4)
     assert 0.75 < firsts[2] / 2000 < 0.85 and firsts[3] == 0
     with pytest.raises(ValueError, match="weights"):
-        rank_candidates(m, "codet", code_weights=[1, 2])
-    sv = rank_candidates(m, "self_verification")
+        code_scores(m, "codet", code_weights=[1, 2])
+    sv = code_scores(m, "self_verification")
     assert sv.argmax() == 3 and sv[0] == pytest.approx(sv[1])
     with pytest.raises(ValueError, match="unknown ranker"):
-        rank_candidates(m, "vibes")
+        code_scores(m, "vibes")
 
 
 def weighted_reference(passed, code_w, test_w, d=0.85, iterations=10):
@@ -97,29 +97,22 @@ def test_weighted_self_verification_and_the_consensus_ranker():
     m = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1]], dtype=bool)
     weights = np.array([4.0, 1.0, 2.0, 1.0])
     sets = weighted_reference([[1, 1, 0], [0, 0, 1], [1, 0, 1]], [5, 2, 1], [1, 1, 1])
-    got = rank_candidates(m, "consensus", code_weights=weights)
+    got = code_scores(m, "consensus", code_weights=weights)
     expected = sets[[0, 0, 1, 2]] * np.sqrt(weights)
     np.testing.assert_allclose(got / got.max(), expected / expected.max())
     assert got.argmax() == 0 and got[0] > got[1]  # same behaviour: the program written more often leads
     # one iteration without damping is CodeT's order (|tests passed| × √samples) when each set is one program
     distinct = np.array([[1, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=bool)
-    codet_order = np.argsort(-rank_candidates(distinct, "codet", code_weights=[5, 9, 1]), kind="stable")
-    one = rank_candidates(distinct, "consensus", code_weights=[5, 9, 1], damping=1.0, iterations=1)
+    codet_order = np.argsort(-code_scores(distinct, "codet", code_weights=[5, 9, 1]), kind="stable")
+    one = code_scores(distinct, "consensus", code_weights=[5, 9, 1], damping=1.0, iterations=1)
     assert np.argsort(-one, kind="stable").tolist() == codet_order.tolist()
     # multiplicity changes the winner: a behaviour written by many samples beats a lone program passing one more test
     lone = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=bool)
-    assert rank_candidates(lone, "consensus").argmax() == 0 and rank_candidates(lone, "consensus", code_weights=[1, 20]).argmax() == 1
+    assert code_scores(lone, "consensus").argmax() == 0 and code_scores(lone, "consensus", code_weights=[1, 20]).argmax() == 1
     # the paper's formula ignores multiplicity
-    assert rank_candidates(lone, "self_verification", code_weights=[1, 20]).argmax() == 0
-    assert rank_candidates(np.zeros((3, 0), dtype=bool), "consensus", code_weights=[1, 5, 2]).argmax() == 1  # no tests: most written
-    assert np.isfinite(rank_candidates(np.random.default_rng(1).random((4, 15, 15)) < 0.5, "consensus")).all()
-
-
-def test_consensus_share():
-    m = np.array([[1, 0], [1, 0], [0, 1], [0, 0]], dtype=bool)
-    assert consensus_share(m, [3, 1, 4, 2]).tolist() == pytest.approx([0.4, 0.4, 0.4, 0.2])
-    assert consensus_share(m).tolist() == pytest.approx([0.5, 0.5, 0.25, 0.25])
-    assert consensus_share(np.zeros((0, 2), dtype=bool)).tolist() == []
+    assert code_scores(lone, "self_verification", code_weights=[1, 20]).argmax() == 0
+    assert code_scores(np.zeros((3, 0), dtype=bool), "consensus", code_weights=[1, 5, 2]).argmax() == 1  # no tests: most written
+    assert np.isfinite(code_scores(np.random.default_rng(1).random((4, 15, 15)) < 0.5, "consensus")).all()
 
 
 def test_ranks_and_top_set_keep_ties():

@@ -65,7 +65,7 @@ def _pictures(db, rows: list[dict]) -> dict:
 
 @dg.asset(
     deps=[candidate_code, generated_tests],
-    description="One row per (prompt, code, test) cell: status and CPU time from the sandbox (see README 'Sandbox').",
+    description="One row per (prompt, code, test) cell: status, CPU time and a fingerprint of what the code returned, from the sandbox (see README 'Sandbox').",
     code_version=code_version(__name__, "codedpo_assets.sandbox"),
     metadata=table_metadata("pass_matrix"),
     **{**ASSET_ARGS, "group_name": "verification"},
@@ -86,6 +86,7 @@ def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, sto
                              "code_index": i, "test_index": j, "status": str(matrix.status[i, j]),
                              "passed": bool(matrix.passed[i, j]), "verified": bool(matrix.verified[j]),
                              "cpu_time_ns": int(matrix.cpu_time_ns[i, j]), "detail": str(matrix.detail[i, j])[:500],
+                             "fingerprint": str(matrix.fingerprint[i, j]),
                              "limit_ms": float(matrix.limit_ns[i, j]) / 1e6 or None})  # fmt: skip
     db.replace_partition(key, {"pass_matrix": rows})
     statuses = Counter(r["status"] for r in rows)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -15,25 +16,31 @@ from codedpo_assets.assets.metadata import code_version, frame_table, preview, t
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.normalize import content_hash
 from codedpo_assets.plots import hbars, score_panels
-from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, confidence, correctness_pair, efficiency_pair, trusted_codes
+from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, correctness_pair, efficiency_pair, trusted_codes
 from codedpo_assets.pairs import trusted_tests as trusted_mask
 from codedpo_assets.sandbox.timing import Timing, time_candidates
-from codedpo_assets.scoring import DEFAULT_RANKER, RANKERS, rank_candidates, ranks, self_verification_scores
+from codedpo_assets.sandbox.verdicts import parse_test
+from codedpo_assets.scoring import DEFAULT_RANKER, MASS_EXPONENT, RANKERS, rank_candidates, ranks, self_verification_scores
+from codedpo_assets.scoring import Ranking as Ranked
 
 SCORING_ARGS = {**ASSET_ARGS, "group_name": "preferences",
-                "code_version": code_version(__name__, "codedpo_assets.scoring", "codedpo_assets.pairs", "codedpo_assets.sandbox.timing")}
+                "code_version": code_version(__name__, "codedpo_assets.scoring", "codedpo_assets.behaviour", "codedpo_assets.calibration",
+                                             "codedpo_assets.pairs", "codedpo_assets.sandbox.timing")}  # fmt: skip
 
 
 class Ranking(dg.ConfigurableResource):
     """Which ranker picks trusted tests and pairs (an ablation run is a change here), its knobs,
     and the confidence a prompt needs to yield pairs."""
 
-    ranker: str = Field(default=DEFAULT_RANKER, description=f"One of {RANKERS}; 'self_verification' is the paper's formula.")
+    ranker: str = Field(default=DEFAULT_RANKER, description=f"One of {RANKERS}; 'behaviour' ranks clusters of identical outputs (SRank's form), "
+                                                            "'self_verification' is the paper's formula.")  # fmt: skip
+    mass_exponent: float = Field(default=MASS_EXPONENT, gt=0.0, description="behaviour: a cluster is worth (its share of the code samples) ** this "
+                                                                            "× (its share of the tests passed); chosen by cross-validation on real samples.")  # fmt: skip
     damping: float = Field(default=0.85, description="Damping d of the consensus and self_verification iterations.")
     iterations: int = Field(default=10, description="Iterations of the consensus and self_verification rankers.")
     min_confidence: float = Field(default=DEFAULT_MIN_CONFIDENCE, ge=0.0, le=1.0,
-                                  description="A prompt yields pairs only when at least this share of its code samples behaves like its top "
-                                              "code (same passed tests); 0 keeps every prompt. Default from the real-sample precision/yield curve.")  # fmt: skip
+                                  description="A prompt yields pairs only when the calibrated probability that its chosen code is correct is at "
+                                              "least this; 0 keeps every prompt. Default chosen by cross-validation on real samples.")  # fmt: skip
 
     def checked(self) -> str:
         if self.ranker not in RANKERS:
@@ -41,17 +48,34 @@ class Ranking(dg.ConfigurableResource):
         return self.ranker
 
     def knobs(self, ranker: str) -> dict[str, float]:
-        return {"damping": self.damping, "iterations": self.iterations} if ranker in ("consensus", "self_verification") else {}
+        if ranker in ("consensus", "self_verification"):
+            return {"damping": self.damping, "iterations": self.iterations}
+        return {"mass_exponent": self.mass_exponent} if ranker == "behaviour" else {}
 
 
-Matrix = tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray]  # code ids, test ids, passed, code and test multiplicity
+@dataclass(frozen=True)
+class Matrix:
+    """One prompt's stored pass matrix, as ``rank_candidates`` takes it."""
+
+    codes: list[str]  # code ids, by code index
+    tests: list[str]  # test ids, by test index
+    passed: np.ndarray
+    fingerprint: np.ndarray
+    inputs: list[str]  # what each test runs the code on
+    code_weights: np.ndarray  # samples behind each code / test (multiplicity)
+    test_weights: np.ndarray
+
+    def rank(self, ranking: Ranking, ranker: str, prompt_id: str) -> Ranked:
+        return rank_candidates(self, ranker, code_weights=self.code_weights, test_weights=self.test_weights, seed=int(prompt_id[:8], 16),
+                               **ranking.knobs(ranker))  # fmt: skip
 
 
 def _matrices(db, key: str) -> dict[str, Matrix]:
-    """prompt_id → (code ids, test ids, passed[codes, tests], samples per code, samples per test)
-    from the partition's pass_matrix and the multiplicity its codes and tests were kept with."""
+    """prompt_id → its pass matrix (verdicts, fingerprints, test inputs) with the multiplicity
+    its codes and tests were kept with."""
     rows = db.query(
-        "SELECT m.prompt_id, m.code_index, m.test_index, m.code_id, m.test_id, m.passed, coalesce(c.multiplicity, 1), coalesce(t.multiplicity, 1) "
+        "SELECT m.prompt_id, m.code_index, m.test_index, m.code_id, m.test_id, m.passed, coalesce(m.fingerprint, '!' || m.status), "
+        "coalesce(c.multiplicity, 1), coalesce(t.multiplicity, 1), t.test "
         "FROM pass_matrix m LEFT JOIN candidate_code c USING (partition_key, code_id) LEFT JOIN generated_tests t USING (partition_key, test_id) "
         "WHERE m.partition_key = ? ORDER BY ALL", [key]
     ).rows()  # fmt: skip
@@ -61,28 +85,39 @@ def _matrices(db, key: str) -> dict[str, Matrix]:
         grouped.setdefault(row[0], []).append(row)
     for prompt_id, cells in grouped.items():
         n, m = max(c[1] for c in cells) + 1, max(c[2] for c in cells) + 1
-        codes, tests, passed, code_w, test_w = [""] * n, [""] * m, np.zeros((n, m), dtype=bool), np.ones(n), np.ones(m)
-        for _, i, j, code_id, test_id, ok, cw, tw in cells:
-            codes[i], tests[j], passed[i, j], code_w[i], test_w[j] = code_id, test_id, ok, cw, tw
-        out[prompt_id] = (codes, tests, passed, code_w, test_w)
+        matrix = Matrix([""] * n, [""] * m, np.zeros((n, m), dtype=bool), np.full((n, m), "!error", dtype=object), [""] * m, np.ones(n), np.ones(m))
+        for _, i, j, code_id, test_id, ok, fingerprint, cw, tw, text in cells:
+            matrix.codes[i], matrix.tests[j], matrix.passed[i, j], matrix.fingerprint[i, j] = code_id, test_id, ok, fingerprint
+            matrix.code_weights[i], matrix.test_weights[j], matrix.inputs[j] = cw, tw, parse_test(text or "").src
+        out[prompt_id] = matrix
     return out
 
 
-@dg.asset(deps=[pass_matrix], description="Score and rank of every code (and test) per prompt, for every ranker side by side.",
+def _rankings(db, key: str, ranking: Ranking) -> dict[str, tuple[Matrix, Ranked]]:
+    """prompt_id → (its matrix, its ranking by the configured ranker): the default path, recomputed
+    from the stored matrix (cheap, deterministic) so every asset uses exactly the same ranking."""
+    ranker = ranking.checked()
+    return {prompt_id: (matrix, matrix.rank(ranking, ranker, prompt_id)) for prompt_id, matrix in _matrices(db, key).items()}
+
+
+@dg.asset(deps=[pass_matrix], description="Score, rank and behaviour cluster of every code (and test) per prompt, with the calibrated "
+                                          "confidence in its chosen code, for every ranker side by side.",
           metadata=table_metadata("verification_scores"), **SCORING_ARGS)  # fmt: skip
 def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     rows = []
-    for prompt_id, (codes, tests, passed, code_w, test_w) in _matrices(db, key).items():
+    for prompt_id, matrix in _matrices(db, key).items():
         for ranker in RANKERS:
-            scores = rank_candidates(passed, ranker, seed=int(prompt_id[:8], 16), code_weights=code_w, test_weights=test_w, **ranking.knobs(ranker))
-            items = [("code", codes, scores)]
+            ranked = matrix.rank(ranking, ranker, prompt_id)
+            items = [("code", matrix.codes, ranked.scores, ranked.clusters.of_code)]
             if ranker == "self_verification":
-                items.append(("test", tests, self_verification_scores(passed, damping=ranking.damping, iterations=ranking.iterations)[1]))
-            for kind, ids, values in items:
-                for idx, (item_id, score, rank) in enumerate(zip(ids, values, ranks(values))):
-                    rows.append({"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "kind": kind,
-                                 "item_id": item_id, "item_index": idx, "score": float(score), "rank": int(rank)})  # fmt: skip
+                tests = self_verification_scores(matrix.passed, damping=ranking.damping, iterations=ranking.iterations)[1]
+                items.append(("test", matrix.tests, tests, [None] * len(tests)))
+            for kind, ids, values, clusters in items:
+                for idx, (item_id, score, rank, cluster) in enumerate(zip(ids, values, ranks(values), clusters)):
+                    rows.append({"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "kind": kind, "item_id": item_id,
+                                 "item_index": idx, "score": float(score), "rank": int(rank), "cluster": None if cluster is None else int(cluster),
+                                 "chosen": kind == "code" and idx == ranked.chosen, "confidence": ranked.confidence})  # fmt: skip
     if any(not np.isfinite(r["score"]) for r in rows):
         raise dg.Failure("non-finite score computed; nothing written")
     db.replace_partition(key, {"verification_scores": rows})
@@ -95,25 +130,14 @@ def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, r
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _scores(db, key: str, ranker: str) -> dict[str, np.ndarray]:
-    rows = db.query("SELECT prompt_id, item_index, score FROM verification_scores WHERE partition_key = ? AND ranker = ? AND kind = 'code' ORDER BY ALL",
-                    [key, ranker]).rows()  # fmt: skip
-    out: dict[str, list[float]] = {}
-    for prompt_id, _, score in rows:
-        out.setdefault(prompt_id, []).append(score)
-    return {k: np.array(v) for k, v in out.items()}
-
-
-@dg.asset(deps=[verification_scores], description="Tests passed by every top-scored code of the configured ranker (ties kept).",
+@dg.asset(deps=[verification_scores], description="Tests the chosen code of the configured ranker passes (its whole behaviour cluster does).",
           metadata=table_metadata("trusted_tests"), **SCORING_ARGS)  # fmt: skip
 def trusted_tests(context: dg.AssetExecutionContext, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key, ranker = store.get(), context.partition_key, ranking.checked()
-    scores = _scores(db, key, ranker)
     rows = []
-    for prompt_id, (_, tests, passed, _, _) in _matrices(db, key).items():
-        mask = trusted_mask(passed, scores[prompt_id])
-        rows += [{"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "test_id": tests[j], "test_index": j}
-                 for j in np.flatnonzero(mask)]  # fmt: skip
+    for prompt_id, (matrix, ranked) in _rankings(db, key, ranking).items():
+        rows += [{"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "test_id": matrix.tests[j], "test_index": j}
+                 for j in np.flatnonzero(trusted_mask(ranked))]  # fmt: skip
     db.replace_partition(key, {"trusted_tests": rows})
     shown = ("SELECT t.prompt_id, t.ranker, t.test_index, g.test FROM trusted_tests t JOIN generated_tests g USING (partition_key, test_id) "
              "WHERE t.partition_key = ? ORDER BY t.prompt_id, t.test_index")  # fmt: skip
@@ -129,21 +153,20 @@ def _texts(db, key: str, table: str, id_col: str, text_col: str) -> dict[str, st
     return dict(db.query(f"SELECT {id_col}, {text_col} FROM {table} WHERE partition_key = ?", [key]).rows())
 
 
-@dg.asset(deps=[trusted_tests], description="Median CPU time (and MAD) of the codes the ranker trusts (the top code's consensus set) on the trusted tests, "
+@dg.asset(deps=[trusted_tests], description="Median CPU time (and MAD) of the codes of the chosen code's behaviour cluster on the trusted tests, "
                                              "for prompts that pass the confidence filter.", metadata=table_metadata("timings"), **SCORING_ARGS)  # fmt: skip
 def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
-    scores = _scores(db, key, ranking.checked())
     trusted = db.query("SELECT prompt_id, test_index, test_id FROM trusted_tests WHERE partition_key = ? ORDER BY ALL", [key]).rows()
     by_prompt: dict[str, list[tuple[int, str]]] = {}
     for prompt_id, j, test_id in trusted:
         by_prompt.setdefault(prompt_id, []).append((j, test_id))
     codes_text, tests_text = _texts(db, key, "candidate_code", "code_id", "code"), _texts(db, key, "generated_tests", "test_id", "test")
     rows, setup = [], seed_imports(db, key)
-    for prompt_id, (codes, _, passed, code_w, _) in _matrices(db, key).items():
-        if not by_prompt.get(prompt_id) or confidence(passed, scores[prompt_id], code_w) < ranking.min_confidence:
+    for prompt_id, (matrix, ranked) in _rankings(db, key, ranking).items():
+        if not by_prompt.get(prompt_id) or ranked.confidence < ranking.min_confidence:
             continue
-        correct = np.flatnonzero(trusted_codes(passed, scores[prompt_id])).tolist()
+        codes, correct = matrix.codes, np.flatnonzero(trusted_codes(ranked)).tolist()
         results = time_candidates([codes_text[codes[i]] for i in correct], [tests_text[t] for _, t in by_prompt[prompt_id]],
                                   setup=setup.get(prompt_id, ""), repetitions=config.repetitions, time_limit_s=config.time_limit_s)  # fmt: skip
         for i, t in zip(correct, results):
@@ -160,19 +183,20 @@ class PairsConfig(dg.Config):
     min_speedup: float = Field(default=1.1, description="Efficiency pairs need the slow code this much slower (paper: 10%).")
 
 
-def _pair_row(key, prompt, kind, ranking: Ranking, conf: float, pair: Pair, codes, code_text, scores, trusted_ids) -> dict:
-    ranker = ranking.ranker
+def _pair_row(key, prompt, kind, ranking: Ranking, ranked: Ranked, pair: Pair, codes, code_text, trusted_ids) -> dict:
+    ranker, scores = ranking.ranker, ranked.scores
     chosen, rejected = codes[pair.chosen], codes[pair.rejected]
     return {"partition_key": key, "pair_id": content_hash(f"{prompt['prompt_id']}\0{kind}\0{ranker}\0{chosen}\0{rejected}"),
             "prompt_id": prompt["prompt_id"], "seed_id": prompt["seed_id"], "kind": kind, "ranker": ranker,
             "prompt": prompt["prompt"], "chosen": code_text[chosen], "rejected": code_text[rejected],
             "chosen_code_id": chosen, "rejected_code_id": rejected, "margin": float(pair.margin),
             "chosen_score": float(scores[pair.chosen]), "rejected_score": float(scores[pair.rejected]),
-            "trusted_test_ids": trusted_ids, "confidence": conf, "min_confidence": ranking.min_confidence}  # fmt: skip
+            "chosen_cluster": pair.chosen_cluster, "rejected_cluster": pair.rejected_cluster,
+            "trusted_test_ids": trusted_ids, "confidence": ranked.confidence, "min_confidence": ranking.min_confidence}  # fmt: skip
 
 
-@dg.asset(deps=[timings], description="Correctness (top code vs the lowest-scored code failing a trusted test) and efficiency (fast vs slow among "
-                                      "trusted codes) pairs in TRL's prompt/chosen/rejected format, from prompts that pass the confidence filter.",
+@dg.asset(deps=[timings], description="Correctness (the chosen code vs a code of the lowest-scored behaviour cluster failing a trusted test) and "
+                                      "efficiency (fast vs slow inside the chosen code's behaviour cluster) pairs in TRL's prompt/chosen/rejected format, from prompts that pass the confidence filter.",
           metadata=table_metadata("preference_pairs"), **SCORING_ARGS)  # fmt: skip
 def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key, ranker = store.get(), context.partition_key, ranking.checked()
@@ -180,7 +204,6 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
                db.query("SELECT prompt_id, seed_id, prompt FROM prompts WHERE partition_key = ? AND reason IS NULL", [key]).rows()}  # fmt: skip
     code_text = _texts(db, key, "candidate_code", "code_id", "code")
     norm = _texts(db, key, "candidate_code", "code_id", "norm_hash")
-    scores = _scores(db, key, ranker)
     trusted: dict[str, list[str]] = {}
     for prompt_id, test_id in db.query("SELECT prompt_id, test_id FROM trusted_tests WHERE partition_key = ? ORDER BY test_index", [key]).rows():
         trusted.setdefault(prompt_id, []).append(test_id)
@@ -189,23 +212,24 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
         "SELECT prompt_id, code_index, median_ns, mad_ns, samples_ns, all_passed FROM timings WHERE partition_key = ?", [key]
     ).rows():
         timed.setdefault(prompt_id, {})[i] = Timing(med, mad, tuple(samples), ok)
-    matrices = _matrices(db, key)
+    rankings = _rankings(db, key, ranking)
     pairs, skipped = [], []
     for prompt_id in sorted(prompts):
-        if prompt_id not in matrices:
+        if prompt_id not in rankings:
             skipped += [{"partition_key": key, "prompt_id": prompt_id, "kind": k, "reason": "no_candidates_or_tests", "confidence": None} for k in ("correctness", "efficiency")]
             continue
-        codes, _, passed, code_w, _ = matrices[prompt_id]
-        hashes, conf = [norm[c] for c in codes], confidence(passed, scores[prompt_id], code_w)
-        found = {"correctness": correctness_pair(scores[prompt_id], hashes, passed),
-                 "efficiency": efficiency_pair(timed.get(prompt_id, {}), hashes, min_ratio=config.min_speedup)}  # fmt: skip
+        matrix, ranked = rankings[prompt_id]
+        codes, conf = matrix.codes, ranked.confidence
+        hashes = [norm[c] for c in codes]
+        found = {"correctness": correctness_pair(ranked, hashes, matrix.code_weights),
+                 "efficiency": efficiency_pair(timed.get(prompt_id, {}), hashes, min_ratio=config.min_speedup, cluster=ranked.top_cluster)}  # fmt: skip
         if conf < ranking.min_confidence:
             found = {k: "low_confidence" for k in found}
         if not trusted.get(prompt_id):
             found = {k: "no_trusted_tests" for k in found}
         for kind, result in found.items():
             if isinstance(result, Pair):
-                pairs.append(_pair_row(key, prompts[prompt_id], kind, ranking, conf, result, codes, code_text, scores[prompt_id], trusted[prompt_id]))
+                pairs.append(_pair_row(key, prompts[prompt_id], kind, ranking, ranked, result, codes, code_text, trusted[prompt_id]))
             else:
                 skipped.append({"partition_key": key, "prompt_id": prompt_id, "kind": kind, "reason": result, "confidence": conf})
     db.replace_partition(key, {"preference_pairs": pairs, "preference_pairs_skipped": skipped})
@@ -225,9 +249,10 @@ class ExportConfig(dg.Config):
     heldout_share: float = Field(default=0.2, ge=0.0, lt=1.0, description="Share of prompts whose pairs are held out from training (split = 'heldout'), chosen by prompt-id hash.")
 
 
-CONFIDENCE_FILTER = ("a prompt yields pairs when the share of its code samples that pass exactly the tests its top-ranked code passes "
-                     "is at least min_confidence; correctness pairs reject a code failing a trusted test, efficiency pairs compare codes "
-                     "of the top code's consensus set only")  # fmt: skip
+CONFIDENCE_FILTER = ("a prompt yields pairs when the calibrated probability that its chosen code is correct (from the chosen behaviour "
+                     "cluster's share of the code samples and of the generated tests it passes) is at least min_confidence; correctness pairs "
+                     "reject a code of another behaviour cluster failing a trusted test, efficiency pairs compare codes of the chosen code's "
+                     "behaviour cluster only (identical outputs on every test input)")  # fmt: skip
 
 
 def heldout_prompts(prompt_ids: list[str], share: float) -> set[str]:
@@ -247,7 +272,7 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
     prompt_ids = [r[0] for r in db.query("SELECT DISTINCT prompt_id FROM preference_pairs").rows()]
     heldout = sorted(heldout_prompts(prompt_ids, config.heldout_share))
     select = ("SELECT prompt, chosen, rejected, kind, margin, ranker, CASE WHEN list_contains(?, prompt_id) THEN 'heldout' ELSE 'train' END AS split, "
-              "confidence, pair_id, prompt_id, seed_id, chosen_code_id, rejected_code_id FROM preference_pairs ORDER BY pair_id")  # fmt: skip
+              "confidence, chosen_cluster, rejected_cluster, pair_id, prompt_id, seed_id, chosen_code_id, rejected_code_id FROM preference_pairs ORDER BY pair_id")  # fmt: skip
     with db.transaction() as conn:  # one snapshot for everything read here (DuckLake: recorded for lineage)
         snapshot = db.snapshot(conn)
         frame = conn.execute(select, [heldout]).pl()
@@ -271,7 +296,9 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
             f"- selection: {chosen_by}",
             f"- confidence filter: {CONFIDENCE_FILTER}", "",
             "| kind | ranker | pairs |", "|---|---|---|"] + [f"| {k} | {r} | {n} |" for k, r, n in stats] + [
-            "", "Columns: prompt, chosen, rejected (TRL preference format), kind, margin, ranker, split (train/heldout by prompt), confidence, ids tracing back to seed and codes.",
+            "", "Columns: prompt, chosen, rejected (TRL preference format), kind, margin, ranker, split (train/heldout by prompt), "
+                "confidence (calibrated P(chosen code correct)), chosen_cluster / rejected_cluster (behaviour clusters of the prompt, "
+                "see the behaviour_clusters view), ids tracing back to seed and codes.",
             "", "```python", "from datasets import load_dataset", f"load_dataset('parquet', data_files='{out / 'preference_pairs.parquet'}')", "```"]  # fmt: skip
     (out / "README.md").write_text("\n".join(card) + "\n")
     preview_table = frame_table(frame.head(5))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from codedpo_assets.sandbox.pool import Pool, SandboxError, shared_pool
-from codedpo_assets.sandbox.verdicts import Check, judge, parse_test
+from codedpo_assets.sandbox.verdicts import Check, fingerprint_outcome, fingerprint_value, judge, parse_test
 
 STATUSES = ("pass", "fail", "error", "timeout", "crash")
 DEFAULT_TIME_LIMIT_S = 2.0
@@ -57,7 +57,9 @@ class Calibration:
 class PassMatrix:
     """Cells are [code, test]. ``verified[t]``: test t was judged outside the candidate's process.
     ``limit_ns``: the CPU limit a cell ran under (0: not run: the program did not load, or the
-    cell was inferred from the candidate's timeouts)."""
+    cell was inferred from the candidate's timeouts). ``fingerprint``: what the code did on the
+    test's input (``=``/``#`` its returned value, canonical or hashed; ``!`` its outcome when there
+    is no value: ``!pass``, ``!error:KeyError``, ``!timeout``...), the behaviour rankers cluster by."""
 
     passed: np.ndarray
     status: np.ndarray
@@ -70,6 +72,8 @@ class PassMatrix:
     outputs: list[str] = field(default_factory=list)  # per code: captured stdout+stderr (capped)
     isolation: dict[str, Any] = field(default_factory=dict)
     schedule: dict[str, Any] = field(default_factory=dict)  # calibration figures: limits, reruns, cells not run
+    fingerprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=object))
+    inputs: list[str] = field(default_factory=list)  # per test: what the code is run on (value checks: the call; else the statement)
 
 
 def isolation_level(pool: Pool | None = None) -> dict[str, Any]:
@@ -131,7 +135,8 @@ def run_pass_matrix(
     shape = (n, m)
     matrix = PassMatrix(np.zeros(shape, dtype=bool), np.full(shape, "error", dtype=object), np.zeros(shape, dtype=np.int64),
                         np.full(shape, "", dtype=object), np.array([c.verified for c in checks], dtype=bool),
-                        np.zeros(shape, dtype=np.int64), np.zeros(n, dtype=np.int64), [""] * n, [""] * n)  # fmt: skip
+                        np.zeros(shape, dtype=np.int64), np.zeros(n, dtype=np.int64), [""] * n, [""] * n,
+                        fingerprint=np.full(shape, "!error", dtype=object), inputs=[c.src for c in checks])  # fmt: skip
     if n == 0 or m == 0:
         return matrix
     pool = pool or shared_pool()
@@ -141,6 +146,7 @@ def run_pass_matrix(
         error = _syntax_error(code, setup)
         if error:  # never reaches the sandbox
             matrix.status[i, :], matrix.detail[i, :], matrix.load_errors[i] = "error", error, error
+            matrix.fingerprint[i, :] = fingerprint_outcome("error", error)
         else:
             runnable.append(i)
     run = functools.partial(_run_pass, matrix, pool, codes, checks, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb, settle=settle)
@@ -171,7 +177,7 @@ def run_pass_matrix(
 def _unreported(matrix: PassMatrix, status: str, detail: str) -> int:
     """Give the cells a run left without a result (``skipped``) their final status; how many."""
     cells = matrix.status == "skipped"
-    matrix.status[cells], matrix.detail[cells] = status, detail
+    matrix.status[cells], matrix.detail[cells], matrix.fingerprint[cells] = status, detail, "!" + status
     return int(cells.sum())
 
 
@@ -203,12 +209,13 @@ def _run_pass(matrix: PassMatrix, pool: Pool, codes: Sequence[str], checks: list
                 reply = future.result()
             except SandboxError as exc:  # the zygote died under this candidate: its row, not the matrix
                 matrix.status[i, cols], matrix.detail[i, cols], matrix.load_errors[i] = "crash", str(exc)[:300], str(exc)[:300]
-                matrix.passed[i, cols] = False
+                matrix.passed[i, cols], matrix.fingerprint[i, cols] = False, "!crash"
                 continue
             try:
                 _fill_row(matrix, i, reply, plans[i], checks)
             except Exception as exc:  # a malformed (forged) reply: this row crashes, not the matrix
                 matrix.status[i, cols], matrix.passed[i, cols], matrix.detail[i, cols] = "crash", False, f"malformed report: {type(exc).__name__}"
+                matrix.fingerprint[i, cols] = "!crash"
 
 
 def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[Check]) -> None:
@@ -226,13 +233,16 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[
         check = checks[j]
         res = res if isinstance(res, dict) else {"s": "error", "e": "no result reported"}
         state, reason = res.get("s", "error"), str(res.get("e", ""))
+        fingerprint = ""
         if state == "value":  # the verdict is ours: compare plain data with the expected literal
             ok, reason = judge(check, res.get("v")) if check.verified else (False, "value for a statement test")
             state = "pass" if ok else "fail"
+            fingerprint = fingerprint_value(res.get("v")) if check.verified else ""
         elif state == "pass" and check.verified:
             state, reason = "fail", "pass claimed without a value"  # forged or broken report
         if state not in STATUSES and state != "skipped":
             state, reason = "error", f"unknown status {state!r}"
+        matrix.fingerprint[i, j] = fingerprint or fingerprint_outcome(state, reason)
         matrix.status[i, j] = state
         matrix.detail[i, j] = reason
         matrix.passed[i, j] = state == "pass"

@@ -10,6 +10,8 @@ statement runs in-process and its verdict is marked unverified.
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -178,3 +180,61 @@ def judge(check: Check, tagged: Any) -> tuple[bool, str]:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+FINGERPRINT_TEXT = 64  # canonical encodings up to this length are kept readable; longer ones hashed
+_NEEDS_CANON = ('["S"', '["F"', '["d"', '["B"', '["f"', '["c"')
+
+
+def fingerprint_value(tagged: Any) -> str:
+    """What a value check's call returned, as a short stable string: ``=`` + its canonical
+    plain-data encoding (or ``#`` + a hash of it when long). Values equal under ``==`` share it
+    (sets and dict items sorted, ``True``/``1``/``1.0`` alike), so it clusters behaviour, not text.
+    Anything malformed gets ``!unencodable``: a stable fingerprint, never an exception."""
+    try:
+        text = json.dumps(tagged, separators=(",", ":"), ensure_ascii=False)
+        if any(marker in text for marker in _NEEDS_CANON):
+            text = json.dumps(_canonical(tagged, 0), separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError, RecursionError):
+        return "!unencodable"
+    if len(text) <= FINGERPRINT_TEXT:
+        return "=" + text
+    return "#" + hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
+
+
+def fingerprint_outcome(status: str, reason: str = "") -> str:
+    """A cell without a value: its status, with the exception type for errors (``!error:KeyError``)
+    and the failure class for unverifiable results, so programs failing alike cluster together."""
+    if status in ("error", "fail") and reason:
+        head = reason.split(":", 1)[0].strip()
+        if head.isidentifier():
+            return f"!{status}:{head}"
+        if reason.startswith("unverifiable result"):
+            return "!unverifiable"
+    return "!" + status
+
+
+def _canonical(tagged: Any, depth: int) -> Any:
+    """The tagged encoding with order-free containers sorted and numbers merged as ``==`` does."""
+    if depth > 60 or not isinstance(tagged, list) or not tagged or not isinstance(tagged[0], str):
+        raise ValueError("malformed value")
+    tag, args = tagged[0], tagged[1:]
+    if tag == "B":
+        return ["i", "1" if args[0] else "0"]
+    if tag == "f":
+        number = float(args[0])
+        return ["i", str(int(number))] if number.is_integer() else ["f", repr(number)]
+    if tag == "c":
+        real, imag = float(args[0]), float(args[1])
+        return _canonical(["f", repr(real)], depth) if imag == 0 else ["c", repr(real), repr(imag)]
+    if tag in ("l", "t"):
+        return [tag, [_canonical(v, depth + 1) for v in args[0]]]
+    if tag in ("S", "F"):  # set == frozenset with the same items
+        return ["S", sorted((_canonical(v, depth + 1) for v in args[0]), key=_sort_key)]
+    if tag == "d":
+        return ["d", sorted(([_canonical(k, depth + 1), _canonical(v, depth + 1)] for k, v in args[0]), key=_sort_key)]
+    return tagged
+
+
+def _sort_key(item: Any) -> str:
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,75 @@
+"""Confidence that a prompt's chosen code is correct: a two-feature logistic model, calibrated.
+
+A ranker's top code is right about half the time on real model samples; a pair built on a wrong
+top code teaches the model to prefer one wrong program over another. The pair filter needs a
+number that *means* a probability, so a threshold reads as "keep prompts whose chosen code is
+right at least this often". Features of the chosen code's behaviour cluster, both free of the
+sampling budget (15 or 100 samples, 10 or 300 tests give the same scale):
+
+- ``log(mass)``: share of the prompt's code samples in the cluster (agreement among programs);
+- ``log(agreement + 0.01)``: weighted share of the generated tests it passes (agreement with the
+  model's expected values; the floor keeps "passes nothing" finite and very negative).
+
+Chosen on real samples (``benchmarks/ranking_real_bench.py``) by 5-fold cross-validation over
+problems among single features and pairs of {mass, agreement, functional-overlap mass, score
+share}: this pair had the lowest out-of-fold log loss. ``DEFAULT_COEFFICIENTS`` are the fit on all
+82 problems of the development split; the figures reported for it (reliability table, precision
+and yield) are out-of-fold. :func:`fit` refits on labelled data of your own model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+AGREEMENT_FLOOR = 0.01
+# (intercept, log mass, log agreement): the fit on the real-sample development split (docs/benchmarks.md)
+DEFAULT_COEFFICIENTS = (1.603, 0.641, 0.476)
+
+
+def features(mass: float, agreement: float) -> np.ndarray:
+    """The model's inputs for one chosen cluster."""
+    if not (0 <= mass <= 1 and 0 <= agreement <= 1):
+        raise ValueError(f"mass and agreement are shares in [0, 1], got {mass}, {agreement}")
+    return np.array([np.log(max(mass, 1e-12)), np.log(agreement + AGREEMENT_FLOOR)])
+
+
+def predict(x: np.ndarray, coefficients: Sequence[float] = DEFAULT_COEFFICIENTS) -> np.ndarray | float:
+    """P(chosen code correct) for feature rows ``x`` ([F] or [n, F])."""
+    coef = np.asarray(coefficients, dtype=np.float64)
+    z = coef[0] + np.asarray(x, dtype=np.float64) @ coef[1:]
+    p = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+    return float(p) if np.ndim(p) == 0 else p
+
+
+def fit(x: np.ndarray, y: np.ndarray, *, l2: float = 0.1, iterations: int = 50) -> tuple[float, ...]:
+    """Logistic regression by Newton's method with a small ridge on the slopes (82 problems are
+    few: the ridge keeps a lucky split from producing extreme slopes). ``y`` may be fractional
+    (the expected correctness of a uniform pick among tied programs)."""
+    x, y = np.atleast_2d(np.asarray(x, dtype=np.float64)), np.asarray(y, dtype=np.float64)
+    if len(x) != len(y) or not len(y):
+        raise ValueError(f"need one label per feature row, got {len(x)} rows and {len(y)} labels")
+    design = np.column_stack([np.ones(len(x)), x])
+    penalty = np.diag([0.0] + [2 * l2] * x.shape[1])
+    w = np.zeros(design.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -50, 50)))
+        gradient = design.T @ (y - p) - penalty @ w
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hessian, gradient)
+        w += step
+        if np.abs(step).max() < 1e-10:
+            break
+    return tuple(float(v) for v in w)
+
+
+def reliability(predicted: np.ndarray, observed: np.ndarray, edges: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)) -> list[tuple[str, int, float, float]]:
+    """Reliability table: per bin of predicted probability, (bin, prompts, mean predicted, observed rate)."""
+    predicted, observed = np.asarray(predicted, dtype=np.float64), np.asarray(observed, dtype=np.float64)
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (predicted >= lo) & ((predicted < hi) | (hi == edges[-1]))
+        if inside.any():
+            rows.append((f"{lo:.1f}-{hi:.1f}", int(inside.sum()), float(predicted[inside].mean()), float(observed[inside].mean())))
+    return rows
