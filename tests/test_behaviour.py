@@ -33,7 +33,8 @@ def test_fingerprints_are_canonical_under_equality():
     assert fingerprint_value(["f", "nan"]) == fingerprint_value(["f", "nan"]) == "=" + '["f","nan"]'  # stable, though nan != nan
     assert fingerprint_value(["l", [["i", str(k)] for k in range(100)]]).startswith("#")  # long: hashed
     assert fingerprint_value(["S", [["s", "x"], 7]]) == "!unencodable"  # malformed: a stable fingerprint, no exception
-    assert fingerprint_value(["S", [["s", "\udcff"]]]).startswith("=")  # lone surrogates (odd bytes decoded) still encode
+    assert fingerprint_value(["S", [["s", "\udcff"]]]) == '=["S",[["s","\\udcff"]]]'  # lone surrogates (odd bytes decoded): escaped ASCII
+    assert fingerprint_value(["s", "é"]) == '=["s","\\u00e9"]' and fingerprint_value(["b", "fffe"]) == '=["b","fffe"]' 
     assert fingerprint_outcome("error", "KeyError: 'x'") == "!error:KeyError"
     assert fingerprint_outcome("fail", "unverifiable result: unsupported result type Rigged") == "!unverifiable"
     assert fingerprint_outcome("timeout") == "!timeout"
@@ -49,6 +50,7 @@ ADVERSARIAL = {
     "nan": "def f(x):\n    return float('nan')\n",
     "huge": "def f(x):\n    return list(range(300000))\n",
     "raises": "def f(x):\n    return x[100]\n",
+    "odd_text": "def f(x):\n    return [b'\\xff\\xfe'.decode('utf-8', 'surrogateescape'), b'\\xff']\n",
     "loops": "def f(x):\n    while True:\n        pass\n",
 }
 TESTS = ["assert f([3, 1, 3]) == [1, 3]", "assert f([]) == []", "assert f([2, 2]) == [2]", "y = f([5, 4])\nassert y[0] < y[1]"]
@@ -67,6 +69,7 @@ def test_sandbox_fingerprints_adversarial_candidates(pool):
     assert row["nan"][0] == row["nan"][1] == '=["f","nan"]' and not m.passed[names.index("nan"), :3].any()
     assert row["huge"][0].startswith(("#", "!")) and not m.passed[names.index("huge"), :3].any()
     assert row["raises"][1] == "!error:IndexError" and (row["loops"][:3] == "!timeout").all()
+    assert row["odd_text"][0] == '=["l",[["s","\\udcff\\udcfe"],["b","ff"]]]' and row["odd_text"].tolist() == [row["odd_text"][0]] * 3 + ["!error:TypeError"]  # str < bytes
     assert row["honest"][3] == "!pass" and row["raises"][3] == "!error:IndexError"  # statement tests: their outcome
     again = run_pass_matrix([ADVERSARIAL[k] for k in names], TESTS, pool=pool, time_limit_s=0.5)
     assert (again.fingerprint[:8] == m.fingerprint[:8]).all()  # stable run to run

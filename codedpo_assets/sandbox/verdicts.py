@@ -190,16 +190,17 @@ def fingerprint_value(tagged: Any) -> str:
     """What a value check's call returned, as a short stable string: ``=`` + its canonical
     plain-data encoding (or ``#`` + a hash of it when long). Values equal under ``==`` share it
     (sets and dict items sorted, ``True``/``1``/``1.0`` alike), so it clusters behaviour, not text.
-    Anything malformed gets ``!unencodable``: a stable fingerprint, never an exception."""
+    Anything malformed gets ``!unencodable``: a stable fingerprint, never an exception. ASCII only
+    (non-ASCII escaped), so odd strings (lone surrogates) store and compare anywhere."""
     try:
-        text = json.dumps(tagged, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(tagged, separators=(",", ":"))
         if any(marker in text for marker in _NEEDS_CANON):
-            text = json.dumps(_canonical(tagged, 0), separators=(",", ":"), ensure_ascii=False)
+            text = json.dumps(_canonical(tagged, 0), separators=(",", ":"))
     except (ValueError, TypeError, IndexError, KeyError, OverflowError, RecursionError):
         return "!unencodable"
     if len(text) <= FINGERPRINT_TEXT:
         return "=" + text
-    return "#" + hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
+    return "#" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
 def fingerprint_outcome(status: str, reason: str = "") -> str:
@@ -237,4 +238,4 @@ def _canonical(tagged: Any, depth: int) -> Any:
 
 
 def _sort_key(item: Any) -> str:
-    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(item, separators=(",", ":"))

@@ -1,4 +1,4 @@
--- Per prompt: the confidence the pair filter saw (share of code samples behaving like the top code),
+-- Per prompt: the confidence the pair filter saw (calibrated P(chosen code correct)),
 -- the threshold, and what came of it (pairs made, or why not).
 SELECT prompt_id, kind, round(confidence, 3) AS confidence, round(min_confidence, 3) AS min_confidence, 'pair' AS outcome
 FROM preference_pairs
