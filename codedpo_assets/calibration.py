@@ -12,9 +12,10 @@ sampling budget (15 or 100 samples, 10 or 300 tests give the same scale):
 
 Chosen on real samples (``benchmarks/ranking_real_bench.py``) by 5-fold cross-validation over
 problems among single features and pairs of {mass, agreement, functional-overlap mass, score
-share}: this pair had the lowest out-of-fold log loss. ``DEFAULT_COEFFICIENTS`` are the fit on all
-82 problems of the development split; the figures reported for it (reliability table, precision
-and yield) are out-of-fold. :func:`fit` refits on labelled data of your own model.
+share, agreement with the other rankers}: this pair had the lowest out-of-fold error. Each ranker
+picks its chosen code its own way, so each has its own coefficients (``COEFFICIENTS``): the fit on
+all 82 problems of the development split; the figures reported for them (reliability table,
+precision and yield) are out-of-fold. :func:`fit` refits on labelled data of your own model.
 """
 
 from __future__ import annotations
@@ -24,8 +25,16 @@ from collections.abc import Sequence
 import numpy as np
 
 AGREEMENT_FLOOR = 0.01
-# (intercept, log mass, log agreement): the fit on the real-sample development split (docs/benchmarks.md)
-DEFAULT_COEFFICIENTS = (1.603, 0.641, 0.476)
+# ranker → (intercept, log mass, log agreement): the fit on the real-sample development split (docs/benchmarks.md)
+COEFFICIENTS: dict[str, tuple[float, float, float]] = {
+    "consensus": (1.956, 0.892, 0.54),
+    "behaviour": (1.603, 0.641, 0.476),
+    "self_verification": (1.068, 0.477, 0.32),
+    "codet": (2.169, 1.122, 0.55),
+    "pass_count": (0.846, 0.692, 0.316),
+    "all_tests": (6.034, 3.621, 1.551),
+    "random": (1.765, 1.007, 0.567),
+}
 
 
 def features(mass: float, agreement: float) -> np.ndarray:
@@ -35,7 +44,7 @@ def features(mass: float, agreement: float) -> np.ndarray:
     return np.array([np.log(max(mass, 1e-12)), np.log(agreement + AGREEMENT_FLOOR)])
 
 
-def predict(x: np.ndarray, coefficients: Sequence[float] = DEFAULT_COEFFICIENTS) -> np.ndarray | float:
+def predict(x: np.ndarray, coefficients: Sequence[float]) -> np.ndarray | float:
     """P(chosen code correct) for feature rows ``x`` ([F] or [n, F])."""
     coef = np.asarray(coefficients, dtype=np.float64)
     z = coef[0] + np.asarray(x, dtype=np.float64) @ coef[1:]

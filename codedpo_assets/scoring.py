@@ -6,7 +6,7 @@ every code's score, the behaviour clusters, the chosen code and a calibrated con
 chosen code is correct. The ``pairs`` functions take that ranking; the assets run exactly this, so
 a benchmark or a notebook reproduces what the pipeline does.
 
-``behaviour`` (default) ranks behaviour clusters (:mod:`codedpo_assets.behaviour`: programs with
+``behaviour`` ranks behaviour clusters (:mod:`codedpo_assets.behaviour`: programs with
 identical outputs on every test input) by SRank's form (arXiv 2311.03366): a cluster is worth
 ``mass**MASS_EXPONENT × agreement`` (its share of the code samples, and the weighted share of the
 generated tests it passes), and its score sums that worth over every cluster, weighted by their
@@ -21,12 +21,17 @@ both from the previous iteration's values, all scores starting at 1. The update 
 rescaling both vectors by one common factor per iteration (done for numerical stability) keeps
 the result proportional to the unscaled iteration and never changes the order.
 
-``consensus`` runs the same iteration over CodeT's consensus sets (codes with identical
+``consensus`` (default) runs the same iteration over CodeT's consensus sets (codes with identical
 passed-test sets), each set weighted by the samples behind it and each test by its samples, and
 scores a code by its set's score × √(samples that wrote this program). Its first iteration is
 CodeT's dual agreement up to the program-level prior; on mutants (multiplicity 1) it is the
-paper's formula over distinct behaviours. Real-sample figures of every ranker: docs/benchmarks.md
-(``benchmarks/ranking_real_bench.py``).
+paper's formula over distinct behaviours.
+
+Why ``consensus`` stays the default: on real samples ``behaviour`` is ahead out of fold (46.6 vs
+42.7 pass@1) but the paired interval of the gain includes zero, and on the mutant benchmark
+(``benchmarks/scoring_bench.py``: distinct mutants are mass there, and equal-behaving mutants are
+a popular *wrong* behaviour) it falls from 0.968 to 0.835. Figures of every ranker:
+docs/benchmarks.md (``benchmarks/ranking_real_bench.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import numpy as np
 from codedpo_assets import calibration
 from codedpo_assets.behaviour import Clusters, behaviour_clusters, functional_overlap
 
-RANKERS = ("behaviour", "consensus", "self_verification", "codet", "pass_count", "all_tests", "random")
+RANKERS = ("consensus", "behaviour", "self_verification", "codet", "pass_count", "all_tests", "random")
 DEFAULT_RANKER = RANKERS[0]
 MASS_EXPONENT = 2.0  # behaviour: a cluster's worth is mass**γ × agreement; γ chosen by cross-validation (docs/benchmarks.md)
 _NO_AGREEMENT = 1e-6  # worth when no test is passed: then the mass alone orders clusters
@@ -217,13 +222,14 @@ class Ranking:
 
 def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: Sequence[float] | None = None,
                     test_weights: Sequence[float] | None = None, fingerprints: np.ndarray | None = None, inputs: Sequence[str] | None = None,
-                    seed: int = 0, mass_exponent: float = MASS_EXPONENT,
-                    coefficients: Sequence[float] = calibration.DEFAULT_COEFFICIENTS, **kwargs: float) -> Ranking:  # fmt: skip
+                    seed: int = 0, mass_exponent: float = MASS_EXPONENT, coefficients: Sequence[float] | None = None,
+                    **kwargs: float) -> Ranking:  # fmt: skip
     """The default path from one prompt's pass matrix to its ranking, as the assets run it.
 
     ``matrix``: a ``PassMatrix`` (its ``passed``, ``fingerprint`` and ``inputs`` are used) or a
     [codes, tests] passed array (then give ``fingerprints`` / ``inputs`` if you have them).
     ``code_weights`` / ``test_weights``: samples behind each code / test (dedupe multiplicity).
+    ``coefficients``: of the confidence model (default: the ranker's own, ``calibration.COEFFICIENTS``).
     Then ``pairs.correctness_pair(ranking, ...)``, ``pairs.trusted_tests(ranking)`` and
     ``pairs.trusted_codes(ranking)`` give what the pipeline's assets store."""
     passed = np.asarray(getattr(matrix, "passed", matrix), dtype=bool)
@@ -242,5 +248,6 @@ def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: 
     chosen = int(top[np.argmax(codes_w[top])])  # most-written among the tied top codes, then the first
     cluster = clusters.of_code[chosen]
     passes = float(agreement(clusters.passed[cluster][None], tests_w)[0])
-    conf = calibration.predict(calibration.features(float(clusters.mass()[cluster]), passes), coefficients)
+    coef = calibration.COEFFICIENTS[method] if coefficients is None else coefficients
+    conf = calibration.predict(calibration.features(float(clusters.mass()[cluster]), passes), coef)
     return Ranking(method, scores, clusters, chosen, float(conf), passes)

@@ -112,7 +112,7 @@ def test_behaviour_ranker_uses_outputs_not_only_verdicts():
     c = behaviour_clusters(prints, both, weights)
     assert behaviour_scores(c, np.ones(2), mass_exponent=1.0).argmax() == 0
     # no tests at all: one behaviour, every code tied; the ranking chooses the most-written program
-    assert rank_candidates(np.zeros((3, 0), dtype=bool), code_weights=[1, 5, 2]).chosen == 1
+    assert rank_candidates(np.zeros((3, 0), dtype=bool), "behaviour", code_weights=[1, 5, 2]).chosen == 1
 
 
 def test_calibration_fit_recovers_a_logistic_model_and_reports_reliability():
@@ -128,8 +128,10 @@ def test_calibration_fit_recovers_a_logistic_model_and_reports_reliability():
         calibration.fit(x, y[:3])
     with pytest.raises(ValueError, match="shares"):
         calibration.features(1.5, 0.2)
-    # the shipped model: more agreement among programs and with the tests means more confidence
-    assert calibration.predict(calibration.features(0.6, 0.8)) > calibration.predict(calibration.features(0.1, 0.8)) > calibration.predict(calibration.features(0.1, 0.0))
+    # the shipped models: more agreement among programs and with the tests means more confidence, for every ranker
+    for coef in calibration.COEFFICIENTS.values():
+        high, mid, low = (calibration.predict(calibration.features(m, a), coef) for m, a in ((0.6, 0.8), (0.1, 0.8), (0.1, 0.0)))
+        assert 0 < low < mid < high < 1
 
 
 def test_public_path_from_a_pass_matrix_to_pairs(pool):
@@ -137,7 +139,7 @@ def test_public_path_from_a_pass_matrix_to_pairs(pool):
              "def f(x):\n    return x ** 2\n"]  # fmt: skip
     tests = ["assert f(1) == 2", "assert f(2) == 4", "assert f(3) == 6", "assert f(0) == 0", "assert f(3) == 7"]
     m = run_pass_matrix(codes, tests, pool=pool)
-    r = rank_candidates(m, code_weights=[4, 2, 1, 1])
+    r = rank_candidates(m, "behaviour", code_weights=[4, 2, 1, 1])
     assert r.method == "behaviour" and r.chosen == 0 and r.clusters.of_code.tolist() == [0, 0, 1, 2]
     assert trusted_codes(r).tolist() == [True, True, False, False] and trusted_tests(r).tolist() == [True, True, True, True, False]
     assert 0.5 < r.confidence < 1 and math.isclose(r.agreement, 4 / 5)

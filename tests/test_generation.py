@@ -23,6 +23,7 @@ from codedpo_assets.assets.seeds import seed_sources, seeds
 from codedpo_assets.generation.backends import GenerationError, GenerationParams, OpenAIBackend, Request
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE
+from codedpo_assets.scoring import DEFAULT_RANKER
 from conftest import FakeServer
 
 SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
@@ -168,7 +169,8 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         assert db.query("SELECT DISTINCT limit_ms FROM pass_matrix").rows() == [(2000.0,)]
         assert meta["pass_matrix"]["isolation"].value["cpu_accounting"] and "cells_not_run" in meta["pass_matrix"]["calibration"].value
         (pair,) = db.query("SELECT kind, chosen, rejected, margin, trusted_test_ids, confidence, min_confidence FROM preference_pairs").rows()
-        conf = calibration.predict(calibration.features(0.5, 1.0))  # half the code samples behave like the chosen code, which passes every test
+        # half the code samples behave like the chosen code, which passes every test
+        conf = calibration.predict(calibration.features(0.5, 1.0), calibration.COEFFICIENTS[DEFAULT_RANKER])
         assert pair[5:] == (pytest.approx(conf), DEFAULT_MIN_CONFIDENCE) and conf > DEFAULT_MIN_CONFIDENCE
         assert pair[0] == "correctness" and "a + b" in pair[1] and "a - b" in pair[2] and pair[3] > 0 and len(pair[4]) == 3
         skipped = db.query("SELECT kind, reason FROM preference_pairs_skipped").rows()
@@ -183,9 +185,9 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         ds = load_dataset("parquet", data_files=str(tmp_path / "export" / "preference_pairs.parquet"))["train"]
         assert ds.num_rows == 1 and {"prompt", "chosen", "rejected", "kind"} <= set(ds.column_names)
         card = (tmp_path / "export" / "README.md").read_text()
-        assert "| correctness | behaviour | 1 |" in card and f"selection: ranker behaviour, confidence >= {DEFAULT_MIN_CONFIDENCE}" in card
+        assert f"| correctness | {DEFAULT_RANKER} | 1 |" in card and f"selection: ranker {DEFAULT_RANKER}, confidence >= {DEFAULT_MIN_CONFIDENCE}" in card
         manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
-        assert manifest["selection"] == [{"ranker": "behaviour", "min_confidence": DEFAULT_MIN_CONFIDENCE}] and "behaviour cluster" in manifest["confidence_filter"]
+        assert manifest["selection"] == [{"ranker": DEFAULT_RANKER, "min_confidence": DEFAULT_MIN_CONFIDENCE}] and "behaviour cluster" in manifest["confidence_filter"]
         assert ds[0]["confidence"] == pytest.approx(conf) and (ds[0]["chosen_cluster"], ds[0]["rejected_cluster"]) in ((0, 1), (1, 0))
         clusters = db.query("SELECT cluster, programs, samples, tests_passed FROM behaviour_clusters ORDER BY cluster").rows()
         assert sorted(c[1:] for c in clusters) == [(1, 2, 1), (1, 2, 3)]  # the view: one cluster per program here, with its samples
