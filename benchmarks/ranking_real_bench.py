@@ -36,7 +36,7 @@ import real_samples  # noqa: E402
 
 from codedpo_assets import calibration  # noqa: E402
 from codedpo_assets.decontam import humaneval_problems  # noqa: E402
-from codedpo_assets.evaluation import check_programs  # noqa: E402
+from codedpo_assets.evaluation import bootstrap_interval, check_programs, paired_change_interval  # noqa: E402
 from codedpo_assets.normalize import normalized_hash  # noqa: E402
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, correctness_pair, efficiency_pair, trusted_codes, trusted_tests  # noqa: E402
 from codedpo_assets.sandbox import run_pass_matrices  # noqa: E402
@@ -103,14 +103,6 @@ class Case:
         return out
 
 
-def boot_ci(values: np.ndarray, stat=np.mean, rng=None) -> tuple[float, float]:
-    """95 % percentile interval of ``stat`` over problems resampled with replacement."""
-    rng = rng or np.random.default_rng(0)
-    n = len(values)
-    draws = [stat(values[rng.integers(0, n, n)]) for _ in range(BOOT)]
-    return float(np.nanpercentile(draws, 2.5)), float(np.nanpercentile(draws, 97.5))
-
-
 def pair_stats(kept: np.ndarray, right: np.ndarray) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
     """(precision, yield, precision CI, yield CI) from [draws, problems] masks of kept pairs and
     right pairs; intervals resample problems (each with all its draws)."""
@@ -119,7 +111,7 @@ def pair_stats(kept: np.ndarray, right: np.ndarray) -> tuple[float, float, tuple
     def precision(r):
         return r[:, 1].sum() / r[:, 0].sum() if r[:, 0].sum() else np.nan
 
-    return precision(rows), kept.mean(), boot_ci(rows, precision), boot_ci(kept.mean(axis=0))
+    return precision(rows), kept.mean(), bootstrap_interval(rows, precision, n_boot=BOOT), bootstrap_interval(kept.mean(axis=0), n_boot=BOOT)
 
 
 def threshold_for(conf: np.ndarray, has_pair: np.ndarray, right: np.ndarray) -> float:
@@ -205,7 +197,7 @@ def main() -> None:
             cells.append(f"{100 * prec:.0f} % [{100 * pci[0]:.0f}–{100 * pci[1]:.0f}] / {100 * yld:.0f} %")
         print(f"| {ranker} | " + " | ".join(cells) + " |")
 
-    print("\nreliability of the out-of-fold confidence (predicted P(chosen code correct) vs observed), all problems:\n")
+    print("\nreliability of the out-of-fold confidence: per bin of predicted P(chosen code correct), observed vs mean predicted (prompts per draw):\n")
     print("| ranker | " + " | ".join(f"bin {b}" for b in ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")) + " | Brier | Brier of the base rate |")
     print("|---|" + "---|" * 7)
     for ranker in RANKERS:
@@ -232,13 +224,14 @@ def main() -> None:
 
 
 def _ci(values: np.ndarray) -> str:
-    lo, hi = boot_ci(np.asarray(values, dtype=float))
+    lo, hi = bootstrap_interval(values, n_boot=BOOT)
     return f"[{100 * lo:.1f}–{100 * hi:.1f}]"
 
 
 def _paired(a: str, b: str, cv: dict) -> None:
-    diff = cv[a]["pass1"].mean(axis=0) - cv[b]["pass1"].mean(axis=0)
-    lo, hi = boot_ci(diff)
+    ours, theirs = cv[a]["pass1"].mean(axis=0), cv[b]["pass1"].mean(axis=0)
+    diff = ours - theirs
+    lo, hi = paired_change_interval(theirs, ours, n_boot=BOOT)
     print(f"{a} − {b}: pass@1 {100 * diff.mean():+.1f} points out-of-fold, paired bootstrap 95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}]; "
           f"better on {(diff > 1e-9).sum()} problems, worse on {(diff < -1e-9).sum()}")
 
@@ -276,7 +269,7 @@ def _efficiency(cases: list[Case]) -> None:
     for threshold in (0.0, DEFAULT_MIN_CONFIDENCE):
         kept = [f for f in found if f[0] >= threshold]
         ok = np.array([f[1] for f in kept], dtype=float)
-        lo, hi = boot_ci(ok) if len(ok) else (np.nan, np.nan)
+        lo, hi = bootstrap_interval(ok, n_boot=BOOT)
         print(f"| {threshold:g} | {len(kept)} | {int(ok.sum())} ({100 * ok.mean() if len(ok) else 0:.0f} %) [{100 * lo:.0f}–{100 * hi:.0f}] | {sum(f[2] for f in kept)} |")
     print(f"({time.perf_counter() - t:.0f} s of timing; {DEFAULT_RANKER}'s confidence here is the shipped model: in-sample)")
 
