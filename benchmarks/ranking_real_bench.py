@@ -96,7 +96,7 @@ class Case:
         r = self.rank(ranker, seed, **kw)
         top = top_set(r.scores)
         out = {"pass1": float((self.weights[top] * self.correct[top]).sum() / self.weights[top].sum()), "ranking": r,
-               "chosen_ok": bool(self.correct[r.chosen]), "features": calibration.features(float(r.clusters.mass()[r.top_cluster]), r.agreement)}  # fmt: skip
+               "chosen_ok": bool(self.correct[r.chosen]), "features": calibration.features(float(r.clusters.mass()[r.top_cluster]), r.agreement), "tie_share": r.tie_share}  # fmt: skip
         pair = correctness_pair(r, self.hashes, self.weights) if self.passed.shape[1] else "no_tests"
         out["pair"] = pair
         out["right"] = isinstance(pair, Pair) and bool(self.correct[pair.chosen] and not self.correct[pair.rejected])
@@ -135,11 +135,11 @@ def cross_validate(cases: list[Case], table: dict, ranker: str, draws: int) -> d
             chosen_exp.append(knob)
             rows = table[knob]
             coef = calibration.fit(np.array([rows[i]["features"] for i in train]), np.array([rows[i]["chosen_ok"] for i in train], dtype=float))
-            train_conf = calibration.predict(np.array([rows[i]["features"] for i in train]), coef)
+            train_conf = calibration.predict(np.array([rows[i]["features"] for i in train]), coef) * np.array([rows[i]["tie_share"] for i in train])
             train_has = np.array([isinstance(rows[i]["pair"], Pair) for i in train])
             threshold = threshold_for(train_conf, train_has, np.array([rows[i]["right"] for i in train]))
             for i in test:
-                pass1[d, i], conf[d, i] = rows[i]["pass1"], calibration.predict(rows[i]["features"], coef)
+                pass1[d, i], conf[d, i] = rows[i]["pass1"], calibration.predict(rows[i]["features"], coef) * rows[i]["tie_share"]
                 has[d, i], right[d, i], chosen_ok[d, i] = isinstance(rows[i]["pair"], Pair), rows[i]["right"], rows[i]["chosen_ok"]
                 kept[d, i] = has[d, i] and conf[d, i] >= threshold
     return {"pass1": pass1, "conf": conf, "kept": kept, "has": has, "right": right, "chosen_ok": chosen_ok, "knobs": chosen_exp}
@@ -246,7 +246,7 @@ def _shipped(rows: list[dict]) -> tuple[tuple[float, ...], float]:
     x, y = np.array([r["features"] for r in rows]), np.array([r["chosen_ok"] for r in rows], dtype=float)
     coef = calibration.fit(x, y)
     has, right = np.array([isinstance(r["pair"], Pair) for r in rows]), np.array([r["right"] for r in rows])
-    return coef, threshold_for(calibration.predict(x, coef), has, right)
+    return coef, threshold_for(calibration.predict(x, coef) * np.array([r["tie_share"] for r in rows]), has, right)
 
 
 def _efficiency(cases: list[Case]) -> None:

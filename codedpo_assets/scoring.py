@@ -206,8 +206,9 @@ class Ranking:
     scores: np.ndarray  # [codes] higher = more likely correct
     clusters: Clusters  # behaviour clusters (the same for every ranker)
     chosen: int  # the code a correctness pair chooses: the most-written top-scored code (-1: no codes)
-    confidence: float  # calibrated P(chosen code correct) (:mod:`codedpo_assets.calibration`)
+    confidence: float  # calibrated P(chosen code correct) (:mod:`codedpo_assets.calibration`), split among tied top clusters
     agreement: float  # weighted share of the generated tests the chosen code passes
+    tie_share: float = 1.0  # the chosen cluster's share of the samples of all clusters tied at the top (1: no tie)
 
     @property
     def top_cluster(self) -> int:
@@ -243,11 +244,19 @@ def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: 
     scores = code_scores(passed, method, seed=seed, code_weights=codes_w, test_weights=tests_w, fingerprints=prints, inputs=inputs,
                          mass_exponent=mass_exponent, **kwargs)  # fmt: skip
     if n == 0:
-        return Ranking(method, scores, clusters, -1, 0.0, 0.0)
+        return Ranking(method, scores, clusters, -1, 0.0, 0.0, 0.0)
     top = np.flatnonzero(top_set(scores))
     chosen = int(top[np.argmax(codes_w[top])])  # most-written among the tied top codes, then the first
     cluster = clusters.of_code[chosen]
     passes = float(agreement(clusters.passed[cluster][None], tests_w)[0])
     coef = calibration.COEFFICIENTS[method] if coefficients is None else coefficients
     conf = calibration.predict(calibration.features(float(clusters.mass()[cluster]), passes), coef)
-    return Ranking(method, scores, clusters, chosen, float(conf), passes)
+    tied = np.unique(clusters.of_code[top])  # behaviours the ranker cannot tell apart: the choice among them is a coin flip
+    share = _share(clusters.samples, cluster, tied)
+    return Ranking(method, scores, clusters, chosen, float(conf) * share, passes, share)
+
+
+def _share(samples: np.ndarray, cluster: int, tied: np.ndarray) -> float:
+    """The chosen cluster's share of the samples of all clusters tied at the top (1 without a tie)."""
+    total = float(samples[tied].sum())
+    return float(samples[cluster]) / total if total > 0 else 1.0 / len(tied)

@@ -147,3 +147,14 @@ def test_public_path_from_a_pass_matrix_to_pairs(pool):
     assert isinstance(pair, Pair) and pair.chosen == 0 and pair.rejected in (2, 3) and pair.rejected_cluster == r.clusters.of_code[pair.rejected]
     with pytest.raises(ValueError, match="one prompt"):
         rank_candidates(np.zeros((2, 2, 2), dtype=bool))
+
+
+def test_confidence_is_split_among_tied_top_behaviours():
+    # two behaviours, two programs each, each passing half of the conflicting tests: the ranker cannot choose
+    passed = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=bool)
+    prints = np.array([["=1", "=1"], ["=1", "=1"], ["=0", "=0"], ["=0", "=0"]], dtype=object)
+    tied = rank_candidates(passed, "consensus", fingerprints=prints)
+    alone = rank_candidates(passed[:3], "consensus", fingerprints=prints[:3])
+    assert tied.tie_share == 0.5 and alone.tie_share == 1.0
+    expected = calibration.predict(calibration.features(0.5, 0.5), calibration.COEFFICIENTS["consensus"]) * 0.5
+    assert tied.confidence == pytest.approx(expected) and correctness_pair(tied, ["a", "b", "c", "d"]) == "scores_do_not_separate"

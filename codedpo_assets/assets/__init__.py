@@ -34,8 +34,12 @@ CHAIN = dg.AssetSelection.assets(seeds.seeds).downstream() - dg.AssetSelection.g
 
 
 def sampling_run_config(profile: str) -> dict:
+    """The build job's config: sampling values for the generation assets, and the quick profile's confidence filter."""
     values = generation.SamplingConfig().model_dump() | (generation.QUICK_PROFILE if profile == "quick" else {})
-    return {"ops": {asset.key.path[-1]: {"config": values} for asset in generation.SAMPLING_ASSETS}}
+    ops = {asset.key.path[-1]: {"config": values} for asset in generation.SAMPLING_ASSETS}
+    if profile == "quick":
+        ops |= {asset.key.path[-1]: {"config": preferences.QUICK_FILTER} for asset in (preferences.timings, preferences.preference_pairs)}
+    return {"ops": ops}
 
 
 def training_run_config(profile: str) -> dict:

@@ -144,7 +144,22 @@ def trusted_tests(context: dg.AssetExecutionContext, store: DuckDBStore, ranking
     return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), **totals(db, "trusted_tests"), "preview": preview(db, shown, [key])})
 
 
-class TimingConfig(dg.Config):
+class FilterConfig(dg.Config):
+    """The confidence threshold of one run (timings skip, and pairs drop, prompts below it)."""
+
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0,
+                                         description="Overrides ranking.min_confidence for this run; empty: the ranking's (0.5, chosen by "
+                                                     "cross-validation on real samples). The quick profile keeps every prompt (0): 4 samples "
+                                                     "of a 135M model fall outside what the confidence model was calibrated on.")  # fmt: skip
+
+    def threshold(self, ranking: Ranking) -> float:
+        return ranking.min_confidence if self.min_confidence is None else self.min_confidence
+
+
+QUICK_FILTER = {"min_confidence": 0.0}  # the quick profile's FilterConfig (make run exercises the loop end to end)
+
+
+class TimingConfig(FilterConfig):
     repetitions: int = Field(default=5, description="Timed rounds (after one warm-up), interleaved across candidates.")
     time_limit_s: float = Field(default=2.0, description="CPU seconds per test.")
 
@@ -164,7 +179,7 @@ def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: Duck
     codes_text, tests_text = _texts(db, key, "candidate_code", "code_id", "code"), _texts(db, key, "generated_tests", "test_id", "test")
     rows, setup = [], seed_imports(db, key)
     for prompt_id, (matrix, ranked) in _rankings(db, key, ranking).items():
-        if not by_prompt.get(prompt_id) or ranked.confidence < ranking.min_confidence:
+        if not by_prompt.get(prompt_id) or ranked.confidence < config.threshold(ranking):
             continue
         codes, correct = matrix.codes, np.flatnonzero(trusted_codes(ranked)).tolist()
         results = time_candidates([codes_text[codes[i]] for i in correct], [tests_text[t] for _, t in by_prompt[prompt_id]],
@@ -179,11 +194,11 @@ def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: Duck
     return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), **totals(db, "timings"), "preview": preview(db, shown, [key])})
 
 
-class PairsConfig(dg.Config):
+class PairsConfig(FilterConfig):
     min_speedup: float = Field(default=1.1, description="Efficiency pairs need the slow code this much slower (paper: 10%).")
 
 
-def _pair_row(key, prompt, kind, ranking: Ranking, ranked: Ranked, pair: Pair, codes, code_text, trusted_ids) -> dict:
+def _pair_row(key, prompt, kind, ranking: Ranking, threshold: float, ranked: Ranked, pair: Pair, codes, code_text, trusted_ids) -> dict:
     ranker, scores = ranking.ranker, ranked.scores
     chosen, rejected = codes[pair.chosen], codes[pair.rejected]
     return {"partition_key": key, "pair_id": content_hash(f"{prompt['prompt_id']}\0{kind}\0{ranker}\0{chosen}\0{rejected}"),
@@ -192,7 +207,7 @@ def _pair_row(key, prompt, kind, ranking: Ranking, ranked: Ranked, pair: Pair, c
             "chosen_code_id": chosen, "rejected_code_id": rejected, "margin": float(pair.margin),
             "chosen_score": float(scores[pair.chosen]), "rejected_score": float(scores[pair.rejected]),
             "chosen_cluster": pair.chosen_cluster, "rejected_cluster": pair.rejected_cluster,
-            "trusted_test_ids": trusted_ids, "confidence": ranked.confidence, "min_confidence": ranking.min_confidence}  # fmt: skip
+            "trusted_test_ids": trusted_ids, "confidence": ranked.confidence, "min_confidence": threshold}  # fmt: skip
 
 
 @dg.asset(deps=[timings], description="Correctness (the chosen code vs a code of the lowest-scored behaviour cluster failing a trusted test) and "
@@ -223,13 +238,13 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
         hashes = [norm[c] for c in codes]
         found = {"correctness": correctness_pair(ranked, hashes, matrix.code_weights),
                  "efficiency": efficiency_pair(timed.get(prompt_id, {}), hashes, min_ratio=config.min_speedup, cluster=ranked.top_cluster)}  # fmt: skip
-        if conf < ranking.min_confidence:
+        if conf < config.threshold(ranking):
             found = {k: "low_confidence" for k in found}
         if not trusted.get(prompt_id):
             found = {k: "no_trusted_tests" for k in found}
         for kind, result in found.items():
             if isinstance(result, Pair):
-                pairs.append(_pair_row(key, prompts[prompt_id], kind, ranking, ranked, result, codes, code_text, trusted[prompt_id]))
+                pairs.append(_pair_row(key, prompts[prompt_id], kind, ranking, config.threshold(ranking), ranked, result, codes, code_text, trusted[prompt_id]))
             else:
                 skipped.append({"partition_key": key, "prompt_id": prompt_id, "kind": kind, "reason": result, "confidence": conf})
     db.replace_partition(key, {"preference_pairs": pairs, "preference_pairs_skipped": skipped})
@@ -240,7 +255,8 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
                                           "efficiency_pairs": by_kind["efficiency"], "by_kind": dg.MetadataValue.json(by_kind),
                                           **totals(db, "preference_pairs"),
                                           "pairs_by_kind": dg.MetadataValue.md(hbars(shown, f"Pairs and skipped prompt/kind rows, partition {key}", "rows")),
-                                          "preview": preview(db, "SELECT kind, round(margin, 3) AS margin, round(confidence, 3) AS confidence, chosen, rejected "
+                                          "preview": preview(db, "SELECT kind, round(margin, 3) AS margin, round(confidence, 3) AS confidence, chosen_cluster, "
+                                                                 "rejected_cluster, chosen, rejected "
                                                                  "FROM preference_pairs WHERE partition_key = ? ORDER BY kind, pair_id", [key])})  # fmt: skip
 
 
