@@ -241,8 +241,10 @@ def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: 
     n, m = passed.shape
     codes_w, tests_w = _weights(code_weights, (1, n))[0], _weights(test_weights, (1, m))[0]
     clusters = behaviour_clusters(np.zeros(0) if prints is None else prints, passed, codes_w, inputs)
-    scores = code_scores(passed, method, seed=seed, code_weights=codes_w, test_weights=tests_w, fingerprints=prints, inputs=inputs,
-                         mass_exponent=mass_exponent, **kwargs)  # fmt: skip
+    if method == "behaviour":  # the clusters are already here
+        scores = behaviour_scores(clusters, tests_w, mass_exponent)[clusters.of_code] if n else np.zeros(0)
+    else:
+        scores = code_scores(passed, method, seed=seed, code_weights=codes_w, test_weights=tests_w, **kwargs)
     if n == 0:
         return Ranking(method, scores, clusters, -1, 0.0, 0.0, 0.0)
     top = np.flatnonzero(top_set(scores))
