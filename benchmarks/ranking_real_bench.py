@@ -84,12 +84,13 @@ class Case:
     def __init__(self, p: real_samples.Problem, run: dict):
         self.problem, self.passed, self.fingerprint, self.correct = p, run["status"] == "pass", run["fingerprint"], run["correct"]
         self.weights, self.test_weights = np.array(p.code_counts, dtype=float), np.array(p.test_counts, dtype=float)
-        self.inputs = [parse_test(t).src for t in p.tests]
+        checks = [parse_test(t) for t in p.tests]
+        self.inputs, self.verified = [c.src for c in checks], np.array([c.verified for c in checks], dtype=bool)
         self.hashes = [normalized_hash(c) for c in p.codes]
 
     def rank(self, ranker: str, seed: int = 0, **kw):
         return rank_candidates(self.passed, ranker, code_weights=self.weights, test_weights=self.test_weights, fingerprints=self.fingerprint,
-                               inputs=self.inputs, seed=seed, **kw)  # fmt: skip
+                               inputs=self.inputs, verified=self.verified, seed=seed, **kw)  # fmt: skip
 
     def outcome(self, ranker: str, seed: int = 0, **kw) -> dict:
         """pass@1 of the top set (uniform pick among its samples), the chosen code's truth, the pair and its truth."""

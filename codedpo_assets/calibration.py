@@ -7,8 +7,8 @@ right at least this often". Features of the chosen code's behaviour cluster, bot
 sampling budget (15 or 100 samples, 10 or 300 tests give the same scale):
 
 - ``log(mass)``: share of the prompt's code samples in the cluster (agreement among programs);
-- ``log(agreement + 0.01)``: weighted share of the generated tests it passes (agreement with the
-  model's expected values; the floor keeps "passes nothing" finite and very negative).
+- ``log(agreement + 0.01)``: weighted share of the verified generated tests it passes (agreement
+  with the model's expected values; the floor keeps "passes nothing" finite and very negative).
 
 Chosen on real samples (``benchmarks/ranking_real_bench.py``) by 5-fold cross-validation over
 problems among single features and pairs of {mass, agreement, functional-overlap mass, score
@@ -27,13 +27,13 @@ import numpy as np
 AGREEMENT_FLOOR = 0.01
 # ranker → (intercept, log mass, log agreement): the fit on the real-sample development split (docs/benchmarks.md)
 COEFFICIENTS: dict[str, tuple[float, float, float]] = {
-    "consensus": (1.956, 0.892, 0.54),
-    "behaviour": (1.603, 0.641, 0.476),
-    "self_verification": (1.068, 0.477, 0.32),
-    "codet": (2.169, 1.122, 0.55),
-    "pass_count": (0.846, 0.692, 0.316),
-    "all_tests": (6.034, 3.621, 1.551),
-    "random": (1.765, 1.007, 0.567),
+    "consensus": (1.955, 0.893, 0.564),
+    "behaviour": (1.597, 0.638, 0.496),
+    "self_verification": (1.092, 0.485, 0.34),
+    "codet": (2.18, 1.128, 0.577),
+    "pass_count": (0.878, 0.702, 0.336),
+    "all_tests": (6.063, 3.759, 1.576),
+    "random": (1.714, 1.007, 0.563),
 }
 
 

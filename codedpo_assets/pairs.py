@@ -25,7 +25,7 @@ import numpy as np
 from codedpo_assets.sandbox.timing import Timing, compare
 from codedpo_assets.scoring import Ranking
 
-DEFAULT_MIN_CONFIDENCE = 0.5
+DEFAULT_MIN_CONFIDENCE = 0.45
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,13 @@ class Pair:
 
 
 def trusted_tests(ranking: Ranking) -> np.ndarray:
-    """Tests the chosen code (its whole behaviour cluster) passes."""
-    if ranking.chosen < 0:
-        return np.zeros(ranking.clusters.passed.shape[1], dtype=bool)
-    return ranking.clusters.passed[ranking.top_cluster].copy()
+    """Per test of the matrix: the chosen code (its whole behaviour cluster) passes it, and the
+    ranking counted it (verified: a verdict the candidate's process gave is never trusted)."""
+    counted = np.ones(ranking.clusters.passed.shape[1], dtype=bool) if ranking.counted is None else ranking.counted
+    mask = np.zeros(len(counted), dtype=bool)
+    if ranking.chosen >= 0:
+        mask[counted] = ranking.clusters.passed[ranking.top_cluster]
+    return mask
 
 
 def trusted_codes(ranking: Ranking) -> np.ndarray:
@@ -57,7 +60,7 @@ def correctness_pair(ranking: Ranking, norm_hashes: list[str], code_weights: np.
         return "fewer_than_two_candidates"
     if not np.isfinite(scores).all():
         return "non_finite_scores"
-    trusted = trusted_tests(ranking)
+    trusted = clusters.passed[ranking.top_cluster] if ranking.chosen >= 0 else np.zeros(clusters.passed.shape[1], dtype=bool)
     if not trusted.any():
         return "no_trusted_tests"
     fails = ~clusters.passed[:, trusted].all(axis=1)

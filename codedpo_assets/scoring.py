@@ -209,6 +209,7 @@ class Ranking:
     confidence: float  # calibrated P(chosen code correct) (:mod:`codedpo_assets.calibration`), split among tied top clusters
     agreement: float  # weighted share of the generated tests the chosen code passes
     tie_share: float = 1.0  # the chosen cluster's share of the samples of all clusters tied at the top (1: no tie)
+    counted: np.ndarray | None = None  # [tests of the matrix] ranked on (the verified ones); clusters.passed has these columns
 
     @property
     def top_cluster(self) -> int:
@@ -223,12 +224,15 @@ class Ranking:
 
 def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: Sequence[float] | None = None,
                     test_weights: Sequence[float] | None = None, fingerprints: np.ndarray | None = None, inputs: Sequence[str] | None = None,
-                    seed: int = 0, mass_exponent: float = MASS_EXPONENT, coefficients: Sequence[float] | None = None,
-                    **kwargs: float) -> Ranking:  # fmt: skip
+                    verified: Sequence[bool] | None = None, seed: int = 0, mass_exponent: float = MASS_EXPONENT,
+                    coefficients: Sequence[float] | None = None, **kwargs: float) -> Ranking:  # fmt: skip
     """The default path from one prompt's pass matrix to its ranking, as the assets run it.
 
-    ``matrix``: a ``PassMatrix`` (its ``passed``, ``fingerprint`` and ``inputs`` are used) or a
-    [codes, tests] passed array (then give ``fingerprints`` / ``inputs`` if you have them).
+    ``matrix``: a ``PassMatrix`` (its ``passed``, ``fingerprint``, ``inputs`` and ``verified`` are
+    used) or a [codes, tests] passed array (then give ``fingerprints`` / ``inputs`` / ``verified``
+    if you have them). Only verified tests count (judged in this process from plain data): a
+    statement test's verdict comes from the candidate's own process, which a candidate that knows
+    the sandbox can forge, so it ranks nothing, is never trusted and rejects nothing.
     ``code_weights`` / ``test_weights``: samples behind each code / test (dedupe multiplicity).
     ``coefficients``: of the confidence model (default: the ranker's own, ``calibration.COEFFICIENTS``).
     Then ``pairs.correctness_pair(ranking, ...)``, ``pairs.trusted_tests(ranking)`` and
@@ -238,15 +242,22 @@ def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: 
         raise ValueError(f"one prompt's [codes, tests] matrix expected, got shape {passed.shape}")
     prints = getattr(matrix, "fingerprint", fingerprints)
     inputs = getattr(matrix, "inputs", None) or inputs
+    verified = getattr(matrix, "verified", verified)
     n, m = passed.shape
     codes_w, tests_w = _weights(code_weights, (1, n))[0], _weights(test_weights, (1, m))[0]
+    counted = np.ones(m, dtype=bool) if verified is None else np.asarray(verified, dtype=bool)
+    keep = np.flatnonzero(counted)
+    if len(keep) < m:
+        passed, tests_w = passed[:, keep], tests_w[keep]
+        prints = None if prints is None or np.size(prints) == 0 else np.asarray(prints, dtype=object)[:, keep]
+        inputs = None if inputs is None else [inputs[j] for j in keep]
     clusters = behaviour_clusters(np.zeros(0) if prints is None else prints, passed, codes_w, inputs)
     if method == "behaviour":  # the clusters are already here
         scores = behaviour_scores(clusters, tests_w, mass_exponent)[clusters.of_code] if n else np.zeros(0)
     else:
         scores = code_scores(passed, method, seed=seed, code_weights=codes_w, test_weights=tests_w, **kwargs)
     if n == 0:
-        return Ranking(method, scores, clusters, -1, 0.0, 0.0, 0.0)
+        return Ranking(method, scores, clusters, -1, 0.0, 0.0, 0.0, counted)
     top = np.flatnonzero(top_set(scores))
     chosen = int(top[np.argmax(codes_w[top])])  # most-written among the tied top codes, then the first
     cluster = clusters.of_code[chosen]
@@ -255,7 +266,7 @@ def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: 
     conf = calibration.predict(calibration.features(float(clusters.mass()[cluster]), passes), coef)
     tied = np.unique(clusters.of_code[top])  # behaviours the ranker cannot tell apart: the choice among them is a coin flip
     share = _share(clusters.samples, cluster, tied)
-    return Ranking(method, scores, clusters, chosen, float(conf) * share, passes, share)
+    return Ranking(method, scores, clusters, chosen, float(conf) * share, passes, share, counted)
 
 
 def _share(samples: np.ndarray, cluster: int, tied: np.ndarray) -> float:

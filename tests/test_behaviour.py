@@ -158,3 +158,16 @@ def test_confidence_is_split_among_tied_top_behaviours():
     assert tied.tie_share == 0.5 and alone.tie_share == 1.0
     expected = calibration.predict(calibration.features(0.5, 0.5), calibration.COEFFICIENTS["consensus"]) * 0.5
     assert tied.confidence == pytest.approx(expected) and correctness_pair(tied, ["a", "b", "c", "d"]) == "scores_do_not_separate"
+
+
+def test_unverified_verdicts_rank_nothing_and_are_never_trusted():
+    # test 1 is a statement test, judged inside the candidate's process: code 1 "passes" it (a forged
+    # line would look the same) and fails the verified test; it must gain nothing from it
+    passed = np.array([[1, 0], [0, 1], [1, 0]], dtype=bool)
+    prints = np.array([["=1", "!fail"], ["=2", "!pass"], ["=1", "!fail"]], dtype=object)
+    for method in ("consensus", "behaviour", "codet"):
+        r = rank_candidates(passed, method, fingerprints=prints, verified=[True, False], code_weights=[1, 5, 1])
+        assert r.clusters.of_code[r.chosen] == r.clusters.of_code[0], method  # without the forged pass, code 1 passes nothing
+        assert trusted_tests(r).tolist() == [True, False] and r.agreement == 1.0
+    only_statement = rank_candidates(passed[:, 1:], "consensus", fingerprints=prints[:, 1:], verified=[False])
+    assert trusted_tests(only_statement).tolist() == [False] and correctness_pair(only_statement, ["a", "b", "c"]) == "no_trusted_tests"

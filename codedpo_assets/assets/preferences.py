@@ -64,6 +64,7 @@ class Matrix:
     inputs: list[str]  # what each test runs the code on
     code_weights: np.ndarray  # samples behind each code / test (multiplicity)
     test_weights: np.ndarray
+    verified: np.ndarray  # per test: judged outside the candidate's process (only these count)
 
     def rank(self, ranking: Ranking, ranker: str, prompt_id: str) -> Ranked:
         return rank_candidates(self, ranker, code_weights=self.code_weights, test_weights=self.test_weights, seed=int(prompt_id[:8], 16),
@@ -75,7 +76,7 @@ def _matrices(db, key: str) -> dict[str, Matrix]:
     its codes and tests were kept with."""
     rows = db.query(
         "SELECT m.prompt_id, m.code_index, m.test_index, m.code_id, m.test_id, m.passed, coalesce(m.fingerprint, '!' || m.status), "
-        "coalesce(c.multiplicity, 1), coalesce(t.multiplicity, 1), t.test "
+        "coalesce(c.multiplicity, 1), coalesce(t.multiplicity, 1), t.test, m.verified "
         "FROM pass_matrix m LEFT JOIN candidate_code c USING (partition_key, code_id) LEFT JOIN generated_tests t USING (partition_key, test_id) "
         "WHERE m.partition_key = ? ORDER BY ALL", [key]
     ).rows()  # fmt: skip
@@ -85,10 +86,11 @@ def _matrices(db, key: str) -> dict[str, Matrix]:
         grouped.setdefault(row[0], []).append(row)
     for prompt_id, cells in grouped.items():
         n, m = max(c[1] for c in cells) + 1, max(c[2] for c in cells) + 1
-        matrix = Matrix([""] * n, [""] * m, np.zeros((n, m), dtype=bool), np.full((n, m), "!error", dtype=object), [""] * m, np.ones(n), np.ones(m))
-        for _, i, j, code_id, test_id, ok, fingerprint, cw, tw, text in cells:
+        matrix = Matrix([""] * n, [""] * m, np.zeros((n, m), dtype=bool), np.full((n, m), "!error", dtype=object), [""] * m, np.ones(n), np.ones(m),
+                        np.zeros(m, dtype=bool))  # fmt: skip
+        for _, i, j, code_id, test_id, ok, fingerprint, cw, tw, text, verified in cells:
             matrix.codes[i], matrix.tests[j], matrix.passed[i, j], matrix.fingerprint[i, j] = code_id, test_id, ok, fingerprint
-            matrix.code_weights[i], matrix.test_weights[j], matrix.inputs[j] = cw, tw, parse_test(text or "").src
+            matrix.code_weights[i], matrix.test_weights[j], matrix.inputs[j], matrix.verified[j] = cw, tw, parse_test(text or "").src, verified
         out[prompt_id] = matrix
     return out
 
@@ -148,7 +150,7 @@ class FilterConfig(dg.Config):
     """The confidence threshold of one run (timings skip, and pairs drop, prompts below it)."""
 
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0,
-                                         description="Overrides ranking.min_confidence for this run; empty: the ranking's (0.5, chosen by "
+                                         description="Overrides ranking.min_confidence for this run; empty: the ranking's (0.45, chosen by "
                                                      "cross-validation on real samples). The quick profile keeps every prompt (0): 4 samples "
                                                      "of a 135M model fall outside what the confidence model was calibrated on.")  # fmt: skip
 
@@ -266,7 +268,8 @@ class ExportConfig(dg.Config):
 
 
 CONFIDENCE_FILTER = ("a prompt yields pairs when the calibrated probability that its chosen code is correct (from the chosen behaviour "
-                     "cluster's share of the code samples and of the generated tests it passes) is at least min_confidence; correctness pairs "
+                     "cluster's share of the code samples and of the verified generated tests it passes) is at least min_confidence; only verified tests "
+                     "(judged outside the candidate's process) are ranked on and trusted; correctness pairs "
                      "reject a code of another behaviour cluster failing a trusted test, efficiency pairs compare codes of the chosen code's "
                      "behaviour cluster only (identical outputs on every test input)")  # fmt: skip
 
