@@ -52,17 +52,16 @@ def distinct_inputs(inputs: Sequence[str] | None, n_tests: int) -> np.ndarray:
     return np.array(sorted(first.values()), dtype=np.int64)
 
 
-def behaviour_clusters(fingerprints: np.ndarray, passed: np.ndarray, code_weights: np.ndarray | None = None,
+def behaviour_clusters(fingerprints: np.ndarray | None, passed: np.ndarray, code_weights: np.ndarray | None = None,
                        inputs: Sequence[str] | None = None) -> Clusters:  # fmt: skip
     """Cluster codes by their fingerprint vector (and verdicts, so members pass the same tests).
-    Without fingerprints (an empty array) the passed-test vector is the behaviour: CodeT's
-    consensus sets."""
+    Without fingerprints (None) the passed-test vector is the behaviour: CodeT's consensus sets."""
     passed = np.asarray(passed, dtype=bool)
     n, m = passed.shape
     weights = np.ones(n) if code_weights is None else np.asarray(code_weights, dtype=np.float64)
-    prints = np.asarray(fingerprints, dtype=object)
+    prints = np.where(passed, "!pass", "!fail").astype(object) if fingerprints is None else np.asarray(fingerprints, dtype=object)
     if prints.shape != (n, m):
-        prints = np.where(passed, "!pass", "!fail").astype(object)
+        raise ValueError(f"one fingerprint per cell expected: shape {(n, m)}, got {prints.shape}")
     columns = distinct_inputs(inputs, m)
     index: dict[tuple, int] = {}
     of_code = np.array([index.setdefault((tuple(prints[i]), passed[i].tobytes()), len(index)) for i in range(n)], dtype=np.int64)

@@ -40,10 +40,9 @@ class Pair:
 def trusted_tests(ranking: Ranking) -> np.ndarray:
     """Per test of the matrix: the chosen code (its whole behaviour cluster) passes it, and the
     ranking counted it (verified: a verdict the candidate's process gave is never trusted)."""
-    counted = np.ones(ranking.clusters.passed.shape[1], dtype=bool) if ranking.counted is None else ranking.counted
-    mask = np.zeros(len(counted), dtype=bool)
+    mask = np.zeros(len(ranking.counted), dtype=bool)
     if ranking.chosen >= 0:
-        mask[counted] = ranking.clusters.passed[ranking.top_cluster]
+        mask[ranking.counted] = ranking.clusters.passed[ranking.top_cluster]
     return mask
 
 
@@ -60,7 +59,7 @@ def correctness_pair(ranking: Ranking, norm_hashes: list[str], code_weights: np.
         return "fewer_than_two_candidates"
     if not np.isfinite(scores).all():
         return "non_finite_scores"
-    trusted = clusters.passed[ranking.top_cluster] if ranking.chosen >= 0 else np.zeros(clusters.passed.shape[1], dtype=bool)
+    trusted = clusters.passed[ranking.top_cluster]  # two or more codes: there is a chosen one
     if not trusted.any():
         return "no_trusted_tests"
     fails = ~clusters.passed[:, trusted].all(axis=1)

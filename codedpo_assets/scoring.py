@@ -145,7 +145,7 @@ def _behaviour(batch: np.ndarray, code_weights: np.ndarray, test_weights: np.nda
     prints = None if fingerprints is None else np.asarray(fingerprints, dtype=object).reshape(batch.shape)
     for i, matrix in enumerate(batch):
         if matrix.shape[0]:
-            clusters = behaviour_clusters(np.zeros(0) if prints is None else prints[i], matrix, code_weights[i], inputs)
+            clusters = behaviour_clusters(None if prints is None else prints[i], matrix, code_weights[i], inputs)
             out[i] = behaviour_scores(clusters, test_weights[i], mass_exponent)[clusters.of_code]
     return out
 
@@ -208,8 +208,8 @@ class Ranking:
     chosen: int  # the code a correctness pair chooses: the most-written top-scored code (-1: no codes)
     confidence: float  # calibrated P(chosen code correct) (:mod:`codedpo_assets.calibration`), split among tied top clusters
     agreement: float  # weighted share of the generated tests the chosen code passes
-    tie_share: float = 1.0  # the chosen cluster's share of the samples of all clusters tied at the top (1: no tie)
-    counted: np.ndarray | None = None  # [tests of the matrix] ranked on (the verified ones); clusters.passed has these columns
+    tie_share: float  # the chosen cluster's share of the samples of all clusters tied at the top (1: no tie)
+    counted: np.ndarray  # [tests of the matrix] ranked on (the verified ones); clusters.passed has these columns
 
     @property
     def top_cluster(self) -> int:
@@ -249,9 +249,9 @@ def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: 
     keep = np.flatnonzero(counted)
     if len(keep) < m:
         passed, tests_w = passed[:, keep], tests_w[keep]
-        prints = None if prints is None or np.size(prints) == 0 else np.asarray(prints, dtype=object)[:, keep]
+        prints = None if prints is None else np.asarray(prints, dtype=object)[:, keep]
         inputs = None if inputs is None else [inputs[j] for j in keep]
-    clusters = behaviour_clusters(np.zeros(0) if prints is None else prints, passed, codes_w, inputs)
+    clusters = behaviour_clusters(prints, passed, codes_w, inputs)
     if method == "behaviour":  # the clusters are already here
         scores = behaviour_scores(clusters, tests_w, mass_exponent)[clusters.of_code] if n else np.zeros(0)
     else:

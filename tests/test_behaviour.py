@@ -82,7 +82,9 @@ def test_clusters_group_identical_behaviour_with_multiplicity():
     assert c.of_code.tolist() == [0, 0, 1, 2] and c.samples.tolist() == [5, 1, 4] and c.programs.tolist() == [2, 1, 1]
     assert c.mass().tolist() == pytest.approx([0.5, 0.1, 0.4]) and c.passed[1].tolist() == [True, False]
     # without fingerprints the passed-test vector is the behaviour (CodeT's consensus sets)
-    assert behaviour_clusters(np.zeros(0), passed).of_code.tolist() == [0, 0, 1, 2]
+    assert behaviour_clusters(None, passed).of_code.tolist() == [0, 0, 1, 2]
+    with pytest.raises(ValueError, match="one fingerprint per cell"):
+        behaviour_clusters(prints[:, :1], passed)
     # two tests on one input count once in the overlap
     assert distinct_inputs(["f(1)", "f(2)", "f(1)"], 3).tolist() == [0, 1]
     with pytest.raises(ValueError, match="one input per test"):

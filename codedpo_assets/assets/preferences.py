@@ -82,15 +82,18 @@ def _matrices(db, key: str) -> dict[str, Matrix]:
     ).rows()  # fmt: skip
     out: dict[str, Matrix] = {}
     grouped: dict[str, list[tuple]] = {}
+    inputs: dict[str, str] = {}  # test id → what it runs the code on: parsed once per test, not per cell
     for row in rows:
         grouped.setdefault(row[0], []).append(row)
+        if row[4] not in inputs:
+            inputs[row[4]] = parse_test(row[9] or "").src
     for prompt_id, cells in grouped.items():
         n, m = max(c[1] for c in cells) + 1, max(c[2] for c in cells) + 1
         matrix = Matrix([""] * n, [""] * m, np.zeros((n, m), dtype=bool), np.full((n, m), "!error", dtype=object), [""] * m, np.ones(n), np.ones(m),
                         np.zeros(m, dtype=bool))  # fmt: skip
-        for _, i, j, code_id, test_id, ok, fingerprint, cw, tw, text, verified in cells:
+        for _, i, j, code_id, test_id, ok, fingerprint, cw, tw, _, verified in cells:
             matrix.codes[i], matrix.tests[j], matrix.passed[i, j], matrix.fingerprint[i, j] = code_id, test_id, ok, fingerprint
-            matrix.code_weights[i], matrix.test_weights[j], matrix.inputs[j], matrix.verified[j] = cw, tw, parse_test(text or "").src, verified
+            matrix.code_weights[i], matrix.test_weights[j], matrix.inputs[j], matrix.verified[j] = cw, tw, inputs[test_id], verified
         out[prompt_id] = matrix
     return out
 
@@ -229,7 +232,7 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
         "SELECT prompt_id, code_index, median_ns, mad_ns, samples_ns, all_passed FROM timings WHERE partition_key = ?", [key]
     ).rows():
         timed.setdefault(prompt_id, {})[i] = Timing(med, mad, tuple(samples), ok)
-    rankings = _rankings(db, key, ranking)
+    rankings, threshold = _rankings(db, key, ranking), config.threshold(ranking)
     pairs, skipped = [], []
     for prompt_id in sorted(prompts):
         if prompt_id not in rankings:
@@ -240,13 +243,13 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
         hashes = [norm[c] for c in codes]
         found = {"correctness": correctness_pair(ranked, hashes, matrix.code_weights),
                  "efficiency": efficiency_pair(timed.get(prompt_id, {}), hashes, min_ratio=config.min_speedup, cluster=ranked.top_cluster)}  # fmt: skip
-        if conf < config.threshold(ranking):
+        if conf < threshold:
             found = {k: "low_confidence" for k in found}
         if not trusted.get(prompt_id):
             found = {k: "no_trusted_tests" for k in found}
         for kind, result in found.items():
             if isinstance(result, Pair):
-                pairs.append(_pair_row(key, prompts[prompt_id], kind, ranking, config.threshold(ranking), ranked, result, codes, code_text, trusted[prompt_id]))
+                pairs.append(_pair_row(key, prompts[prompt_id], kind, ranking, threshold, ranked, result, codes, code_text, trusted[prompt_id]))
             else:
                 skipped.append({"partition_key": key, "prompt_id": prompt_id, "kind": kind, "reason": result, "confidence": conf})
     db.replace_partition(key, {"preference_pairs": pairs, "preference_pairs_skipped": skipped})
