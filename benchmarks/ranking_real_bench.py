@@ -208,6 +208,7 @@ def main() -> None:
                  for b in ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")]  # fmt: skip
         print(f"| {ranker} | " + " | ".join(cells) + f" | {np.mean((conf - ok) ** 2):.3f} | {np.mean((ok.mean() - ok) ** 2):.3f} |")
 
+    _adversarial(cases)
     if not args.no_timing:
         _efficiency(cases)
     exponent = _best_knob(tables["behaviour"])
@@ -248,6 +249,50 @@ def _shipped(rows: list[dict]) -> tuple[tuple[float, ...], float]:
     coef = calibration.fit(x, y)
     has, right = np.array([isinstance(r["pair"], Pair) for r in rows]), np.array([r["right"] for r in rows])
     return coef, threshold_for(calibration.predict(x, coef) * np.array([r["tie_share"] for r in rows]), has, right)
+
+
+RIGGED = """class _Rigged:
+    def __eq__(self, other):
+        return True
+    __le__ = __ge__ = __eq__
+    def __ne__(self, other):
+        return False
+    __lt__ = __gt__ = __ne__
+    __hash__ = None
+    def __bool__(self):
+        return True
+def {entry}(*args, **kwargs):
+    return _Rigged()
+"""
+RIGGED_SAMPLES = 50  # as if half the model's samples wrote it
+
+
+def _adversarial(cases: list[Case]) -> None:
+    """A real adversarial candidate in every problem: an object whose comparisons all say yes,
+    written by 50 samples. Value checks are judged here (it fails them); a statement test
+    compares inside the candidate's process, where it wins. Run in the sandbox on the problems'
+    own tests, then ranked with the default ranker counting only verified tests (now) and all
+    tests (before)."""
+    rows = run_pass_matrices([([RIGGED.format(entry=c.problem.entry_point)], c.problem.tests, "") for c in cases])
+    print(f"\nadversarial: a rigged-comparison program x{RIGGED_SAMPLES} samples added to each problem "
+          f"(it passes {sum(int(r.passed.sum()) for r in rows)} of {sum(r.passed.size for r in rows)} tests, all statement tests):\n")
+    print("| tests counted | problems where it is the chosen code | pairs choosing it | default pass@1 |\n|---|---|---|---|")
+    for label, only_verified in (("verified only (now)", True), ("all (before)", False)):
+        chosen = pairs = 0
+        pass1 = []
+        for c, row in zip(cases, rows):
+            weights, correct = np.append(c.weights, RIGGED_SAMPLES), np.append(c.correct, False)
+            r = rank_candidates(np.vstack([c.passed, row.passed]), DEFAULT_RANKER, code_weights=weights, test_weights=c.test_weights,
+                                fingerprints=np.vstack([c.fingerprint, row.fingerprint]), inputs=c.inputs,
+                                verified=c.verified if only_verified else None)  # fmt: skip
+            top = top_set(r.scores)
+            pass1.append((weights[top] * correct[top]).sum() / weights[top].sum())
+            rigged = len(c.weights)
+            chosen += r.chosen == rigged
+            pair = correctness_pair(r, c.hashes + ["rigged"], weights) if c.passed.shape[1] else None
+            pairs += isinstance(pair, Pair) and r.confidence >= DEFAULT_MIN_CONFIDENCE and pair.chosen == rigged
+        pass1 = np.array(pass1)
+        print(f"| {label} | {chosen} | {pairs} | {100 * pass1.mean():.1f} {_ci(pass1)} |")
 
 
 def _efficiency(cases: list[Case]) -> None:
