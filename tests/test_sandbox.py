@@ -35,14 +35,20 @@ def pool():
         ("assert not is_prime(8)", "value", "false"),
         ("assert math.isclose(area(2), 12.56, rel_tol=1e-2)", "value", "isclose"),
         ("assert abs(area(2) - 12.56) < 0.01", "value", "absdiff_lt"),
-        ("assert add(1, 2) == add(2, 1)", "stmt", ""),  # no literal side: runs in-process
+        # split: the child evaluates the program's calls, the parent the comparison around them
+        ("assert add(1, 2) == add(2, 1)", "parts", "parts"),
+        ("assert (add(1, 2) == 3) is True", "parts", "parts"),
+        ("assert not add(1, 2) != 3", "parts", "parts"),
+        ("assert bool(add(1, 2) == 3)", "parts", "parts"),
+        ("assert math.isclose(area(2), area(3))", "parts", "parts"),
+        ("assert isinstance(add(1, 2), int) and 0 < add(1, 2) < 4", "parts", "parts"),
+        ("assert add(1, 2) in [3, 4]", "parts", "parts"),
+        ("assert add(1, 2) == 1 + 2", "parts", "parts"),
+        # run in-process, unverified: more than one statement, a constant, a call deciding its own verdict
         ("x = add(1, 2)\nassert x == 3", "stmt", ""),
         ("assert 1 == 1", "stmt", ""),  # constant: not a test of the program
-        # the child would evaluate a comparison (rigged __eq__) or a patchable library call: unverified
-        ("assert (add(1, 2) == 3) is True", "stmt", ""),
-        ("assert not add(1, 2) != 3", "stmt", ""),
-        ("assert bool(add(1, 2) == 3)", "stmt", ""),
-        ("assert math.isclose(area(2), area(3))", "stmt", ""),
+        ("assert check(add(1, 2) == 3)", "stmt", ""),
+        ("assert callable(add)", "stmt", ""),  # a patchable builtin's own answer
         ("assert " + "x[" * 400 + "0" + "]" * 400 + " == 1", "stmt", ""),  # too deep to inspect
     ],
 )

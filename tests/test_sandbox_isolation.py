@@ -302,7 +302,9 @@ CALIB_TESTS = [f"assert f({x}) == {2 * x}" for x in (0, 1, 2, 3, 4, 5, 6, 7)] + 
 def test_calibrated_limits_come_from_the_candidates_that_finished():
     status = np.array([["pass", "timeout", "fail"], ["pass", "timeout", "timeout"], ["fail", "timeout", "timeout"]], dtype=object)
     cpu = np.array([[1_000_000, 0, 2_000], [30_000_000, 0, 0], [500, 0, 4_000]])
-    m = PassMatrix(status == "pass", status, cpu, np.full((3, 3), ""), np.ones(3, bool), np.full((3, 3), 10**7), np.zeros(3, np.int64))
+    reported = np.zeros_like(cpu)  # what candidates claimed: never consulted
+    m = PassMatrix(status == "pass", status, cpu // 2, np.full((3, 3), ""), np.ones(3, bool), np.full((3, 3), 10**7), np.zeros(3, np.int64),
+                   cpu_bound_ns=cpu, reported_cpu_ns=reported)  # fmt: skip
     limits = calibrated_limits(m, 0.01, 2.0, factor=10, min_finishers=2)
     # test 0: 10 × 30 ms; test 1: nobody finished → full limit; test 2: one finisher only → full limit
     assert limits.tolist() == pytest.approx([0.3, 2.0, 2.0])

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from codedpo_assets.sandbox.pool import Pool, SandboxError, shared_pool
-from codedpo_assets.sandbox.verdicts import Check, fingerprint_outcome, fingerprint_value, judge, parse_test
+from codedpo_assets.sandbox.verdicts import Check, fingerprint_outcome, fingerprint_value, judge, judge_parts, parse_test
 
 STATUSES = ("pass", "fail", "error", "timeout", "crash")
 DEFAULT_TIME_LIMIT_S = 2.0
@@ -59,7 +59,17 @@ class PassMatrix:
     ``limit_ns``: the CPU limit a cell ran under (0: not run: the program did not load, or the
     cell was inferred from the candidate's timeouts). ``fingerprint``: what the code did on the
     test's input (``=``/``#`` its returned value, canonical or hashed; ``!`` its outcome when there
-    is no value: ``!pass``, ``!error:KeyError``, ``!timeout``...), the behaviour rankers cluster by."""
+    is no value: ``!pass``, ``!error:KeyError``, ``!timeout``...), the behaviour rankers cluster by.
+
+    Every CPU figure except ``reported_cpu_ns`` is read by the zygote from the run's cgroup counter
+    (threads and child processes included), never taken from the candidate's process: the zygote
+    reads it whenever the child stops to wait (after loading, after each batch of tests).
+    ``cpu_time_ns``: a cell's share of its batch's CPU, exact when the test ran alone (timing runs);
+    ``cpu_bound_ns``: its whole batch's CPU, an upper bound on the test's own (calibrated limits use
+    it, so a candidate can raise a limit only by spending the CPU, and lower none);
+    ``run_cpu_ns``: per code, the whole run (load + tests, until every process was gone; from the
+    child's "ready" in timing runs), what efficiency timing compares; ``reported_cpu_ns``: what the
+    candidate's own process said a test took (a diagnostic: it decides nothing)."""
 
     passed: np.ndarray
     status: np.ndarray
@@ -67,13 +77,15 @@ class PassMatrix:
     detail: np.ndarray
     verified: np.ndarray
     limit_ns: np.ndarray
-    tail_cpu_ns: np.ndarray  # per code: CPU its threads and children were charged after its last test (``settle=True``)
+    run_cpu_ns: np.ndarray
     load_errors: list[str] = field(default_factory=list)  # per code: why it did not load ('' if it did)
     outputs: list[str] = field(default_factory=list)  # per code: captured stdout+stderr (capped)
     isolation: dict[str, Any] = field(default_factory=dict)
     schedule: dict[str, Any] = field(default_factory=dict)  # calibration figures: limits, reruns, cells not run
     fingerprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=object))
     inputs: list[str] = field(default_factory=list)  # per test: what the code is run on (value checks: the call; else the statement)
+    cpu_bound_ns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    reported_cpu_ns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
 
 
 def isolation_level(pool: Pool | None = None) -> dict[str, Any]:
@@ -93,18 +105,19 @@ Plan = list[tuple[int, float]]  # (test index, CPU limit in seconds), in the ord
 
 
 def _run_code(pool: Pool, code: str, checks: list[Check], plan: Plan, setup: str, time_limit_s: float, memory_mb: int, stop: tuple[int, float],
-              settle: bool) -> dict:  # fmt: skip
+              timing: bool, batch_cpu_ns: int) -> dict:  # fmt: skip
     request = {
         "code": code,
         "setup": setup,
-        "tests": [{"kind": c.kind, "src": c.src} for c in checks],
+        "tests": [{"kind": c.kind, "src": c.wire} for c in checks],
         "plan": plan,
         "time_limit": time_limit_s,
         "memory_mb": memory_mb,
         "wall_factor": WALL_FACTOR,
         "max_timeouts": stop[0],
         "stop_share": stop[1],
-        "settle": settle,
+        "timing": timing,
+        "batch_cpu_ns": batch_cpu_ns,
     }
     # generous backstop: every test may hit its wall deadline twice (buffered run, then the rerun)
     timeout = 2 * sum(WALL_FACTOR * limit + 1.5 for _, limit in plan) + 2 * (WALL_FACTOR * time_limit_s + 1.5) + 30
@@ -120,14 +133,14 @@ def run_pass_matrix(
     memory_mb: int = DEFAULT_MEMORY_MB,
     pool: Pool | None = None,
     calibration: Calibration | None = Calibration(),
-    settle: bool = False,
+    timing: bool = False,
 ) -> PassMatrix:
     """Run every code against every test in the sandbox. Thread-safe: calls share the warm zygotes.
 
     ``time_limit_s`` is every cell's ceiling; ``calibration=None`` gives every cell exactly that
     (so does a matrix of fewer codes than ``min_finishers``: no limit could be learned from them).
-    ``settle``: wait 2 ms after a code's last test and record the CPU its threads and children were
-    still charged (``tail_cpu_ns``), for timing."""
+    ``timing``: every test reported on its own (exact per-test CPU) and ``run_cpu_ns`` counted from
+    the moment before the program loads, for efficiency timing."""
     if time_limit_s <= 0 or memory_mb < 64:
         raise ValueError(f"time_limit_s must be > 0 and memory_mb >= 64, got {time_limit_s}, {memory_mb}")
     n, m = len(codes), len(tests)
@@ -136,7 +149,8 @@ def run_pass_matrix(
     matrix = PassMatrix(np.zeros(shape, dtype=bool), np.full(shape, "error", dtype=object), np.zeros(shape, dtype=np.int64),
                         np.full(shape, "", dtype=object), np.array([c.verified for c in checks], dtype=bool),
                         np.zeros(shape, dtype=np.int64), np.zeros(n, dtype=np.int64), [""] * n, [""] * n,
-                        fingerprint=np.full(shape, "!error", dtype=object), inputs=[c.src for c in checks])  # fmt: skip
+                        fingerprint=np.full(shape, "!error", dtype=object), inputs=[c.src for c in checks],
+                        cpu_bound_ns=np.zeros(shape, dtype=np.int64), reported_cpu_ns=np.zeros(shape, dtype=np.int64))  # fmt: skip
     if n == 0 or m == 0:
         return matrix
     pool = pool or shared_pool()
@@ -149,15 +163,16 @@ def run_pass_matrix(
             matrix.fingerprint[i, :] = fingerprint_outcome("error", error)
         else:
             runnable.append(i)
-    run = functools.partial(_run_pass, matrix, pool, codes, checks, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb, settle=settle)
+    run = functools.partial(_run_pass, matrix, pool, codes, checks, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb, timing=timing)
     if calibration is None or len(runnable) < calibration.min_finishers:
-        run({i: [(j, time_limit_s) for j in range(m)] for i in runnable}, stop=(0, 0.0))
+        run({i: [(j, time_limit_s) for j in range(m)] for i in runnable}, stop=(0, 0.0), batch_cpu_ns=0)
         _unreported(matrix, "error", "no result: the run ended before this test")  # only a forged early end does this
         matrix.schedule = {"calibrated": False, "tests_at_full_limit": m, "cells_rerun": 0, "cells_not_run": 0}
         return matrix
     probe = min(time_limit_s, calibration.probe_s)
     k, stop = calibration.max_consecutive_timeouts, (calibration.max_consecutive_timeouts, calibration.stop_share)
-    run({i: [(j, probe) for j in range(m)] for i in runnable}, stop=stop)
+    # batches short enough that a batch of fast tests stays below what moves a limit off the probe
+    run({i: [(j, probe) for j in range(m)] for i in runnable}, stop=stop, batch_cpu_ns=int(probe / calibration.factor / 2 * 1e9))
     limits = calibrated_limits(matrix, probe, time_limit_s, calibration.factor, calibration.min_finishers)
     waiting = matrix.status == "skipped"
     again = waiting | ((matrix.status == "timeout") & (limits[None, :] > probe))
@@ -167,7 +182,7 @@ def run_pass_matrix(
         np.random.default_rng(i).shuffle(order)  # a candidate's slow inputs often come in runs of tests
         if order.size:
             plans[i] = [(int(j), float(limits[j])) for j in order]
-    run(plans, stop=stop)
+    run(plans, stop=stop, batch_cpu_ns=0)
     not_run = _unreported(matrix, "timeout", f"not run: the candidate timed out on {k} tests in a row and on most it ran")
     matrix.schedule = {"calibrated": True, "probe_s": probe, "factor": calibration.factor, "max_consecutive_timeouts": k, "stop_share": calibration.stop_share,
                        "tests_at_full_limit": int((limits >= time_limit_s).sum()), "cells_rerun": int(again.sum()), "cells_not_run": not_run}  # fmt: skip
@@ -191,17 +206,18 @@ def run_pass_matrices(problems: Sequence[tuple[Sequence[str], Sequence[str], str
 
 def calibrated_limits(matrix: PassMatrix, probe_s: float, time_limit_s: float, factor: float, min_finishers: int) -> np.ndarray:
     """Per test: ``factor`` × the most CPU a candidate needed to finish it (pass, fail or error),
-    within [probe_s, time_limit_s]; the full limit for a test fewer than ``min_finishers`` finished."""
+    within [probe_s, time_limit_s]; the full limit for a test fewer than ``min_finishers`` finished.
+    "Needed" is the zygote's bound (``cpu_bound_ns``): never below what the test really took."""
     finished = np.isin(matrix.status, ("pass", "fail", "error")) & (matrix.limit_ns > 0)
-    slowest = np.where(finished, matrix.cpu_time_ns, 0).max(axis=0)
+    slowest = np.where(finished, matrix.cpu_bound_ns, 0).max(axis=0)
     return np.where(finished.sum(axis=0) >= min_finishers, np.clip(factor * slowest / 1e9, probe_s, time_limit_s), time_limit_s)
 
 
 def _run_pass(matrix: PassMatrix, pool: Pool, codes: Sequence[str], checks: list[Check], plans: dict[int, Plan], *,
-              setup: str, time_limit_s: float, memory_mb: int, stop: tuple[int, float], settle: bool) -> None:  # fmt: skip
+              setup: str, time_limit_s: float, memory_mb: int, stop: tuple[int, float], timing: bool, batch_cpu_ns: int) -> None:  # fmt: skip
     """Run each code's plan on the zygotes and write the cells it covers."""
     with ThreadPoolExecutor(max_workers=pool.size) as executor:
-        futures = {i: executor.submit(_run_code, pool, codes[i], checks, plan, setup, time_limit_s, memory_mb, stop, settle)
+        futures = {i: executor.submit(_run_code, pool, codes[i], checks, plan, setup, time_limit_s, memory_mb, stop, timing, batch_cpu_ns)
                    for i, plan in plans.items()}  # fmt: skip
         for i, future in futures.items():
             cols = [j for j, _ in plans[i]]
@@ -224,8 +240,7 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[
     if not loaded:
         matrix.load_errors[i] = load.get("detail", load.get("load", ""))
     matrix.outputs[i] = matrix.outputs[i] or reply.get("output", "")  # the first run's: loading prints there
-    tail = reply.get("tail_cpu_ns", 0)
-    matrix.tail_cpu_ns[i] += min(max(tail, 0), MAX_CPU_NS) if isinstance(tail, int) else 0
+    matrix.run_cpu_ns[i] += _ns(reply.get("run_cpu_ns"))
     results = reply["results"]
     if len(results) != len(plan):
         raise ValueError("one result per planned test expected")
@@ -234,10 +249,15 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[
         res = res if isinstance(res, dict) else {"s": "error", "e": "no result reported"}
         state, reason = res.get("s", "error"), str(res.get("e", ""))
         fingerprint = ""
-        if state == "value":  # the verdict is ours: compare plain data with the expected literal
-            ok, reason = judge(check, res.get("v")) if check.verified else (False, "value for a statement test")
+        if state == "value" and check.kind == "value":  # the verdict is ours: compare plain data with the expected literal
+            ok, reason = judge(check, res.get("v"))
             state = "pass" if ok else "fail"
-            fingerprint = fingerprint_value(res.get("v")) if check.verified else ""
+            fingerprint = fingerprint_value(res.get("v"))
+        elif state == "parts" and check.kind == "parts":  # ours too: the parent evaluates the assertion on the parts
+            state, reason = judge_parts(check, res.get("v"))
+            fingerprint = fingerprint_value(["t", res.get("v")]) if state in ("pass", "fail") and not reason.startswith(("unverifiable", "result", "malformed")) else ""
+        elif state in ("value", "parts"):
+            state, reason = "fail", f"{state} reported for a {check.kind} test"  # forged or broken report
         elif state == "pass" and check.verified:
             state, reason = "fail", "pass claimed without a value"  # forged or broken report
         if state not in STATUSES and state != "skipped":
@@ -247,8 +267,12 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[
         matrix.detail[i, j] = reason
         matrix.passed[i, j] = state == "pass"
         matrix.limit_ns[i, j] = int(limit * 1e9) if loaded and state != "skipped" else 0
-        t = res.get("t", 0)
-        matrix.cpu_time_ns[i, j] = min(max(t, 0), MAX_CPU_NS) if isinstance(t, int) else 0  # forged values clamped
+        matrix.cpu_time_ns[i, j], matrix.cpu_bound_ns[i, j] = _ns(res.get("cpu")), _ns(res.get("bound"))  # the zygote's
+        matrix.reported_cpu_ns[i, j] = _ns(res.get("rt"))  # the candidate's own claim: clamped, shown, never used
+
+
+def _ns(value: Any) -> int:
+    return min(max(value, 0), MAX_CPU_NS) if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 from codedpo_assets.sandbox.timing import Timing, compare, time_candidates  # noqa: E402  (uses run_pass_matrix)

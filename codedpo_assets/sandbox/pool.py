@@ -18,7 +18,7 @@ from typing import Any
 
 from codedpo_assets.sandbox import cgroups as cgroup_dirs
 
-ZYGOTE = Path(__file__).with_name("zygote.py")
+ZYGOTE = Path(__file__).with_name("zygote")  # a directory run as a script: its __main__.py
 SAFE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
 UID_BASE = 1_000_000  # sandbox uids: UID_BASE + pid*256 + index (< 256 zygotes), unique among live processes
 

@@ -1,6 +1,9 @@
 """Efficiency timing protocol: CPU time of candidates over a set of tests, noise-aware.
 
-Hardware instruction counters are unavailable on these VMs, so we time CPU (not wall) time:
+Hardware instruction counters are unavailable on these VMs, so we time CPU (not wall) time, as
+the zygote reads it from the run's cgroup counter around the whole run (loading the program and
+running the tests, until every thread and process of the run is gone): nothing the candidate's
+process says or patches (its clocks, the harness's globals) changes the figure.
 one warm-up round, then ``repetitions`` rounds; every round runs each candidate once in a fresh
 child, in a freshly shuffled order (interleaving spreads machine drift over all candidates).
 The estimate is the median; the dispersion is the median absolute deviation (MAD). All runs go
@@ -54,7 +57,8 @@ def time_candidates(
     memory_mb: int = DEFAULT_MEMORY_MB,
     pool: Pool | None = None,
 ) -> list[Timing]:
-    """Per candidate: total CPU time over ``tests`` (median of ``repetitions`` interleaved runs).
+    """Per candidate: CPU time of a run over ``tests``, load included (median of ``repetitions``
+    interleaved runs).
 
     Runs on one dedicated zygote (``timing_pool``) unless ``pool`` is given."""
     if repetitions < 5:
@@ -66,14 +70,11 @@ def time_candidates(
         order = list(range(len(codes)))
         rng.shuffle(order)
         matrix = run_pass_matrix([codes[i] for i in order], tests, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb,
-                                 pool=pool or timing_pool(), calibration=None, settle=True)  # fmt: skip
+                                 pool=pool or timing_pool(), calibration=None, timing=True)  # fmt: skip
         if round_ < warmup:
             continue
-        # per-test readings can miss the last tick of a thread or child still exiting when a test
-        # returns; the next test's reading has it, and the settled tail has the last test's
-        totals = matrix.cpu_time_ns.sum(axis=1) + matrix.tail_cpu_ns
         for row, i in enumerate(order):
-            samples[i].append(int(totals[row]))
+            samples[i].append(int(matrix.run_cpu_ns[row]))
             passed[i] &= bool(matrix.passed[row].all())
     timings = []
     for i, s in enumerate(samples):

@@ -2,35 +2,48 @@
 
 For ``assert CALL == EXPECTED`` (and ``!=``, ``is None``, truthiness, ``math.isclose``,
 ``abs(CALL - X) < tol``) the child evaluates only ``CALL`` and returns plain data; the parent
-evaluates ``EXPECTED`` with ``ast.literal_eval`` and compares. The child never sees the expected
-value, so rigged ``__eq__``, a patched harness or forged output cannot produce a pass. Any other
-statement runs in-process and its verdict is marked unverified.
+evaluates ``EXPECTED`` with ``ast.literal_eval`` and compares. Other assertions over the program's
+calls (conjunctions, membership, chained comparisons, ``not``, ``isinstance``, arithmetic on
+results) are split: the child evaluates the calls, the parent the rest
+(:mod:`codedpo_assets.sandbox.expressions`). Either way the child never sees the expected value,
+so rigged ``__eq__``, a patched harness or forged output cannot produce a pass. Only what cannot
+be split (statements other than one ``assert``, a call whose own result is the verdict) runs
+in-process, and its verdict is marked unverified.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
 import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from codedpo_assets.sandbox import expressions
+
 _NO_VALUE = object()
 
 
 @dataclass(frozen=True)
 class Check:
-    kind: str  # "value": verified outside the child; "stmt": runs in-process (unverified)
-    src: str  # what the child runs: the call expression, or the whole statement
-    op: str = ""  # eq, ne, is, is_not, true, false, isclose, absdiff_lt, absdiff_le
-    expected: Any = None
+    kind: str  # "value" / "parts": verified outside the child; "stmt": runs in-process (unverified)
+    src: str  # what the child runs: the call expression, or the whole statement (parts: the statement)
+    op: str = ""  # eq, ne, is, is_not, true, false, isclose, absdiff_lt, absdiff_le; "parts"
+    expected: Any = None  # the literal compared with (parts: the expression the parent evaluates)
     rel_tol: float = 1e-9
     abs_tol: float = 0.0
+    parts: tuple[str, ...] = ()  # parts: the expressions the child evaluates
 
     @property
     def verified(self) -> bool:
-        return self.kind == "value"
+        return self.kind != "stmt"
+
+    @property
+    def wire(self) -> str:
+        """What the child receives for this test."""
+        return json.dumps(list(self.parts)) if self.kind == "parts" else self.src
 
 
 def _literal(node: ast.expr) -> Any:
@@ -43,14 +56,14 @@ def _literal(node: ast.expr) -> Any:
 def _value_check(call: ast.expr, op: str, expected: Any = None, **tol: float) -> Check | None:
     """A verified check, or None when the child would decide the verdict itself: the evaluated
     expression must hold no comparison or boolean operator (a rigged ``__eq__`` would answer), and
-    a bare truthiness test must be a plain call of a program function (not e.g. ``math.isclose``,
-    which the candidate can patch)."""
+    a bare truthiness test must be a plain call of a program function (not e.g. ``math.isclose`` or
+    ``isinstance``, which the candidate can patch)."""
     if _literal(call) is not _NO_VALUE:  # constant on both sides: not a test of the program
         return None
     if any(isinstance(n, (ast.Compare, ast.BoolOp)) for n in ast.walk(call)):
         return None
-    if op in ("true", "false") and not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
-        return None
+    if op in ("true", "false") and not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not hasattr(builtins, call.func.id)):
+        return None  # the truth of a builtin's answer (``isinstance(f(x), int)``) is judged here: expressions
     return Check("value", ast.unparse(call), op, expected, **tol)
 
 
@@ -120,6 +133,8 @@ def _parse_test(statement: str) -> Check:
         found = _value_check(test.operand, "false")
     if found is None and not isinstance(test, (ast.Compare, ast.BoolOp, ast.UnaryOp)):
         found = _value_check(test, "true")
+    if found is None and (split := expressions.split(test)) is not None:
+        found = Check("parts", statement, "parts", split[0], parts=split[1])
     return found or stmt_check
 
 
@@ -175,6 +190,30 @@ def judge(check: Check, tagged: Any) -> tuple[bool, str]:
     except (TypeError, ValueError, OverflowError, RecursionError):
         return False, "result cannot be compared"
     return ok, "" if ok else f"got {_short(value)}"
+
+
+def judge_parts(check: Check, tagged: Any) -> tuple[str, str]:
+    """(status, reason) of a split assertion from the values its parts returned: a part that
+    raised or returned something unverifiable decides only if the expression needs it."""
+    if not isinstance(tagged, list) or len(tagged) != len(check.parts):
+        return "fail", "malformed parts"
+    parts: list[Any] = []
+    for item in tagged:
+        if isinstance(item, list) and len(item) == 2 and item[0] in ("!", "?"):
+            status = "error" if item[0] == "!" else "fail"
+            parts.append(expressions.PartError(status, str(item[1])[:200]))
+            continue
+        try:
+            parts.append(decode(item))
+        except (ValueError, TypeError, IndexError, KeyError, OverflowError):
+            parts.append(expressions.PartError("fail", "result is not plain data"))
+    try:
+        ok = bool(expressions.evaluate(check.expected, parts))
+    except expressions.PartError as exc:
+        return exc.status, exc.reason
+    except (Exception, RecursionError) as exc:  # the assertion raised on these values, as it would in Python
+        return "error", f"{type(exc).__name__}: {str(exc)[:200]}"
+    return ("pass", "") if ok else ("fail", f"false for {_short([p for p in parts if not isinstance(p, Exception)])}")
 
 
 def _short(value: Any) -> str:
