@@ -92,9 +92,10 @@ def _flush(messages):
         data = data[_write(state.RESULT_FD, data) :]
 
 
-def _report_and_wait(messages):
-    """Send ``messages`` and a wait mark, then block until the zygote has read its counter."""
-    messages.append({"w": 1})
+def _report_and_wait(messages, slow=False):
+    """Send ``messages`` and a wait mark, then block until the zygote has read its counter.
+    ``slow``: the batch ended because its last test alone took ``batch_cpu_ns``."""
+    messages.append({"w": 1, "slow": 1} if slow else {"w": 1})
     _flush(messages)
     try:
         if not _read(state.GO_FD, 1):
@@ -239,7 +240,8 @@ def run_child(req, program, compiled, plan, start, fds, workdir, uid, step, coun
     """Runs in the forked child: run ``plan[start:]`` (test index, CPU limit) and report each by
     position; stops once the stop rule (``stop``) holds (``counts``: the run's timeouts in a row,
     timeouts and tests run before this child). ``step``: wait for the zygote after every test
-    (exact per-test CPU); otherwise after a batch of at least ``batch_cpu_ns`` or FLUSH_NS."""
+    (exact per-test CPU); otherwise after any test that alone took ``batch_cpu_ns`` (so only the
+    last test of a batch can be slow) and at least every FLUSH_NS."""
     try:
         _setup(req, plan, start, fds, workdir, uid)
     except BaseException as exc:  # setup failure is the sandbox's fault, not the candidate's
@@ -262,7 +264,6 @@ def run_child(req, program, compiled, plan, start, fds, workdir, uid, step, coun
     batch_cpu = 0 if step else _int(req.get("batch_cpu_ns") or 0)
     pending, (streak, timeouts, resolved) = [], counts
     last_flush = _mono()
-    batch_start = tree_cpu()
     for k in range(start, _len(plan)):
         i, limit = plan[k]
         kind, code = compiled[i]
@@ -289,9 +290,10 @@ def run_child(req, program, compiled, plan, start, fds, workdir, uid, step, coun
         streak, timeouts, resolved = streak + 1 if timed_out else 0, timeouts + timed_out, resolved + 1
         if timed_out and stop(req, streak, timeouts, resolved):
             break
-        if step or (batch_cpu and t_end - batch_start >= batch_cpu) or _mono() - last_flush > FLUSH_NS:
-            _report_and_wait(pending)
-            pending, last_flush, batch_start = [], _mono(), tree_cpu()
+        slow = bool(batch_cpu) and result["rt"] >= batch_cpu
+        if step or slow or _mono() - last_flush > FLUSH_NS:
+            _report_and_wait(pending, slow)
+            pending, last_flush = [], _mono()
     if pending:  # the last batch's CPU, exact before the exit's own
         _report_and_wait(pending)
     _finish([{"done": 1}])

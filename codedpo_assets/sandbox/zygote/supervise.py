@@ -4,7 +4,10 @@ Every time figure here is read by the zygote itself from the run cgroup's CPU co
 and descendant processes included), at moments when the child is stopped waiting for a "go":
 after loading, after each batch of results, and once every process of the run is gone. A batch's
 CPU is therefore exact; a test's own CPU is exact when it ran alone (``step``: timing runs, and
-reruns after a crash) and bounded by its batch's otherwise. What the child reports about time
+reruns after a crash) and bounded by its batch's otherwise. The child ends a batch right after any
+test that alone took ``batch_cpu_ns``, so the other tests of a batch are bounded by that: the
+only thing a child decides here is where its batches end, and a child that hides a slow test in
+the middle of a batch lowers only its own figure for that test. What the child reports about time
 (``rt``) is kept as a diagnostic only. Result lines are accepted only in plan order, only with
 known fields, and a run cannot claim a test it did not report.
 """
@@ -98,20 +101,24 @@ def _oom_kills():
 class _Batch:
     """Positions reported since the last counter reading; their CPU once the next reading comes."""
 
-    def __init__(self, plan, results):
+    def __init__(self, plan, results, fast_ns):
         self.plan, self.results, self.positions, self.mark = plan, results, [], 0
+        self.fast_ns = fast_ns  # a test that took this long alone ends its batch (0: batches end by wall time)
 
-    def close(self, now):
-        """Give each position its share of the batch's CPU and the whole as its bound; a batch
-        that used more CPU than its tests' limits (plus slack) passed no test in time."""
+    def close(self, now, slow_last=False):
+        """Give each position its share of the batch's CPU and a bound on its own: the batch's
+        CPU, or ``fast_ns`` for a test not ending its batch by its own time; a batch that used
+        more CPU than its tests' limits (plus slack) passed no test in time."""
         spent = max(now - self.mark, 0)
         self.mark = now
         if not self.positions:
             return spent
         allowed = sum(self.plan[k][1] for k in self.positions) * 1e9 + WATCH_SLACK_NS
-        for k in self.positions:
+        last = len(self.positions) - 1
+        for n, k in enumerate(self.positions):
             res = self.results[k]
-            res["cpu"], res["bound"] = spent // len(self.positions), spent
+            alone = not last or not self.fast_ns or slow_last and n == last
+            res["cpu"], res["bound"] = spent // len(self.positions), spent if alone else min(spent, self.fast_ns)
             if spent > allowed and res["s"] != "timeout":
                 res.pop("v", None)
                 res["s"], res["e"] = "timeout", f"over the CPU limit by the zygote's counter ({spent / 1e6:.1f} ms for {allowed / 1e6:.1f} ms)"
@@ -168,7 +175,7 @@ def run_one(req, program, compiled, plan, start, uid, results, step, counts):
             pass
 
     current, load, buf, finished, ended_by, ready_at = start, None, b"", False, "crash", 0
-    batch = _Batch(plan, results)
+    batch = _Batch(plan, results, 0 if step else int(req.get("batch_cpu_ns") or 0))
     deadline = time.monotonic() + factor * current_limit() + 0.5
     cpu_base = 0
     while not finished:
@@ -199,7 +206,7 @@ def run_one(req, program, compiled, plan, start, uid, results, step, counts):
                 now = clock.now(pid)
                 if load is None and not ready_at and req.get("timing"):
                     ready_at = now
-                batch.close(now)
+                batch.close(now, bool(msg.get("slow")))
                 advanced = True
                 go()
             elif "load" in msg and load is None:
