@@ -117,7 +117,7 @@ CREATE TABLE IF NOT EXISTS pass_matrix (
     status         VARCHAR NOT NULL,   -- pass | fail | error | timeout | crash
     passed         BOOLEAN NOT NULL,
     verified       BOOLEAN NOT NULL,
-    cpu_time_ns    BIGINT NOT NULL,   -- CPU of the candidate's threads and child processes on this test
+    cpu_time_ns    BIGINT NOT NULL,   -- CPU of the test (threads and child processes), read by the zygote: its share of the batch it ran in
     detail         VARCHAR,
     limit_ms       DOUBLE,            -- CPU limit the cell ran under (calibrated); NULL: not run (see detail)
     fingerprint    VARCHAR            -- what the code did on the test's input: '=' + its returned value (canonical plain data) or '#' + a hash of a long one; '!' + the outcome without a value ('!pass', '!error:KeyError', '!timeout')

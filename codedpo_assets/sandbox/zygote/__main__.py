@@ -25,9 +25,11 @@ and the caller marks it unverified.
 Protocol on stdin/stdout: 4-byte big-endian length + JSON, one request → one response.
 """
 
+import fcntl
 import gc
 import json
 import os
+import shutil
 import signal
 import struct
 import sys
@@ -47,12 +49,9 @@ import itertools  # noqa: F401
 import math  # noqa: F401
 import operator  # noqa: F401
 import re  # noqa: F401
-import shutil
 import statistics  # noqa: F401
 import string  # noqa: F401
 import typing  # noqa: F401
-
-import fcntl
 
 import child
 import isolation
