@@ -120,7 +120,8 @@ def test_times_are_the_zygotes_not_the_candidates(one):
     liar = PATCHERS["time_lines"] + "def f(n):\n    _claim(0)\n" + "    s = 0\n    for i in range(n * 400):\n        s += i % 7\n    return s\n"
     m = run_pass_matrix([SLOW, liar], TIMED, pool=one, calibration=None, timing=True)
     assert m.passed[0].all() and m.cpu_time_ns[0].min() > 1_000_000, m.cpu_time_ns
-    assert m.cpu_time_ns[1].sum() > 0.5 * m.cpu_time_ns[0].sum() and m.run_cpu_ns[1] > 0.5 * m.run_cpu_ns[0], (m.cpu_time_ns, m.run_cpu_ns)
+    assert m.cpu_time_ns[1].sum() > 0.5 * m.cpu_time_ns[0].sum() and m.timed_cpu_ns[1] > 0.5 * m.timed_cpu_ns[0], (m.cpu_time_ns, m.timed_cpu_ns)
+    assert (m.run_cpu_ns > m.timed_cpu_ns).all()  # the whole run holds the timed part
     assert (m.cpu_bound_ns >= m.cpu_time_ns).all()
 
 

@@ -67,9 +67,11 @@ class PassMatrix:
     ``cpu_time_ns``: a cell's share of its batch's CPU, exact when the test ran alone (timing runs);
     ``cpu_bound_ns``: its whole batch's CPU, an upper bound on the test's own (calibrated limits use
     it, so a candidate can raise a limit only by spending the CPU, and lower none);
-    ``run_cpu_ns``: per code, the whole run (load + tests, until every process was gone; from the
-    child's "ready" in timing runs), what efficiency timing compares; ``reported_cpu_ns``: what the
-    candidate's own process said a test took (a diagnostic: it decides nothing)."""
+    ``run_cpu_ns``: per code, the whole run (from the fork until every process was gone);
+    ``timed_cpu_ns``: per code, in timing runs, from just before the program loads to 5 ms after its
+    last test (loading, every test, threads and children; not the fork or exit), what efficiency
+    timing compares; ``reported_cpu_ns``: what the candidate's own process said a test took (a
+    diagnostic: it decides nothing)."""
 
     passed: np.ndarray
     status: np.ndarray
@@ -85,6 +87,7 @@ class PassMatrix:
     fingerprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=object))
     inputs: list[str] = field(default_factory=list)  # per test: what the code is run on (value checks: the call; else the statement)
     cpu_bound_ns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    timed_cpu_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     reported_cpu_ns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
 
 
@@ -139,8 +142,8 @@ def run_pass_matrix(
 
     ``time_limit_s`` is every cell's ceiling; ``calibration=None`` gives every cell exactly that
     (so does a matrix of fewer codes than ``min_finishers``: no limit could be learned from them).
-    ``timing``: every test reported on its own (exact per-test CPU) and ``run_cpu_ns`` counted from
-    the moment before the program loads, for efficiency timing."""
+    ``timing``: every test reported on its own (exact per-test CPU) and ``timed_cpu_ns`` measured,
+    for efficiency timing."""
     if time_limit_s <= 0 or memory_mb < 64:
         raise ValueError(f"time_limit_s must be > 0 and memory_mb >= 64, got {time_limit_s}, {memory_mb}")
     n, m = len(codes), len(tests)
@@ -150,7 +153,8 @@ def run_pass_matrix(
                         np.full(shape, "", dtype=object), np.array([c.verified for c in checks], dtype=bool),
                         np.zeros(shape, dtype=np.int64), np.zeros(n, dtype=np.int64), [""] * n, [""] * n,
                         fingerprint=np.full(shape, "!error", dtype=object), inputs=[c.src for c in checks],
-                        cpu_bound_ns=np.zeros(shape, dtype=np.int64), reported_cpu_ns=np.zeros(shape, dtype=np.int64))  # fmt: skip
+                        cpu_bound_ns=np.zeros(shape, dtype=np.int64), reported_cpu_ns=np.zeros(shape, dtype=np.int64),
+                        timed_cpu_ns=np.zeros(n, dtype=np.int64))  # fmt: skip
     if n == 0 or m == 0:
         return matrix
     pool = pool or shared_pool()
@@ -241,6 +245,7 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[
         matrix.load_errors[i] = load.get("detail", load.get("load", ""))
     matrix.outputs[i] = matrix.outputs[i] or reply.get("output", "")  # the first run's: loading prints there
     matrix.run_cpu_ns[i] += _ns(reply.get("run_cpu_ns"))
+    matrix.timed_cpu_ns[i] += _ns(reply.get("timed_cpu_ns"))
     results = reply["results"]
     if len(results) != len(plan):
         raise ValueError("one result per planned test expected")

@@ -32,6 +32,7 @@ MAX_MESSAGE = 1 << 20  # a child's result line longer than this is cut and count
 WATCH_S = 0.05  # how often the zygote checks a running child's whole-tree CPU time
 WATCH_SLACK_NS = 50_000_000  # CPU a batch may use beyond its tests' limits (timer latency, harness)
 PIDS_MAX = 64  # processes + threads of one run (cgroup), besides RLIMIT_NPROC per sandbox uid
+SETTLE_S = 0.005  # timing: idle wait after the last test, so threads still running are charged (> 1 tick)
 RESULT_FIELDS = ("s", "v", "e", "rt")  # all a result line may carry besides its position
 
 
@@ -138,10 +139,11 @@ def _accept(msg, k):
 def run_one(req, program, compiled, plan, start, uid, results, step, counts):
     """One child from plan position ``start``; fills ``results``.
 
-    Returns (next start, load info, output, rerun, done, run CPU ns): ``rerun`` means a batching
+    Returns (next start, load info, output, rerun, done, CPU ns): ``rerun`` means a batching
     child died with tests unresolved, so they must run again one by one to learn which test killed
-    it; ``done``: the child ended its plan itself; run CPU: from the child's "ready" (timing) or its
-    fork until every process of the run was gone.
+    it; ``done``: the child ended its plan itself; CPU: ``run`` from the fork until every process
+    of the run was gone, and for timing ``timed``: from the child's "ready" (before the program
+    loads) to SETTLE_S after its last test's result (the exit's own cost left out).
     """
     workdir = "/tmp" if state.SCRATCH_PRIVATE else tempfile.mkdtemp(prefix="cand-", dir=state.WORK_ROOT)
     if uid and not state.SCRATCH_PRIVATE:
@@ -174,7 +176,7 @@ def run_one(req, program, compiled, plan, start, uid, results, step, counts):
         except OSError:
             pass
 
-    current, load, buf, finished, ended_by, ready_at = start, None, b"", False, "crash", 0
+    current, load, buf, finished, ended_by, ready_at, timed = start, None, b"", False, "crash", 0, 0
     batch = _Batch(plan, results, 0 if step else int(req.get("batch_cpu_ns") or 0))
     deadline = time.monotonic() + factor * current_limit() + 0.5
     cpu_base = 0
@@ -206,6 +208,10 @@ def run_one(req, program, compiled, plan, start, uid, results, step, counts):
                 now = clock.now(pid)
                 if load is None and not ready_at and req.get("timing"):
                     ready_at = now
+                if req.get("timing") and load is not None and current == len(plan) and not timed:
+                    time.sleep(SETTLE_S)  # the child waits: what still runs is its threads and children
+                    now = clock.now(pid)
+                    timed = now - ready_at
                 batch.close(now, bool(msg.get("slow")))
                 advanced = True
                 go()
@@ -247,7 +253,7 @@ def run_one(req, program, compiled, plan, start, uid, results, step, counts):
     os.close(out_fd)
     if not state.SCRATCH_PRIVATE:
         shutil.rmtree(workdir, ignore_errors=True)
-    run_cpu = spent - ready_at
+    run_cpu = {"run": spent, "timed": timed}
     if finished or load is not None and load["load"] != "ok":
         batch.close(spent)
         return (len(plan) if load is None or load["load"] != "ok" else current), load, output, False, finished, run_cpu
@@ -313,9 +319,9 @@ def run(req):
     except (SyntaxError, ValueError) as exc:
         load = {"load": "error", "detail": f"{type(exc).__name__}: {exc}"}
         return {"results": [{"i": k, "s": "error", "e": load["detail"]} for k in range(len(plan))], "load": load, "output": "", "children": 0,
-                "run_cpu_ns": 0}  # fmt: skip
+                "run_cpu_ns": 0, "timed_cpu_ns": 0}  # fmt: skip
     _set_run_limits(req)
-    start, load, outputs, children, run_cpu = 0, None, b"", 0, 0
+    start, load, outputs, children, run_cpu, timed_cpu = 0, None, b"", 0, 0, 0
     step = bool(req.get("timing"))
     while start < len(plan):
         streak = 0
@@ -327,7 +333,7 @@ def run(req):
         start, load_now, output, rerun, done, spent = run_one(req, program, compiled, plan, start, state.UID, results, step, counts)
         step = bool(req.get("timing")) or rerun
         children += 1
-        run_cpu += spent
+        run_cpu, timed_cpu = run_cpu + spent["run"], timed_cpu + spent["timed"]
         outputs = (outputs + output)[:OUTPUT_CAP]
         load = load or load_now
         if load_now is not None and load_now["load"] != "ok":
@@ -342,4 +348,5 @@ def run(req):
     for k, res in enumerate(results):
         if res is None:
             results[k] = {"i": k, "s": "skipped"}
-    return {"results": results, "load": load, "output": outputs.decode("utf-8", "backslashreplace"), "children": children, "run_cpu_ns": run_cpu}
+    return {"results": results, "load": load, "output": outputs.decode("utf-8", "backslashreplace"), "children": children, "run_cpu_ns": run_cpu,
+            "timed_cpu_ns": timed_cpu}  # fmt: skip
