@@ -187,7 +187,8 @@ CREATE TABLE IF NOT EXISTS trusted_tests (
     test_index     INTEGER NOT NULL
 );
 
--- timings: CPU time of the codes of the chosen code's behaviour cluster (sandbox timing protocol).
+-- timings: CPU time of the codes of the chosen code's behaviour cluster (sandbox timing protocol: read by the zygote,
+-- from just before the program loads to 5 ms after its last test; never a figure from the candidate's process).
 CREATE TABLE IF NOT EXISTS timings (
     partition_key  VARCHAR NOT NULL,
     prompt_id      VARCHAR NOT NULL,

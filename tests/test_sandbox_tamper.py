@@ -28,6 +28,18 @@ TIMED = ["assert f(1000) >= 0", "assert f(1001) >= 0", "assert f(1002) >= 0"]  #
 _ZERO = "lambda *a, **k: 0"
 CLOCK_NAMES = "('time', 'clock', 'cpu', 'ns', 'usage', 'rusage', 'pread', 'ptime', 'mono')"
 
+_PATCH_MODULES = prog(f"""
+    import sys
+    def _patch_modules():
+        for module in list(sys.modules.values()):
+            for name, value in list(vars(module).items()):
+                if callable(value) and any(k in name.lower() for k in {CLOCK_NAMES}):
+                    try:
+                        setattr(module, name, {_ZERO})
+                    except Exception:
+                        pass
+    """)
+
 PATCHERS = {
     # the time module's clocks, as the harness might call them
     "time_module": prog(f"""
@@ -37,16 +49,7 @@ PATCHERS = {
                 setattr(time, name, {_ZERO})
         """),
     # the harness's own module-level callables whose names look like clocks, in every loaded module
-    "harness_globals": prog(f"""
-        import sys
-        for module in list(sys.modules.values()):
-            for name, value in list(vars(module).items()):
-                if callable(value) and any(k in name.lower() for k in {CLOCK_NAMES}):
-                    try:
-                        setattr(module, name, {_ZERO})
-                    except Exception:
-                        pass
-        """),
+    "harness_globals": _PATCH_MODULES + "_patch_modules()\n",
     # a gc walk over every namespace dict, and the frames of whoever called us
     "gc_walk": prog(f"""
         import gc, sys
@@ -72,17 +75,11 @@ PATCHERS = {
         time.thread_time_ns = time.process_time_ns = {_ZERO}
         """),
     # a thread that keeps patching whatever the harness rebinds, for the whole run
-    "patching_thread": prog(f"""
-        import gc, sys, threading, time
+    "patching_thread": _PATCH_MODULES + prog("""
+        import threading, time
         def _keep():
             while True:
-                for module in list(sys.modules.values()):
-                    for name, value in list(vars(module).items()):
-                        if callable(value) and any(k in name.lower() for k in {CLOCK_NAMES}):
-                            try:
-                                setattr(module, name, {_ZERO})
-                            except Exception:
-                                pass
+                _patch_modules()
                 time.sleep(0.0005) if hasattr(time, 'sleep') else None
         threading.Thread(target=_keep, daemon=True).start()
         """),
