@@ -7,6 +7,7 @@ counter whenever this child stops and waits for its "go" (after loading, and aft
 results); a candidate that writes its own lines or patches the clocks here only misleads itself.
 """
 
+import fcntl
 import json
 import os
 import resource
@@ -178,7 +179,7 @@ def _apply_limits(req, uid, cpu_s):
 
 def _setup(req, plan, start, fds, workdir, uid):
     """Join the run's cgroups first, then arrange descriptors, directory and limits."""
-    result_fd, go_fd, out_fd = fds
+    result_fd, go_fd, out_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD, 200) for fd in fds)  # clear of the targets below
     os.setsid()
     LIBC.prctl(state.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     for fd in state.PROCS_FDS:
