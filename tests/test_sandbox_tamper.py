@@ -122,6 +122,19 @@ def test_times_are_the_zygotes_not_the_candidates(one):
     assert (m.cpu_bound_ns >= m.cpu_time_ns).all()
 
 
+def test_a_forged_early_end_of_timing_buys_no_timing():
+    """Result lines and a "wait" mark written at load would close the timed window early: the
+    lines must hold the right values to pass, which only computing them gives (and that counts)."""
+    early = prog("""
+        import os
+        os.write(3, b'{"load": "ok"}\\n' + b''.join(b'{"i": %d, "s": "value", "v": ["i", "1"]}\\n' % k for k in range(3)) + b'{"w": 1}\\n')
+        """) + SLOW
+    honest, forger = time_candidates([SLOW, early], TIMED, seed=2)
+    assert honest.all_passed and forger.samples_ns, honest
+    # either its forged values are judged (and fail) or its real run is timed: never a pass timed short
+    assert not forger.all_passed or min(forger.samples_ns) >= 0.5 * min(honest.samples_ns), forger
+
+
 def test_calibrated_limits_ignore_what_candidates_report(one):
     """Limits come from the zygote's batch bounds: a candidate claiming huge times raises none."""
     claimer = prog("""
