@@ -66,7 +66,7 @@ def behaviour_clusters(fingerprints: np.ndarray | None, passed: np.ndarray, code
     index: dict[tuple, int] = {}
     of_code = np.array([index.setdefault((tuple(prints[i]), passed[i].tobytes()), len(index)) for i in range(n)], dtype=np.int64)
     k = len(index)
-    firsts = np.array([np.flatnonzero(of_code == c)[0] for c in range(k)], dtype=np.int64)
+    firsts = np.unique(of_code, return_index=True)[1]  # clusters are numbered in order of their first code
     return Clusters(of_code, np.bincount(of_code, weights=weights, minlength=k), np.bincount(of_code, minlength=k).astype(np.float64),
                     prints[firsts][:, columns] if k else np.zeros((0, len(columns)), dtype=object), passed[firsts])  # fmt: skip
 

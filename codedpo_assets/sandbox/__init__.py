@@ -260,7 +260,7 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[
             fingerprint = fingerprint_value(res.get("v"))
         elif state == "parts" and check.kind == "parts":  # ours too: the parent evaluates the assertion on the parts
             state, reason = judge_parts(check, res.get("v"))
-            fingerprint = fingerprint_value(["t", res.get("v")]) if state in ("pass", "fail") and not reason.startswith(("unverifiable", "result", "malformed")) else ""
+            fingerprint = fingerprint_value(["t", res.get("v")]) if state in ("pass", "fail") else ""
         elif state in ("value", "parts"):
             state, reason = "fail", f"{state} reported for a {check.kind} test"  # forged or broken report
         elif state == "pass" and check.verified:

@@ -113,7 +113,7 @@ class _Batch:
         spent = max(now - self.mark, 0)
         self.mark = now
         if not self.positions:
-            return spent
+            return
         allowed = sum(self.plan[k][1] for k in self.positions) * 1e9 + WATCH_SLACK_NS
         last = len(self.positions) - 1
         for n, k in enumerate(self.positions):
@@ -124,7 +124,6 @@ class _Batch:
                 res.pop("v", None)
                 res["s"], res["e"] = "timeout", f"over the CPU limit by the zygote's counter ({spent / 1e6:.1f} ms for {allowed / 1e6:.1f} ms)"
         self.positions = []
-        return spent
 
 
 def _accept(msg, k):
