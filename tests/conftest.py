@@ -4,6 +4,7 @@ throwaway PostgreSQL cluster."""
 import json
 import textwrap
 import threading
+import time
 import uuid
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,10 +79,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 class FakeServer:
     """A real OpenAI-compatible HTTP server on 127.0.0.1 with scripted, seed-dependent answers."""
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, delay_s: float = 0.0):
         self.calls = 0
         self.solutions = 0
-        self.fail_first = fail_first
+        self.fail_first, self.delay_s = fail_first, delay_s
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -90,12 +93,22 @@ class FakeServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.calls += 1
-                if server.calls <= server.fail_first:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                text = server.answer(body["messages"][-1]["content"])
+                with server.lock:
+                    server.calls += 1
+                    failing = server.calls <= server.fail_first
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if failing:
+                        self.send_response(503)
+                        self.end_headers()
+                        return
+                    time.sleep(server.delay_s)  # a server that takes a while: requests pile up in flight
+                    with server.lock:
+                        text = server.answer(body["messages"][-1]["content"])
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
                 payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}],
                                       "usage": {"completion_tokens": len(text.split())}}).encode()
                 self.send_response(200)
@@ -104,7 +117,10 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 512  # a real server's backlog (uvicorn: 2048), not socketserver's 5
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 

@@ -119,6 +119,25 @@ def test_openai_backend_retries_then_succeeds_and_names_url_when_unreachable():
         dead.generate([Request([{"role": "user", "content": "x"}], 1)], GenerationParams())
 
 
+def test_openai_backend_keeps_a_real_servers_worth_of_requests_in_flight():
+    """The default concurrency fills a GPU server's batch: every slot busy at once, replies in request order."""
+    from codedpo_assets.assets.generation import Generator
+
+    concurrency = Generator().concurrency
+    assert concurrency >= 64
+    slow = FakeServer(delay_s=0.5)
+    try:
+        backend = OpenAIBackend(slow.url, "m", concurrency=concurrency)
+        prompts = ["programming problem", "test cases"] * concurrency
+        done = []
+        out = backend.generate([Request([{"role": "user", "content": p}], i) for i, p in enumerate(prompts)], GenerationParams(),
+                               progress=lambda n, _: done.append(n))  # fmt: skip
+        assert slow.max_in_flight == concurrency and slow.calls == len(prompts)
+        assert out == [slow.answer(p) for p in prompts] and done == list(range(1, len(prompts) + 1))
+    finally:
+        slow.close()
+
+
 def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_resource):
     """One partition end to end, on both store backends (DuckDB file; DuckLake on PostgreSQL)."""
     (tree / "calc.py").write_text(SEED)

@@ -87,6 +87,10 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
             assert isinstance(meta["checkpoint_run"], dg.DagsterRunMetadataValue) and meta["checkpoint_run"].value == run_id
             assert meta["settings"].value["limit"] == 2 and meta["settings"].value["ks"] == [1, 2]
             assert (meta["humaneval_problems"].value, meta["heldout_pairs"].value) == (2, 1)
+            import ctranslate2
+
+            engines = {m.split(":")[0] for (m,) in db.query("SELECT DISTINCT model FROM model_evaluation").rows()}
+            assert engines == {f"ctranslate2-{ctranslate2.__version__}-float32"}  # both models sampled by the CPU engine, exact weights
             rows = dict(db.query("SELECT metric || '/' || role, n FROM model_evaluation").rows())
             assert rows["humaneval_pass@2/checkpoint"] == 2 and rows["heldout_logp_accuracy/base"] == 1
             stored = db.query("SELECT * FROM model_evaluation WHERE role = 'checkpoint' AND metric = 'heldout_reward_accuracy'").row(0, named=True)

@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -23,6 +24,7 @@ from codedpo_assets.evaluation import (
 from codedpo_assets.assets.generation import generation_progress
 from codedpo_assets.assets.metadata import code_version, table_metadata
 from codedpo_assets.generation.backends import TransformersBackend
+from codedpo_assets.generation.ct2 import ENGINES, local_backend
 from codedpo_assets.generation.tasks import generate_cached
 from codedpo_assets.progress import Progress
 from codedpo_assets.train_job import read_pairs
@@ -39,6 +41,10 @@ class EvaluationConfig(dg.Config):
     max_new_tokens: int = Field(default=384, description="Longest completion.")
     time_limit_s: float = Field(default=5.0, description="CPU seconds for a problem's check().")
     batch_size: int = Field(default=16, description="Sequences per generate() batch.")
+    engine: str = Field(default="auto", description=f"Engine that samples both models: {' | '.join(ENGINES)} (auto: CTranslate2 on CPU, "
+                                                    "transformers on a GPU). Log-probabilities always come from torch.")
+    quantization: str = Field(default="float32", description="ctranslate2: weights of both converted models; float32 keeps what "
+                                                             "training changed (int8 rounding could erase a small update).")
     efficiency_repetitions: int = Field(default=5, description="Timed rounds per solution (timing protocol, >= 5).")
     pairs_dir: str = Field(default=ExportConfig().directory, description="Exported pairs (the held-out split is scored).")
 
@@ -47,7 +53,7 @@ QUICK_EVALUATION = {"limit": 10, "n_samples": 3, "ks": [1, 3], "max_new_tokens":
 
 
 def _evaluate_model(db, role: str, path: str, config: EvaluationConfig, problems: list[dict], examples: list[dict], log):
-    backend = TransformersBackend(path, batch_size=config.batch_size)
+    backend = local_backend(path, config.engine, quantization=config.quantization, batch_size=config.batch_size)
 
     def generate(jobs, params):  # cached: the base model's samples are reused by later evaluations
         kind = "greedy" if params.temperature == 0 else "sampled"
@@ -56,7 +62,8 @@ def _evaluate_model(db, role: str, path: str, config: EvaluationConfig, problems
     greedy, sampled = sample_humaneval(generate, problems, config.n_samples, config.temperature, config.max_new_tokens)
     checked = Progress(f"evaluation {role}: sandbox", len(problems), "problems", log)
     metrics, samples = humaneval_scores(problems, greedy, sampled, config.ks, config.time_limit_s, checked.update)
-    logps = reply_logps(backend.model, backend.tokenizer, examples)
+    scorer = backend if isinstance(backend, TransformersBackend) else TransformersBackend(path) if examples else None
+    logps = reply_logps(scorer.model, scorer.tokenizer, examples) if scorer else np.zeros((0, 2))
     return backend.identity, metrics, samples, logps
 
 

@@ -11,7 +11,8 @@ from pydantic import Field
 from codedpo_assets.assets.metadata import code_version, preview, table_metadata, totals
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.assets.seeds import SEED_PARTITIONS
-from codedpo_assets.generation.backends import Backend, GenerationError, GenerationParams, OpenAIBackend, TransformersBackend, embedded_model_dir
+from codedpo_assets.generation.backends import Backend, GenerationError, GenerationParams, OpenAIBackend, embedded_model_dir
+from codedpo_assets.generation.ct2 import local_backend
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
 from codedpo_assets.generation.tasks import (
     FENCE,
@@ -31,13 +32,14 @@ BACKENDS = ("embedded", "transformers", "openai")
 
 
 @lru_cache(maxsize=4)
-def _backend(kind: str, model_path: str, base_url: str, model: str, api_key: str, concurrency: int, batch_size: int, prefill: bool) -> Backend:
+def _backend(kind: str, model_path: str, base_url: str, model: str, api_key: str, concurrency: int, batch_size: int, prefill: bool,
+             engine: str, quantization: str) -> Backend:  # fmt: skip
     if kind == "embedded":
-        return TransformersBackend(embedded_model_dir(), batch_size=batch_size)
+        return local_backend(embedded_model_dir(), engine, quantization=quantization, batch_size=batch_size)
     if kind == "transformers":
         if not model_path:
             raise GenerationError("generator.model_path: required for backend 'transformers' (a local dir or Hub id)")
-        return TransformersBackend(model_path, batch_size=batch_size)
+        return local_backend(model_path, "transformers" if engine == "auto" else engine, quantization=quantization, batch_size=batch_size)
     if kind == "openai":
         if not base_url or not model:
             raise GenerationError("generator.base_url and generator.model: required for backend 'openai'")
@@ -53,12 +55,17 @@ class Generator(dg.ConfigurableResource):
     base_url: str = Field(default="", description="openai: server URL, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(default="", description="openai: served model name.")
     api_key: str = Field(default="", description="openai: API key (use an EnvVar).")
-    concurrency: int = Field(default=8, description="openai: requests in flight.")
+    concurrency: int = Field(default=64, description="openai: requests in flight; size it to the server (vLLM batches what is in flight: "
+                                                     "tens to hundreds on a GPU server).")
     prefill: bool = Field(default=False, description="openai: continue a prefilled reply (`continue_final_message`: vLLM, SGLang). Local backends always prefill.")
     batch_size: int = Field(default=16, description="transformers/embedded: sequences per generate() batch (16: 6.4x one-at-a-time on 2 CPU cores).")
+    engine: str = Field(default="auto", description="embedded/transformers: auto | ctranslate2 | transformers. auto: CTranslate2 (int8, ~3x) for "
+                                                    "the embedded model on CPU; transformers on a GPU and for a model_path.")
+    quantization: str = Field(default="int8", description="ctranslate2: int8 | int8_float32 | float32 (the converted model's weights).")
 
     def get(self) -> Backend:
-        return _backend(self.backend, self.model_path, self.base_url, self.model, self.api_key, self.concurrency, self.batch_size, self.prefill)
+        return _backend(self.backend, self.model_path, self.base_url, self.model, self.api_key, self.concurrency, self.batch_size, self.prefill,
+                        self.engine, self.quantization)
 
 
 GENERATOR_ENV = {  # environment overrides of the Generator resource (CLI, sensor-driven runs and UI alike)
@@ -67,6 +74,8 @@ GENERATOR_ENV = {  # environment overrides of the Generator resource (CLI, senso
     "base_url": "CODEDPO_OPENAI_BASE_URL",
     "model": "CODEDPO_OPENAI_MODEL",
     "api_key": "CODEDPO_OPENAI_API_KEY",
+    "concurrency": "CODEDPO_OPENAI_CONCURRENCY",
+    "engine": "CODEDPO_ENGINE",
 }
 
 

@@ -90,7 +90,14 @@ def embedded_model_dir() -> Path:
     return cache
 
 
-def _dir_identity(path: Path) -> str:
+def chat_prompt(tokenizer, messages: Messages) -> str:
+    """The checkpoint's chat template; a final assistant message is continued, not closed."""
+    if prefix_of(messages):
+        return tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def dir_identity(path: Path) -> str:
     digest = hashlib.sha256()
     for f in sorted(path.glob("*.json")) + sorted(path.glob("*.safetensors")):
         st = f.stat()
@@ -119,13 +126,8 @@ class TransformersBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
-        self.identity = _dir_identity(Path(path)) if Path(path).is_dir() else str(path)
+        self.identity = dir_identity(Path(path)) if Path(path).is_dir() else str(path)
         self.prefills = True
-
-    def _prompt(self, messages: Messages) -> str:
-        if prefix_of(messages):
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def generate(self, requests, params, progress=None):
         import torch
@@ -133,7 +135,7 @@ class TransformersBackend:
         outputs: list[str] = []
         for start in range(0, len(requests), self.batch_size):
             batch = requests[start : start + self.batch_size]
-            enc = self.tokenizer([self._prompt(r.messages) for r in batch], return_tensors="pt", padding=True).to(self.device)
+            enc = self.tokenizer([chat_prompt(self.tokenizer, r.messages) for r in batch], return_tensors="pt", padding=True).to(self.device)
             torch.manual_seed(batch[0].seed)  # the batch is fixed by the request order: reproducible
             with torch.no_grad():
                 out = self.model.generate(
@@ -157,7 +159,7 @@ class TransformersBackend:
 class OpenAIBackend:
     """Any OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp server, Ollama)."""
 
-    def __init__(self, base_url: str, model: str, *, api_key: str = "", concurrency: int = 8, retries: int = 3, timeout_s: float = 120.0,
+    def __init__(self, base_url: str, model: str, *, api_key: str = "", concurrency: int = 64, retries: int = 3, timeout_s: float = 120.0,
                  prefill: bool = False) -> None:  # fmt: skip
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.api_key = model, api_key

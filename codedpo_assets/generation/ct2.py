@@ -1,0 +1,197 @@
+"""CTranslate2: the CPU engine for local models (int8 SmolLM2-135M: ~3x transformers fp32 on 2 cores).
+
+A Hugging Face checkpoint is converted once into ``<checkpoint>-ct2-<quantization>`` beside it and
+stamped with what it was made from; a missing, stale or unreadable conversion is rebuilt, and a
+conversion that fails falls back to transformers, saying so once. Requests mean what they mean on
+``TransformersBackend``: the checkpoint's chat template, prefill, stop strings, a seed per batch,
+progress per batch. Log-probabilities for training and evaluation stay on torch (same weights).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from codedpo_assets.generation.backends import (
+    Backend,
+    GenerationError,
+    GenerationParams,
+    Request,
+    TransformersBackend,
+    chat_prompt,
+    cut_at_stop,
+    dir_identity,
+    prefix_of,
+)
+from codedpo_assets.progress import publish
+
+ENGINES = ("auto", "ctranslate2", "transformers")
+STAMP = "codedpo-conversion.json"  # what a converted model was made from; a mismatch means rebuild
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _say(text: str) -> None:
+    """A notice for the terminal of a CLI run (progress channel) and stderr (the run's log)."""
+    print(text, file=sys.stderr, flush=True)
+    publish(text)
+
+
+def _stamp(source: Path, quantization: str) -> dict:
+    import ctranslate2
+
+    return {"source": dir_identity(source), "ctranslate2": ctranslate2.__version__, "quantization": quantization}
+
+
+def _unusable(target: Path, stamp: dict) -> str:
+    """Why the conversion at ``target`` cannot be used ("" when it can)."""
+    if not target.exists():
+        return "missing"
+    try:
+        found = json.loads((target / STAMP).read_text())
+    except (OSError, ValueError):
+        return "no readable stamp (interrupted or corrupt)"
+    if found != stamp:
+        return f"made from {found}, wanted {stamp}"
+    return "" if (target / "model.bin").is_file() else "model.bin missing"
+
+
+def converted(source: Path, quantization: str, log=_say) -> Path:
+    """The CTranslate2 conversion of ``source`` (built now if missing, stale or corrupt)."""
+    from ctranslate2.converters import TransformersConverter
+
+    target = source.with_name(f"{source.name}-ct2-{quantization}")
+    stamp = _stamp(source, quantization)
+    reason = _unusable(target, stamp)
+    if not reason:
+        return target
+    log(f"ctranslate2: converting {source} to {quantization} ({target.name}: {reason})")
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    TransformersConverter(str(source)).convert(str(partial), quantization=quantization, force=True)
+    (partial / STAMP).write_text(json.dumps(stamp, sort_keys=True))
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
+
+
+class CTranslate2Backend:
+    """A local HF checkpoint served by CTranslate2 on CPU. ``identity`` names engine, version and
+    quantization beside the checkpoint's, so cached completions never mix engines."""
+
+    prefills = True
+
+    def __init__(self, path: str | Path, *, quantization: str = "int8", batch_size: int = 16, log=_say) -> None:
+        import ctranslate2
+        from transformers import AutoTokenizer
+
+        source = Path(path)
+        if not (source / "config.json").is_file():
+            raise GenerationError(f"ctranslate2 converts a local checkpoint directory; {str(path)!r} is not one")
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
+        self.quantization, self.threads = quantization, _cpu_count()
+        self.model_dir = converted(source, quantization, log)
+        try:
+            self._generator(0)
+        except (RuntimeError, ValueError) as exc:  # the files passed the stamp check but do not load: convert again, once
+            log(f"ctranslate2: {self.model_dir} does not load ({exc}); converting again")
+            shutil.rmtree(self.model_dir)
+            self.model_dir = converted(source, quantization, log)
+        self.batch_size = batch_size
+        self.end_ids = _end_ids(source, self.tokenizer)
+        self.identity = f"ctranslate2-{ctranslate2.__version__}-{quantization}:{dir_identity(source)}"
+
+    def _generator(self, seed: int):
+        """A generator whose sampling starts from ``seed``: CTranslate2 seeds a worker thread's random
+        generator when the thread first samples, so a seed takes effect only in a fresh generator
+        (loading one from the page cache takes ~0.07 s; a batch takes seconds)."""
+        import ctranslate2
+
+        ctranslate2.set_random_seed(seed)
+        return ctranslate2.Generator(str(self.model_dir), device="cpu", compute_type=self.quantization, intra_threads=self.threads)
+
+    def _tokens(self, messages) -> list[str]:
+        ids = self.tokenizer(chat_prompt(self.tokenizer, messages))["input_ids"]
+        return self.tokenizer.convert_ids_to_tokens(ids)
+
+    def generate(self, requests: Sequence[Request], params: GenerationParams, progress=None) -> list[str]:
+        outputs: list[str] = []
+        for start in range(0, len(requests), self.batch_size):
+            batch = requests[start : start + self.batch_size]
+            stopper = _Stopper(self.tokenizer, params.stop, len(batch))
+            generator = self._generator(batch[0].seed)  # the batch is fixed by the request order: reproducible
+            results = generator.generate_batch(
+                [self._tokens(r.messages) for r in batch],
+                max_length=params.max_new_tokens,
+                include_prompt_in_result=False,
+                end_token=self.end_ids,
+                sampling_temperature=params.temperature if params.temperature > 0 else 1.0,
+                sampling_topk=0 if params.temperature > 0 else 1,  # 0: the whole vocabulary (top_p cuts it)
+                sampling_topp=params.top_p,
+                callback=stopper if params.stop else None,
+            )
+            ids = [res.sequences_ids[0] for res in results]
+            texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+            outputs += [prefix_of(r.messages) + cut_at_stop(t, params.stop) for r, t in zip(batch, texts)]
+            if progress:
+                progress(len(outputs), sum(map(len, ids)))
+        return outputs
+
+
+def _end_ids(source: Path, tokenizer) -> list[int]:
+    """The ids that end a reply, as transformers' ``generate`` reads them (generation config first)."""
+    from transformers import GenerationConfig
+
+    try:
+        eos = GenerationConfig.from_pretrained(source).eos_token_id
+    except OSError:
+        eos = None
+    eos = tokenizer.eos_token_id if eos is None else eos
+    return sorted({eos} if isinstance(eos, int) else set(eos))
+
+
+class _Stopper:
+    """``generate_batch`` callback: ends a sequence once its text holds a stop string (the text is
+    cut there afterwards, as transformers' ``stop_strings`` leave it)."""
+
+    def __init__(self, tokenizer, stop: Sequence[str], n: int) -> None:
+        self.tokenizer, self.stop = tokenizer, [s for s in stop if s]
+        self.tails = [""] * n
+        self.keep = max(map(len, self.stop), default=0) + 16
+
+    def __call__(self, step) -> bool:
+        tail = self.tails[step.batch_id] + self.tokenizer.convert_tokens_to_string([step.token])
+        self.tails[step.batch_id] = tail[-self.keep :]
+        return any(s in tail for s in self.stop)
+
+
+_fallbacks_said: set[str] = set()
+
+
+def local_backend(path: str | Path, engine: str = "auto", *, quantization: str = "int8", batch_size: int = 16) -> Backend:
+    """A local checkpoint on the engine asked for. ``auto``: CTranslate2 on CPU, transformers where
+    CUDA is (bf16 batches on a GPU). A CTranslate2 conversion that fails falls back to transformers
+    and says so once per checkpoint."""
+    if engine not in ENGINES:
+        raise GenerationError(f"engine: {engine!r} is not one of {ENGINES}")
+    if engine == "auto":
+        import torch
+
+        engine = "transformers" if torch.cuda.is_available() else "ctranslate2"
+    if engine == "transformers":
+        return TransformersBackend(path, batch_size=batch_size)
+    try:
+        return CTranslate2Backend(path, quantization=quantization, batch_size=batch_size)
+    except GenerationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any conversion failure: the model still works on transformers
+        if str(path) not in _fallbacks_said:
+            _fallbacks_said.add(str(path))
+            _say(f"ctranslate2 unavailable for {path} ({type(exc).__name__}: {exc}); generating with transformers (slower)")
+        return TransformersBackend(path, batch_size=batch_size)
