@@ -205,13 +205,15 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     console.say(f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}")
     sampling, backend = generation.SamplingConfig(**generation.QUICK_PROFILE), resources["generator"].get()
     runs: dict[str, list[str]] = {}
+    walls: dict[str, float] = {"setup (definitions, partitions)": time.monotonic() - started}
     passes = PASSES if len(todo) > 1 else [("chain", CHAIN)] if todo else []  # one partition: nothing to batch
     for stage, names in passes:
         if stage in PREFETCH:
             t0 = time.monotonic()
             calls = generation.prefetch(store, backend, todo, sampling, stage)
+            walls[f"generate {stage} ({backend.identity.split(':')[0].split('@')[0]})"] = time.monotonic() - t0
             console.say(f"  generated {stage} for {len(todo)} partitions in one batch: {calls} model calls ({time.monotonic() - t0:.0f} s)")
-        progress, cells = Progress(stage, len(todo), "partitions"), 0
+        progress, cells, t0 = Progress(stage, len(todo), "partitions"), 0, time.monotonic()
         progress.update(0)
         for i, key in enumerate(todo, 1):
             result = build.execute_in_process(instance=instance, partition_key=key, asset_selection=[dg.AssetKey(n) for n in names],
@@ -221,6 +223,7 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
                 return 1
             cells += sum(m.metadata["dagster/row_count"].value for m in result.asset_materializations_for_node("pass_matrix")) if "pass_matrix" in names else 0
             progress.update(i, f"{cells} cells" if cells else "")
+        walls[f"{stage} assets"] = time.monotonic() - t0
     wanted = ["preference_pairs_export"] + ([] if skip_training else ["dpo_checkpoint", "model_evaluation"])
     summarize = defs.resolve_job_def("summarize")
     for job, names in ((summarize, ["pipeline_summary"]), (train, wanted)):
@@ -230,14 +233,20 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
             config = _ops(training_run_config("quick"), names) if job is train else _ops({"ops": {}}, names)
             result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(n) for n in names], run_config=config, raise_on_error=False)
             runs.setdefault(job.name, []).append(result.run_id)
+            walls |= _step_walls(instance, result.run_id)
             if not _succeeded(result, f"{job.name}", console):
                 return 1
-    _summary(console, store, runs, time.monotonic() - started)
+    _summary(console, store, runs, walls, time.monotonic() - started)
     return 0
 
 
-def _summary(console: Console, store, runs: dict[str, list[str]], elapsed_s: float) -> None:
-    """What was built and where: totals per stage, drops, pairs, the before/after table, paths."""
+def _step_walls(instance, run_id: str) -> dict[str, float]:
+    """Each step's wall time in a run, as the Dagster UI's run timeline shows it."""
+    return {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run_id) if s.start_time and s.end_time}
+
+
+def _summary(console: Console, store, runs: dict[str, list[str]], walls: dict[str, float], elapsed_s: float) -> None:
+    """What was built and where: totals per stage, drops, pairs, the before/after table, wall time per stage, paths."""
     say = console.say
     say(_table(store.query("SELECT stage, items, dropped, partitions FROM pipeline_summary ORDER BY step"), "Built, all partitions (pipeline_summary):"))
     rejected = store.query("SELECT reason, count(*) AS n FROM seeds_rejected GROUP BY reason ORDER BY n DESC, reason")
@@ -250,6 +259,10 @@ def _summary(console: Console, store, runs: dict[str, list[str]], elapsed_s: flo
         table = store.query("SELECT metric, n, base, base_ci, checkpoint, checkpoint_ci, change, change_ci, verdict FROM model_evaluation_table "
                             "WHERE checkpoint_id = ?", [latest[0][0]])  # fmt: skip
         say(_table(table, f"Before / after training, 95 % intervals (model_evaluation_table, checkpoint {latest[0][0]}):"))
+    if walls:
+        frame = pl.DataFrame({"stage": list(walls), "wall_s": [round(v, 1) for v in walls.values()]})
+        say(_table(frame.with_columns(share=(pl.col("wall_s") / elapsed_s * 100).round(0).cast(pl.Int64).cast(pl.String) + " %"),
+                   "Wall time by stage (this run):"))  # fmt: skip
     say(f"\nRuns (Dagster UI: `make ui`, Runs page): {'; '.join(f'{job} x{len(ids)} (last {ids[-1][:8]})' for job, ids in runs.items()) or 'none'}")
     say(f"Checkpoint: {latest[0][1] if latest else 'none'}\nPair export: {Path('data/export').resolve()}\nDatabase: {store.path}\n"
         f"Dagster home: {os.environ['DAGSTER_HOME']}\nLog: {console.log_path if console.log else 'none (--verbose)'}\nDone in {elapsed_s:.1f} s")  # fmt: skip
