@@ -205,7 +205,7 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     console.say(f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}")
     sampling, backend = generation.SamplingConfig(**generation.QUICK_PROFILE), resources["generator"].get()
     runs: dict[str, list[str]] = {}
-    walls: dict[str, float] = {"setup (definitions, partitions)": time.monotonic() - started}
+    walls: dict[str, float] = {"setup (definitions, partitions, model)": time.monotonic() - started}
     passes = PASSES if len(todo) > 1 else [("chain", CHAIN)] if todo else []  # one partition: nothing to batch
     for stage, names in passes:
         if stage in PREFETCH:

@@ -133,7 +133,7 @@ def test_cli_run_is_incremental(tmp_path):
     prefetched = [int(n) for n in re.findall(r"in one batch: (\d+) model calls", first)]
     assert len(prefetched) == 2 and sum(prefetched) == server.calls  # the assets themselves made no model calls
     walls = first[first.index("Wall time by stage (this run):"):]  # each stage's wall time, the generation engine named
-    for stage in ("setup (definitions, partitions)", "generate prompts (openai)", "generate samples (openai)", "sandbox and pairs assets",
+    for stage in ("setup (definitions, partitions, model)", "generate prompts (openai)", "generate samples (openai)", "sandbox and pairs assets",
                   "pipeline_summary", "preference_pairs_export"):  # fmt: skip
         assert re.search(rf"│ {re.escape(stage)}\s+┆ \d+\.\d\s+┆ \d+ %", walls), (stage, walls)
     manifest = tmp_path / "data" / "export" / "manifest.json"

@@ -111,3 +111,13 @@ def test_generator_resource_runs_the_embedded_model_on_ctranslate2(model_dir, mo
     monkeypatch.setenv("CODEDPO_ENGINE", "transformers")
     assert generation.generator_from_env().engine == "transformers"
     generation._backend.cache_clear()
+
+
+def test_runs_starting_together_convert_once(model_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    said: list[str] = []
+    with ThreadPoolExecutor(3) as pool:  # flock excludes open files, threads as well as processes
+        targets = list(pool.map(lambda _: ct2.converted(model_dir, "int8", said.append), range(3)))
+    assert len(set(targets)) == 1 and len([s for s in said if "converting" in s]) == 1
+    assert not ct2._unusable(targets[0], ct2._stamp(model_dir, "int8"))

