@@ -95,6 +95,8 @@ def test_engine_choice(model_dir, monkeypatch):
     assert isinstance(ct2.local_backend(model_dir), TransformersBackend)  # auto on a GPU
     with pytest.raises(ct2.GenerationError, match="engine"):
         ct2.local_backend(model_dir, "llama")
+    with pytest.raises(ct2.GenerationError, match="quantization: 'int4' is not one of"):
+        ct2.local_backend(model_dir, quantization="int4")
 
 
 def test_generator_resource_runs_the_embedded_model_on_ctranslate2(model_dir, monkeypatch):

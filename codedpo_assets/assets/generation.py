@@ -48,7 +48,8 @@ def _backend(kind: str, model_path: str, base_url: str, model: str, api_key: str
 
 
 class Generator(dg.ConfigurableResource):
-    """Which model writes prompts, candidates and tests. Default: the embedded SmolLM2-135M-Instruct."""
+    """Which model writes prompts, candidates and tests. Default: the embedded SmolLM2-135M-Instruct,
+    sampled by CTranslate2 int8 on CPU (transformers on a GPU)."""
 
     backend: str = Field(default="embedded", description="embedded | transformers | openai")
     model_path: str = Field(default="", description="transformers: local checkpoint dir or Hub id.")

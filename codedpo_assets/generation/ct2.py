@@ -31,6 +31,7 @@ from codedpo_assets.generation.backends import (
 from codedpo_assets.progress import publish
 
 ENGINES = ("auto", "ctranslate2", "transformers")
+QUANTIZATIONS = ("int8", "int8_float32", "int16", "float32")  # what CTranslate2 computes on CPU
 STAMP = "codedpo-conversion.json"  # what a converted model was made from; a mismatch means rebuild
 
 
@@ -202,6 +203,8 @@ def local_backend(path: str | Path, engine: str = "auto", *, quantization: str =
     and says so once per checkpoint."""
     if engine not in ENGINES:
         raise GenerationError(f"engine: {engine!r} is not one of {ENGINES}")
+    if quantization not in QUANTIZATIONS:
+        raise GenerationError(f"quantization: {quantization!r} is not one of {QUANTIZATIONS}")
     if engine == "auto":
         import torch
 
