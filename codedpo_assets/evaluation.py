@@ -17,14 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from codedpo_assets.eval_formats import DEFAULT_FORMAT, FORMATS, PromptFormat, defines_entry_point, task
 from codedpo_assets.generation.backends import GenerationParams, Messages
-from codedpo_assets.generation.tasks import FENCE, SYSTEM
 from codedpo_assets.sandbox import run_pass_matrix
 from codedpo_assets.sandbox.timing import compare, time_candidates
-
-# HumanEval's usual stop sequences, plus the closing fence of the prefilled code block.
-HUMANEVAL_STOP = (FENCE, "\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ")
-
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k) for n samples, c correct."""
@@ -33,21 +29,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
-
-
-def humaneval_messages(problem: dict) -> Messages:
-    """Chat prompt with the function's signature + docstring prefilled: the model writes the body."""
-    return [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": f"Complete this Python function:\n{FENCE}python\n{problem['prompt']}{FENCE}"},
-        {"role": "assistant", "content": f"{FENCE}python\n{problem['prompt']}"},
-    ]
-
-
-def completion_program(problem: dict, text: str) -> str:
-    """The program a sample defines: the reply without its opening fence (prefix included by the backend)."""
-    head = f"{FENCE}python\n"
-    return text[len(head) :] if text.startswith(head) else problem["prompt"] + text
 
 
 Items = dict[str, np.ndarray]  # metric → its per-item values (problems or pairs, in a fixed order)
@@ -67,16 +48,19 @@ class Samples:
 Generate = Callable[[list[tuple[Messages, int]], GenerationParams], list[str]]  # (messages, sample index) jobs → texts
 
 
-def sample_humaneval(generate: Generate, problems: Sequence[dict], n: int, temperature: float, max_new_tokens: int) -> tuple[list[str], list[list[str]]]:
-    """Greedy program + ``n`` sampled programs per problem (two batched generation calls)."""
-    greedy = generate([(humaneval_messages(p), 0) for p in problems], GenerationParams(0.0, 1.0, max_new_tokens, HUMANEVAL_STOP))
+def sample_humaneval(generate: Generate, problems: Sequence[dict], n: int, temperature: float, max_new_tokens: int,
+                     fmt: PromptFormat = FORMATS[DEFAULT_FORMAT]) -> tuple[list[str], list[list[str]], list[list[bool]]]:  # fmt: skip
+    """Greedy program + ``n`` sampled programs per problem (two batched generation calls), asked in
+    ``fmt``; and per problem whether each reply (greedy first) wrote anything beyond its prefill."""
+    greedy = generate([(fmt.messages(p), 0) for p in problems], GenerationParams(0.0, 1.0, max_new_tokens, fmt.stop))
     sampled: list[list[str]] = [[] for _ in problems]
     if n:
-        params = GenerationParams(temperature, 1.0, max_new_tokens, HUMANEVAL_STOP)
-        texts = generate([(humaneval_messages(p), i + 1) for p in problems for i in range(n)], params)
+        params = GenerationParams(temperature, 1.0, max_new_tokens, fmt.stop)
+        texts = generate([(fmt.messages(p), i + 1) for p in problems for i in range(n)], params)
         sampled = [texts[j * n : (j + 1) * n] for j in range(len(problems))]
-    return ([completion_program(p, t) for p, t in zip(problems, greedy)],
-            [[completion_program(p, t) for t in s] for p, s in zip(problems, sampled)])  # fmt: skip
+    nonempty = [[bool(fmt.generated(p, t).strip()) for t in [g, *s]] for p, g, s in zip(problems, greedy, sampled)]
+    return ([fmt.program(p, t) for p, t in zip(problems, greedy)],
+            [[fmt.program(p, t) for t in s] for p, s in zip(problems, sampled)], nonempty)  # fmt: skip
 
 
 def _with_tests(problem: dict, program: str) -> str:
@@ -94,9 +78,13 @@ def check_programs(problem: dict, programs: Sequence[str], time_limit_s: float =
 
 
 def humaneval_scores(problems: Sequence[dict], greedy: Sequence[str], sampled: Sequence[Sequence[str]], ks: Sequence[int], time_limit_s: float = 5.0,
-                     progress: Callable[[int], None] | None = None) -> tuple[dict[str, float], Samples]:  # fmt: skip
+                     progress: Callable[[int], None] | None = None, nonempty: Sequence[Sequence[bool]] | None = None,
+                     ) -> tuple[dict[str, float], Samples]:  # fmt: skip
     """pass@1 (greedy) and pass@k (sampled, unbiased estimator) over ``problems``; the per-problem
-    values behind them are in ``samples.items``; ``progress(problems checked)`` after each."""
+    values behind them are in ``samples.items``; ``progress(problems checked)`` after each. Beside
+    them, per problem, the share of its programs that define the entry point with a body and (given
+    ``nonempty`` from ``sample_humaneval``) of its replies that are not empty: a reply that wrote
+    nothing is shown as such, not only as failing code."""
     greedy_ok, sampled_ok = [], []
     if progress:
         progress(0)
@@ -108,6 +96,10 @@ def humaneval_scores(problems: Sequence[dict], greedy: Sequence[str], sampled: S
         sampled_ok.append(verdicts[1:])
     samples = Samples(list(greedy), [list(s) for s in sampled], greedy_ok, sampled_ok)
     samples.items = humaneval_items(samples, ks)
+    samples.items["humaneval_defines_entry"] = np.asarray(
+        [np.mean([defines_entry_point(prog, p["entry_point"]) for prog in [g, *s]]) for p, g, s in zip(problems, greedy, sampled)], dtype=float)
+    if nonempty is not None:
+        samples.items["humaneval_nonempty"] = np.asarray([np.mean(flags) for flags in nonempty], dtype=float)
     return summarize(samples.items), samples
 
 
@@ -140,9 +132,9 @@ def reply_logps(model, tokenizer, examples: Sequence[dict]) -> np.ndarray:
     return np.asarray(out, dtype=float).reshape(-1, 2)
 
 
-def preference_items(policy: np.ndarray, reference: np.ndarray) -> Items:
-    """Per held-out pair, from [n, 2] (chosen, rejected) log-probs: logp and reward correctness
-    (1 right, 0 wrong, 0.5 tie) and the reward margin; empty when there are no pairs.
+def preference_items(policy: np.ndarray, reference: np.ndarray, prefix: str = "heldout") -> Items:
+    """Per pair, from [n, 2] (chosen, rejected) log-probs: logp and reward correctness (1 right,
+    0 wrong, 0.5 tie) and the reward margin, named ``<prefix>_…``; empty when there are no pairs.
 
     ``logp_accuracy``: the model gives chosen more probability than rejected. ``reward_accuracy``:
     its gain over the reference is larger on chosen (DPO's implicit reward; 0.5 for the reference).
@@ -154,8 +146,21 @@ def preference_items(policy: np.ndarray, reference: np.ndarray) -> Items:
         return (x > 0) + 0.5 * (x == 0)
 
     reward = (policy[:, 0] - reference[:, 0]) - (policy[:, 1] - reference[:, 1])
-    return {"heldout_logp_accuracy": correct(policy[:, 0] - policy[:, 1]), "heldout_reward_accuracy": correct(reward),
-            "heldout_reward_margin": np.asarray(reward, dtype=float)}  # fmt: skip
+    return {f"{prefix}_logp_accuracy": correct(policy[:, 0] - policy[:, 1]), f"{prefix}_reward_accuracy": correct(reward),
+            f"{prefix}_reward_margin": np.asarray(reward, dtype=float)}  # fmt: skip
+
+
+def groundtruth_pairs(problems: Sequence[dict], base: Samples) -> list[dict]:
+    """Pairs that need no pipeline data: per problem where the base model wrote a program that fails
+    the official tests (greedy first, else its first failing sample), the canonical solution as
+    chosen and that program as rejected, asked as the pipeline asks (``eval_formats.task``). Does a
+    checkpoint's implicit reward prefer correct code more than the base model did?"""
+    pairs = []
+    for j, p in enumerate(problems):
+        failing = [prog for prog, ok in zip([base.greedy[j], *base.sampled[j]], [base.greedy_ok[j], *base.sampled_ok[j]]) if not ok]
+        if failing:
+            pairs.append({"prompt": task(p), "chosen": p["prompt"] + p["canonical_solution"], "rejected": failing[0], "task_id": p["task_id"]})
+    return pairs
 
 
 def efficiency_items(problems: Sequence[dict], before: Sequence[str], after: Sequence[str], repetitions: int = 5, min_ratio: float = 1.1) -> Items:

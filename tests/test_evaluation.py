@@ -9,10 +9,10 @@ import pytest
 from codedpo_assets.decontam import humaneval_problems
 from codedpo_assets.evaluation import (
     bootstrap_interval,
-    completion_program,
+    check_programs,
     efficiency_items,
     geometric_mean,
-    humaneval_messages,
+    groundtruth_pairs,
     humaneval_scores,
     metric_records,
     paired_change_interval,
@@ -25,6 +25,7 @@ from codedpo_assets.evaluation import (
     verdict,
     wilson_interval,
 )
+from codedpo_assets.eval_formats import FORMATS, defines_entry_point, task
 from codedpo_assets.training import chat_example
 
 
@@ -53,19 +54,51 @@ def test_humaneval_canonical_solutions_pass_and_broken_ones_fail():
     assert {m: float(np.mean(v)) for m, v in items.items()} == pytest.approx(metrics)
 
 
-def test_sampling_prefills_the_signature_and_keeps_it_in_the_program():
-    problems = humaneval_problems()[:2]
+def test_each_format_asks_stops_and_assembles_a_program():
+    problems = humaneval_problems()[:3]
+    p = problems[1]  # separate_paren_groups: imports List in its header
+    body = p["canonical_solution"]
+    replies = {  # what a backend returns: any prefill + the continuation
+        "prefilled_signature": FORMATS["prefilled_signature"].messages(p)[-1]["content"] + body,
+        "chat_function": "```python\n" + p["prompt"] + body,
+        "bare_completion": body,
+    }
+    for name, reply in replies.items():
+        fmt = FORMATS[name]
+        program = fmt.program(p, reply)
+        assert check_programs(p, [program]) == [True], name  # every format turns a right reply into a passing program
+        assert defines_entry_point(program, p["entry_point"]) and fmt.generated(p, reply).strip()
+    assert FORMATS["bare_completion"].messages(p) == [{"role": "completion", "content": p["prompt"]}]
+    assert "```" in FORMATS["chat_function"].stop and "\ndef " not in FORMATS["chat_function"].stop  # helpers after the function stay
+    empty = FORMATS["prefilled_signature"].messages(p)[-1]["content"]  # the model closed the block at once
+    assert not FORMATS["prefilled_signature"].generated(p, empty).strip()
+    assert not defines_entry_point(FORMATS["prefilled_signature"].program(p, empty), p["entry_point"])  # a docstring is no body
+    assert FORMATS["chat_function"].program(p, "```python\nprint('hi')\n") == ""  # no function: no program
     seen = []
 
     def generate(jobs, params):
         seen.append((len(jobs), params.temperature, params.stop))
-        return [m[-1]["content"] + "    return 1\n" for m, _ in jobs]  # a backend returns prefix + completion
+        by_task = {task(q): q for q in problems}
+        return ["```python\n" if i == 2 else "```python\n" + (q := by_task[m[1]["content"].split("\nReply")[0]])["prompt"] + q["canonical_solution"]
+                for m, i in jobs]  # fmt: skip
 
-    greedy, sampled = sample_humaneval(generate, problems, n=3, temperature=0.8, max_new_tokens=32)
-    assert seen[0][:2] == (2, 0.0) and seen[1][:2] == (6, 0.8) and "```" in seen[0][2]
-    assert greedy[0].startswith(problems[0]["prompt"]) and greedy[0].endswith("return 1\n") and len(sampled[1]) == 3
-    assert humaneval_messages(problems[0])[-1]["role"] == "assistant"
-    assert completion_program(problems[0], "    return 2\n") == problems[0]["prompt"] + "    return 2\n"
+    greedy, sampled, nonempty = sample_humaneval(generate, problems, n=2, temperature=0.8, max_new_tokens=32, fmt=FORMATS["chat_function"])
+    assert seen[0][:2] == (3, 0.0) and seen[1][:2] == (6, 0.8) and len(sampled[1]) == 2
+    assert nonempty == [[True, True, False]] * 3  # greedy first; every second sample wrote nothing
+    metrics, _ = humaneval_scores(problems, greedy, sampled, ks=[1], nonempty=nonempty)
+    assert metrics["humaneval_nonempty"] == pytest.approx(2 / 3) and metrics["humaneval_defines_entry"] == pytest.approx(2 / 3)
+    assert metrics["humaneval_pass@1_greedy"] == 1.0 and metrics["humaneval_pass@1"] == pytest.approx(0.5)
+
+
+def test_groundtruth_pairs_take_the_base_models_failing_program():
+    problems = humaneval_problems()[:3]
+    right = [p["prompt"] + p["canonical_solution"] for p in problems]
+    wrong = [p["prompt"] + "    return None\n" for p in problems]
+    _, base = humaneval_scores(problems, [right[0], wrong[1], right[2]], [[right[0]], [right[1]], [wrong[2]]], ks=[1])
+    pairs = groundtruth_pairs(problems, base)
+    assert [p["task_id"] for p in pairs] == [problems[1]["task_id"], problems[2]["task_id"]]  # problem 0: the base never failed
+    assert pairs[0]["rejected"] == wrong[1] and pairs[1]["rejected"] == wrong[2] and pairs[0]["chosen"] == right[1]
+    assert problems[1]["prompt"] in pairs[0]["prompt"]
 
 
 def test_preference_accuracy_counts_ties_half():

@@ -71,7 +71,13 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
             table = {r.data["metric"]: r.data for r in meta["before_after"].records}  # a Dagster table: rendered inline
             assert {c.name for c in meta["before_after"].schema.columns} == {"metric", "n", "base", "base_ci", "checkpoint", "checkpoint_ci",
                                                                                  "change", "change_ci", "verdict"}  # fmt: skip
-            assert {"humaneval_pass@1_greedy", "humaneval_pass@2", "heldout_reward_accuracy", "efficiency_problems"} <= set(table)
+            assert {"humaneval_pass@1_greedy", "humaneval_pass@2", "heldout_reward_accuracy", "efficiency_problems", "humaneval_nonempty",
+                    "humaneval_defines_entry", "groundtruth_reward_accuracy", "groundtruth_logp_accuracy", "groundtruth_reward_margin"} <= set(table)
+            # the tiny model writes no function: every problem's canonical solution vs its failing program is a ground-truth pair,
+            # and the replies that define nothing are shown as such
+            assert table["groundtruth_reward_accuracy"]["n"] == 2 and table["groundtruth_reward_accuracy"]["base"] == 0.5
+            assert table["humaneval_defines_entry"]["base"] == 0.0 and table["humaneval_nonempty"]["n"] == 2
+            assert meta["prompt_format"].value == "chat_function" and meta["groundtruth_pairs"].value == 2
             reward = table["heldout_reward_accuracy"]  # one held-out pair: whatever the change, no verdict but "not enough data"
             assert reward["base"] == 0.5 and reward["n"] == 1 and reward["verdict"] == "not enough data (n = 1)"
             assert reward["base_ci"] and reward["checkpoint_ci"] and reward["change_ci"]

@@ -13,8 +13,10 @@ from codedpo_assets.assets.preferences import ExportConfig
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.assets.training import TRAINING_ASSET_ARGS, dpo_checkpoint
 from codedpo_assets.decontam import humaneval_problems
+from codedpo_assets.eval_formats import DEFAULT_FORMAT, FORMATS
 from codedpo_assets.evaluation import (
     efficiency_items,
+    groundtruth_pairs,
     humaneval_scores,
     metric_records,
     preference_items,
@@ -35,6 +37,9 @@ class EvaluationConfig(dg.Config):
     """HumanEval through our sandbox + held-out preference accuracy + efficiency. Defaults: full HumanEval."""
 
     limit: int = Field(default=0, description="HumanEval problems to use, in file order (0 = all 164).")
+    prompt_format: str = Field(default=DEFAULT_FORMAT, description=f"How HumanEval is asked: {' | '.join(FORMATS)}. Default chosen from the "
+                                                                   "measured table in docs/benchmarks.md (the embedded model leaves the "
+                                                                   "prefilled signature empty every time).")
     n_samples: int = Field(default=10, description="Sampled completions per problem for pass@k (0 = greedy only).")
     ks: list[int] = Field(default=[1, 5, 10], description="k values of pass@k (each <= n_samples).")
     temperature: float = Field(default=0.8, description="Sampling temperature for pass@k.")
@@ -49,22 +54,29 @@ class EvaluationConfig(dg.Config):
     pairs_dir: str = Field(default=ExportConfig().directory, description="Exported pairs (the held-out split is scored).")
 
 
-QUICK_EVALUATION = {"limit": 10, "n_samples": 3, "ks": [1, 3], "max_new_tokens": 160}  # `make run` on 2 CPU cores
+QUICK_EVALUATION = {"limit": 16, "n_samples": 3, "ks": [1, 3], "max_new_tokens": 192}  # `make run`: ~1 min on 2 CPU cores
 
 
-def _evaluate_model(db, role: str, path: str, config: EvaluationConfig, problems: list[dict], examples: list[dict], log):
+def _sample_and_score(db, role: str, path: str, config: EvaluationConfig, problems: list[dict], log):
+    """(engine identity, HumanEval samples with verdicts and per-problem items) of one model."""
     backend = local_backend(path, config.engine, quantization=config.quantization, batch_size=config.batch_size)
 
     def generate(jobs, params):  # cached: the base model's samples are reused by later evaluations
         kind = "greedy" if params.temperature == 0 else "sampled"
         return generate_cached(db, backend, jobs, params, generation_progress(f"evaluation {role}: {kind} HumanEval", len(jobs), log))[0]
 
-    greedy, sampled = sample_humaneval(generate, problems, config.n_samples, config.temperature, config.max_new_tokens)
+    fmt = FORMATS[config.prompt_format]
+    greedy, sampled, nonempty = sample_humaneval(generate, problems, config.n_samples, config.temperature, config.max_new_tokens, fmt)
     checked = Progress(f"evaluation {role}: sandbox", len(problems), "problems", log)
-    metrics, samples = humaneval_scores(problems, greedy, sampled, config.ks, config.time_limit_s, checked.update)
-    scorer = backend if isinstance(backend, TransformersBackend) else TransformersBackend(path) if examples else None
-    logps = reply_logps(scorer.model, scorer.tokenizer, examples) if scorer else np.zeros((0, 2))
-    return backend.identity, metrics, samples, logps
+    return backend.identity, humaneval_scores(problems, greedy, sampled, config.ks, config.time_limit_s, checked.update, nonempty)[1]
+
+
+def _logps(path: str, examples: list[dict]) -> np.ndarray:
+    """[n, 2] log-probabilities of each example's chosen and rejected reply, on torch (the trained weights as they are)."""
+    if not examples:
+        return np.zeros((0, 2))
+    scorer = TransformersBackend(path)
+    return reply_logps(scorer.model, scorer.tokenizer, examples)
 
 
 # The before/after view's columns, as the Dagster table shows them (model_evaluation_table in sql/schema.sql).
@@ -110,19 +122,23 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
     checkpoint_id, path, base, pair_set, checkpoint_run = latest[0]
     if bad := [k for k in config.ks if not 1 <= k <= max(config.n_samples, 1)]:
         raise dg.Failure(f"model_evaluation.ks: {bad} must be between 1 and n_samples={config.n_samples}")
+    if config.prompt_format not in FORMATS:
+        raise dg.Failure(f"model_evaluation.prompt_format: {config.prompt_format!r} is not one of {sorted(FORMATS)}")
     problems = humaneval_problems()[: config.limit or None]
     pairs_file = Path(config.pairs_dir).resolve() / "preference_pairs.parquet"
     examples = [chat_example(p) for p in read_pairs(pairs_file, "heldout")] if pairs_file.exists() else []
-    results = {}
+    sampled = {}
     for role, model_path in (("base", base), ("checkpoint", path)):
-        context.log.info(f"evaluating {role}: {model_path} on {len(problems)} HumanEval problems, {len(examples)} held-out pairs")
-        results[role] = _evaluate_model(db, role, model_path, config, problems, examples, context.log.info)
-    (base_id, _, base_s, base_lp), (ckpt_id, _, ckpt_s, ckpt_lp) = results["base"], results["checkpoint"]
+        context.log.info(f"evaluating {role}: {model_path} on {len(problems)} HumanEval problems ({config.prompt_format}), {len(examples)} held-out pairs")
+        sampled[role] = _sample_and_score(db, role, model_path, config, problems, context.log.info)
+    (base_id, base_s), (ckpt_id, ckpt_s) = sampled["base"], sampled["checkpoint"]
+    truth = [chat_example(p) for p in groundtruth_pairs(problems, base_s)]  # canonical vs the base model's own failing program
+    base_lp, ckpt_lp = (_logps(model_path, examples + truth) for model_path in (base, path))
     # Per-item values (problems, pairs) behind every metric: values, intervals and paired changes come from them.
     base_items, ckpt_items = dict(base_s.items), dict(ckpt_s.items)
-    if examples:
-        base_items |= preference_items(base_lp, base_lp)
-        ckpt_items |= preference_items(ckpt_lp, base_lp)
+    for prefix, rows in (("heldout", slice(0, len(examples))), ("groundtruth", slice(len(examples), None))):
+        base_items |= preference_items(base_lp[rows], base_lp[rows], prefix)
+        ckpt_items |= preference_items(ckpt_lp[rows], base_lp[rows], prefix)
     both = [j for j in range(len(problems)) if base_s.greedy_ok[j] and ckpt_s.greedy_ok[j]]
     ckpt_items |= efficiency_items([problems[j] for j in both], [base_s.greedy[j] for j in both], [ckpt_s.greedy[j] for j in both],
                                    repetitions=config.efficiency_repetitions)  # fmt: skip
@@ -148,5 +164,6 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
         links["checkpoint_run"] = dg.MetadataValue.dagster_run(checkpoint_run)
     return dg.MaterializeResult(metadata={"before_after": before_after_table(view), "checkpoint_id": dg.MetadataValue.text(checkpoint_id), **links,
                                           "settings": dg.MetadataValue.json(config.model_dump()),
-                                          "humaneval_problems": len(problems), "heldout_pairs": len(examples), "efficiency_problems": len(both),
+                                          "humaneval_problems": len(problems), "heldout_pairs": len(examples), "groundtruth_pairs": len(truth),
+                                          "prompt_format": config.prompt_format, "efficiency_problems": len(both),
                                           **values})  # fmt: skip

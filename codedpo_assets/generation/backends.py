@@ -25,6 +25,7 @@ from typing import Protocol
 Messages = list[dict[str, str]]
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_CACHE_ENV = "CODEDPO_MODEL_CACHE"
+COMPLETION_ROLE = "completion"  # a request of one such message is plain text to continue (local backends)
 
 
 class GenerationError(RuntimeError):
@@ -112,7 +113,10 @@ def _convert_gguf(gguf_dir: Path, cache: Path) -> None:
 
 
 def chat_prompt(tokenizer, messages: Messages) -> str:
-    """The checkpoint's chat template; a final assistant message is continued, not closed."""
+    """The checkpoint's chat template; a final assistant message is continued, not closed. A lone
+    ``COMPLETION_ROLE`` message is the prompt text itself (bare completion, no template)."""
+    if messages and messages[0]["role"] == COMPLETION_ROLE:
+        return messages[0]["content"]
     if prefix_of(messages):
         return tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -212,6 +216,8 @@ class OpenAIBackend:
 
     def _one(self, request: Request, params: GenerationParams) -> tuple[str, int]:
         prefix = prefix_of(request.messages)
+        if request.messages and request.messages[0]["role"] == COMPLETION_ROLE:
+            raise GenerationError(f"{self.url}: bare completion prompts need a local backend (this one speaks the chat API)")
         messages = request.messages[:-1] if prefix and not self.prefills else request.messages
         body = {
             "model": self.model,
