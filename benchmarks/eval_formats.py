@@ -39,8 +39,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2, help="sampled replies per problem (beside the greedy one)")
     parser.add_argument("--limit", type=int, default=0, help="problems (0 = all 164)")
     parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument("--temperature", type=float, default=EvaluationConfig().temperature, help="sampling temperature of the sampled replies")
     args = parser.parse_args()
-    config = EvaluationConfig()
+    config = EvaluationConfig(temperature=args.temperature)
     backend = local_backend(embedded_model_dir(), config.engine, quantization=config.quantization, batch_size=config.batch_size)
     problems = humaneval_problems()[: args.limit or None]
 

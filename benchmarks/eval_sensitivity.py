@@ -1,6 +1,6 @@
 """Can the evaluation see what training changed? A checkpoint trained on reversed pairs must come out worse.
 
-Run: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/eval_sensitivity.py [--samples 1] [--max-steps 40]
+Run: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/eval_sensitivity.py [--samples 1] [--max-steps 40] [--learning-rate 1e-4]
 (figures: docs/benchmarks.md "Evaluation sensitivity").
 
 1. The embedded model answers all 164 HumanEval problems in the evaluation's default format
@@ -8,7 +8,7 @@ Run: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/eval_sensitivity.py [--samples
 2. Ground-truth pairs (``evaluation.groundtruth_pairs``): the canonical solution vs the base
    model's own program that fails the official tests. Even-numbered pairs train, odd ones are held out.
 3. ``sensitivity.sensitivity``: one LoRA DPO checkpoint on the training pairs reversed, one on
-   them as they are (the quick profile's learning rate); both judged on the held-out pairs by the
+   them as they are (default: the quick profile's learning rate); both judged on the held-out pairs by the
    evaluation's implicit-reward signals — value, 95 % interval, paired change vs the base model, verdict.
 
 Last line: ``evaluation: format <name> nonempty <X> % defines <Y> % base pass@1 <Z>; reversed <verdict>; trained <verdict>``.
@@ -46,21 +46,30 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="problems (0 = all 164)")
     parser.add_argument("--max-steps", type=int, default=40, help="DPO steps per checkpoint (-1: one epoch)")
     parser.add_argument("--max-length", type=int, default=768)
+    parser.add_argument("--learning-rate", type=float, default=QUICK_TRAINING["learning_rate"])
     args = parser.parse_args()
     config, base = EvaluationConfig(), embedded_model_dir()
     fmt, problems = FORMATS[config.prompt_format], humaneval_problems()[: args.limit or None]
     backend = local_backend(base, config.engine, quantization=config.quantization, batch_size=config.batch_size)
-    t0 = time.perf_counter()
-    greedy, sampled, nonempty = sample_humaneval(lambda jobs, params: backend.generate([Request(m, seed_for(m, i)) for m, i in jobs], params),
-                                                 problems, args.samples, config.temperature, config.max_new_tokens, fmt)  # fmt: skip
+    t0, replies = time.perf_counter(), []
+
+    def generate(jobs, params):
+        texts = backend.generate([Request(m, seed_for(m, i)) for m, i in jobs], params)
+        replies.extend(texts)  # greedy replies (problem order), then the samples (problem-major)
+        return texts
+
+    greedy, sampled, nonempty = sample_humaneval(generate, problems, args.samples, config.temperature, config.max_new_tokens, fmt)
     metrics, samples = humaneval_scores(problems, greedy, sampled, [1], config.time_limit_s, nonempty=nonempty)
     share = 100 * float(np.mean([f for flags in nonempty for f in flags]))
-    print(f"base {backend.identity}, format {fmt.name}: {len(problems)} problems x (greedy + {args.samples}); nonempty {share:.1f} %, "
-          f"defines the entry point {100 * metrics['humaneval_defines_entry']:.1f} %, pass@1 greedy {100 * metrics['humaneval_pass@1_greedy']:.1f} % "
+    owners = problems + [p for p in problems for _ in range(args.samples)]
+    writes = 100 * float(np.mean([f"def {p['entry_point']}(" in fmt.generated(p, text) for p, text in zip(owners, replies)]))
+    print(f"base {backend.identity}, format {fmt.name}: {len(problems)} problems x (greedy + {args.samples}, temperature {config.temperature}); "
+          f"nonempty {share:.1f} %, writes `def <entry point>(` {writes:.1f} %, defines it with a body that parses "
+          f"{100 * metrics['humaneval_defines_entry']:.1f} %, pass@1 greedy {100 * metrics['humaneval_pass@1_greedy']:.1f} % "
           f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     pairs = groundtruth_pairs(problems, samples)
     train, heldout = pairs[0::2], pairs[1::2]
-    settings = TrainSettings(learning_rate=QUICK_TRAINING["learning_rate"], max_steps=args.max_steps, max_length=args.max_length)
+    settings = TrainSettings(learning_rate=args.learning_rate, max_steps=args.max_steps, max_length=args.max_length)
     print(f"ground-truth pairs: {len(pairs)} (train {len(train)}, held out {len(heldout)}); LoRA DPO, lr {settings.learning_rate}, "
           f"{settings.max_steps} steps of {settings.batch_size}, max_length {settings.max_length}")  # fmt: skip
     t0 = time.perf_counter()

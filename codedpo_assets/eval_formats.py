@@ -2,7 +2,8 @@
 
 A format is chosen per model from a measured table (docs/benchmarks.md "Evaluation prompt
 formats"; ``benchmarks/eval_formats.py``): SmolLM2-135M closes a block prefilled with the signature
-at once (an empty body every time), so the table would measure the format, not the model. Every
+at once (82 % of replies empty, 1 % define the function), so such a table measures the format, not
+the model. Every
 completion is also classified — empty, defines no entry point with a body — so such replies are
 counted and shown, never silently scored as wrong code.
 """
