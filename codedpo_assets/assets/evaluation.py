@@ -55,7 +55,7 @@ class EvaluationConfig(dg.Config):
     pairs_dir: str = Field(default=ExportConfig().directory, description="Exported pairs (the held-out split is scored).")
 
 
-QUICK_EVALUATION = {"limit": 16, "n_samples": 3, "ks": [1, 3], "max_new_tokens": 192}  # `make run`: ~1 min on 2 CPU cores
+QUICK_EVALUATION = {"limit": 12, "n_samples": 2, "ks": [1, 2], "max_new_tokens": 192}  # `make run`: ~2 min on 2 CPU cores
 
 
 def _sample_and_score(db, role: str, path: str, config: EvaluationConfig, problems: list[dict], log):
