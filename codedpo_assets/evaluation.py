@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codedpo_assets.eval_formats import DEFAULT_FORMAT, FORMATS, PromptFormat, defines_entry_point, task
-from codedpo_assets.generation.backends import GenerationParams, Messages
+from codedpo_assets.generation.backends import GenerationParams, Messages, TransformersBackend
 from codedpo_assets.sandbox import run_pass_matrix
 from codedpo_assets.sandbox.timing import compare, time_candidates
 
@@ -130,6 +130,14 @@ def reply_logps(model, tokenizer, examples: Sequence[dict]) -> np.ndarray:
                 logits = model(torch.tensor([p_ids + r_ids], device=device)).logits[0, len(p_ids) - 1 : -1].float()
             out.append(float(torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(r_ids, device=device)[:, None]).sum()))
     return np.asarray(out, dtype=float).reshape(-1, 2)
+
+
+def model_logps(model_path, examples: Sequence[dict]) -> np.ndarray:
+    """``reply_logps`` of the checkpoint at ``model_path`` as saved (torch; CUDA when present)."""
+    if not examples:
+        return np.zeros((0, 2))
+    scorer = TransformersBackend(model_path)
+    return reply_logps(scorer.model, scorer.tokenizer, examples)
 
 
 def preference_items(policy: np.ndarray, reference: np.ndarray, prefix: str = "heldout") -> Items:

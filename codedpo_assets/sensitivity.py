@@ -12,23 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from codedpo_assets.evaluation import metric_records, preference_items, reply_logps
+from codedpo_assets.evaluation import metric_records, model_logps, preference_items
 from codedpo_assets.training import TrainSettings, chat_example, train
 
 
 def reversed_pairs(pairs: Sequence[dict]) -> list[dict]:
     """The same pairs with chosen and rejected swapped: training on them is a known change for the worse."""
     return [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in pairs]
-
-
-def pair_logps(model_path: str | Path, pairs: Sequence[dict]) -> np.ndarray:
-    """[n, 2] log-probabilities of each pair's chosen and rejected reply, in the training chat format, on torch."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_path).eval(), AutoTokenizer.from_pretrained(model_path)
-    return reply_logps(model, tokenizer, [chat_example(p) for p in pairs])
 
 
 def judged(records: Sequence[dict]) -> str:
@@ -45,10 +35,11 @@ def sensitivity(base: str | Path, train_pairs: Sequence[dict], heldout_pairs: Se
                 prefix: str = "heldout") -> dict[str, list[dict]]:  # fmt: skip
     """Train a checkpoint on ``train_pairs`` reversed and one on them as they are; return, per arm,
     the held-out preference records (value, interval, change vs the base model, verdict)."""
-    reference = pair_logps(base, heldout_pairs)
+    examples = [chat_example(p) for p in heldout_pairs]
+    reference = model_logps(base, examples)
     out = {}
     for arm, pairs in (("reversed", reversed_pairs(train_pairs)), ("trained", list(train_pairs))):
         result = train(pairs, base, out_root / arm, settings)
-        policy = pair_logps(result.path, heldout_pairs)
+        policy = model_logps(result.path, examples)
         out[arm] = metric_records(preference_items(reference, reference, prefix), preference_items(policy, reference, prefix))
     return out

@@ -5,7 +5,6 @@ import math
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -19,13 +18,12 @@ from codedpo_assets.evaluation import (
     groundtruth_pairs,
     humaneval_scores,
     metric_records,
+    model_logps,
     preference_items,
-    reply_logps,
     sample_humaneval,
 )
 from codedpo_assets.assets.generation import generation_progress
 from codedpo_assets.assets.metadata import code_version, table_metadata
-from codedpo_assets.generation.backends import TransformersBackend
 from codedpo_assets.generation.ct2 import ENGINES, local_backend
 from codedpo_assets.generation.tasks import generate_cached
 from codedpo_assets.progress import Progress
@@ -38,8 +36,8 @@ class EvaluationConfig(dg.Config):
 
     limit: int = Field(default=0, description="HumanEval problems to use, in file order (0 = all 164).")
     prompt_format: str = Field(default=DEFAULT_FORMAT, description=f"How HumanEval is asked: {' | '.join(FORMATS)}. Default chosen from the "
-                                                                   "measured table in docs/benchmarks.md (the embedded model leaves the "
-                                                                   "prefilled signature empty every time).")
+                                                                   "measured table in docs/benchmarks.md (the embedded model leaves 82 % "
+                                                                   "of prefilled signatures empty).")
     n_samples: int = Field(default=10, description="Sampled completions per problem for pass@k (0 = greedy only).")
     ks: list[int] = Field(default=[1, 5, 10], description="k values of pass@k (each <= n_samples).")
     temperature: float = Field(default=0.2, description="Sampling temperature for pass@k (0.2: 87 % of the embedded model's replies define "
@@ -70,14 +68,6 @@ def _sample_and_score(db, role: str, path: str, config: EvaluationConfig, proble
     greedy, sampled, nonempty = sample_humaneval(generate, problems, config.n_samples, config.temperature, config.max_new_tokens, fmt)
     checked = Progress(f"evaluation {role}: sandbox", len(problems), "problems", log)
     return backend.identity, humaneval_scores(problems, greedy, sampled, config.ks, config.time_limit_s, checked.update, nonempty)[1]
-
-
-def _logps(path: str, examples: list[dict]) -> np.ndarray:
-    """[n, 2] log-probabilities of each example's chosen and rejected reply, on torch (the trained weights as they are)."""
-    if not examples:
-        return np.zeros((0, 2))
-    scorer = TransformersBackend(path)
-    return reply_logps(scorer.model, scorer.tokenizer, examples)
 
 
 # The before/after view's columns, as the Dagster table shows them (model_evaluation_table in sql/schema.sql).
@@ -134,7 +124,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
         sampled[role] = _sample_and_score(db, role, model_path, config, problems, context.log.info)
     (base_id, base_s), (ckpt_id, ckpt_s) = sampled["base"], sampled["checkpoint"]
     truth = [chat_example(p) for p in groundtruth_pairs(problems, base_s)]  # canonical vs the base model's own failing program
-    base_lp, ckpt_lp = (_logps(model_path, examples + truth) for model_path in (base, path))
+    base_lp, ckpt_lp = (model_logps(model_path, examples + truth) for model_path in (base, path))
     # Per-item values (problems, pairs) behind every metric: values, intervals and paired changes come from them.
     base_items, ckpt_items = dict(base_s.items), dict(ckpt_s.items)
     for prefix, rows in (("heldout", slice(0, len(examples))), ("groundtruth", slice(len(examples), None))):

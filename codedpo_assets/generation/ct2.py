@@ -45,10 +45,10 @@ def _say(text: str) -> None:
     publish(text)
 
 
-def _stamp(source: Path, quantization: str) -> dict:
+def _stamp(source: Path, quantization: str, source_id: str | None = None) -> dict:
     import ctranslate2
 
-    return {"source": dir_identity(source), "ctranslate2": ctranslate2.__version__, "quantization": quantization}
+    return {"source": source_id or dir_identity(source), "ctranslate2": ctranslate2.__version__, "quantization": quantization}
 
 
 def _unusable(target: Path, stamp: dict) -> str:
@@ -64,11 +64,11 @@ def _unusable(target: Path, stamp: dict) -> str:
     return "" if (target / "model.bin").is_file() else "model.bin missing"
 
 
-def converted(source: Path, quantization: str, log=_say) -> Path:
+def converted(source: Path, quantization: str, log=_say, source_id: str | None = None) -> Path:
     """The CTranslate2 conversion of ``source`` (built now if missing, stale or corrupt; once, when
-    several runs ask at the same time)."""
+    several runs ask at the same time). ``source_id``: its ``dir_identity`` when already known."""
     target = source.with_name(f"{source.name}-ct2-{quantization}")
-    stamp = _stamp(source, quantization)
+    stamp = _stamp(source, quantization, source_id)
     with conversion_lock(target):
         if reason := _unusable(target, stamp):
             log(f"ctranslate2: converting {source} to {quantization} ({target.name}: {reason})")
@@ -103,14 +103,15 @@ class CTranslate2Backend:
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         self.end_ids = _end_ids(source, self.tokenizer)
         self.quantization, self.replicas, self.batch_size = quantization, _cpu_count(), batch_size
-        self.model_dir = converted(source, quantization, log)
+        source_id = dir_identity(source)  # hashed once: the stamp and the identity both name it
+        self.model_dir = converted(source, quantization, log, source_id)
         try:
             self._replica(0)
         except (RuntimeError, ValueError) as exc:  # the files passed the stamp check but do not load: convert again, once
             log(f"ctranslate2: {self.model_dir} does not load ({exc}); converting again")
             shutil.rmtree(self.model_dir)
-            self.model_dir = converted(source, quantization, log)
-        self.identity = f"ctranslate2-{ctranslate2.__version__}-{quantization}:{dir_identity(source)}"
+            self.model_dir = converted(source, quantization, log, source_id)
+        self.identity = f"ctranslate2-{ctranslate2.__version__}-{quantization}:{source_id}"
 
     def _replica(self, seed: int):
         """A one-thread generator whose sampling starts from ``seed``. CTranslate2 seeds a worker
