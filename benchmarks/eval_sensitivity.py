@@ -22,18 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from codedpo_assets.assets.evaluation import EvaluationConfig  # noqa: E402
-from codedpo_assets.assets.training import QUICK_TRAINING  # noqa: E402
-from codedpo_assets.decontam import humaneval_problems  # noqa: E402
-from codedpo_assets.eval_formats import FORMATS  # noqa: E402
-from codedpo_assets.evaluation import groundtruth_pairs, humaneval_scores, sample_humaneval  # noqa: E402
-from codedpo_assets.generation.backends import Request, embedded_model_dir  # noqa: E402
-from codedpo_assets.generation.ct2 import local_backend  # noqa: E402
-from codedpo_assets.generation.tasks import seed_for  # noqa: E402
-from codedpo_assets.sensitivity import judged, sensitivity  # noqa: E402
-from codedpo_assets.training import TrainSettings  # noqa: E402
+from codedpo_assets.assets.evaluation import EvaluationConfig
+from codedpo_assets.assets.training import QUICK_TRAINING
+from codedpo_assets.decontam import humaneval_problems
+from codedpo_assets.eval_formats import FORMATS
+from codedpo_assets.evaluation import groundtruth_pairs, humaneval_scores, sample_humaneval
+from codedpo_assets.generation.backends import Request, embedded_model_dir
+from codedpo_assets.generation.ct2 import local_backend
+from codedpo_assets.generation.tasks import seed_for
+from codedpo_assets.sensitivity import judged, sensitivity
+from codedpo_assets.training import TrainSettings
 
 
 def interval(low, high) -> str:

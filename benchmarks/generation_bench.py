@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from codedpo_assets.evaluation import paired_change_interval, wilson_interval  # noqa: E402
-from codedpo_assets.generation.backends import GenerationParams, Request, TransformersBackend, embedded_model_dir  # noqa: E402
-from codedpo_assets.generation.ct2 import local_backend  # noqa: E402
-from codedpo_assets.generation.parsing import extract_program  # noqa: E402
-from codedpo_assets.generation.tasks import FENCE, seed_for, solution_messages, task_text  # noqa: E402
-from codedpo_assets.sandbox import run_pass_matrix  # noqa: E402
+from codedpo_assets.evaluation import paired_change_interval, wilson_interval
+from codedpo_assets.generation.backends import GenerationParams, Request, TransformersBackend, embedded_model_dir
+from codedpo_assets.generation.ct2 import local_backend
+from codedpo_assets.generation.parsing import extract_program
+from codedpo_assets.generation.tasks import FENCE, seed_for, solution_messages, task_text
+from codedpo_assets.sandbox import run_pass_matrix
 
 TASKS = [  # (signature, what it must do, tests): small enough that a 135M model sometimes gets them right
     ("def add(a, b):", "Return the sum of two integers a and b.", ["add(2, 3) == 5", "add(-1, 1) == 0"]),
@@ -37,21 +37,47 @@ TASKS = [  # (signature, what it must do, tests): small enough that a 135M model
     ("def reverse_string(s):", "Return the string s reversed.", ["reverse_string('abc') == 'cba'", "reverse_string('') == ''"]),
     ("def list_sum(xs):", "Return the sum of a list of numbers.", ["list_sum([1, 2, 3]) == 6", "list_sum([]) == 0"]),
     ("def factorial(n):", "Return n! for a non-negative integer n.", ["factorial(0) == 1", "factorial(5) == 120"]),
-    ("def count_vowels(s):", "Return how many vowels (a, e, i, o, u) the lowercase string s holds.",
-     ["count_vowels('hello') == 2", "count_vowels('xyz') == 0"]),
-    ("def is_palindrome(s):", "Return True when the string s reads the same backwards.",
-     ["is_palindrome('racecar') is True", "is_palindrome('ab') is False"]),
-    ("def first_element(xs):", "Return the first element of a non-empty list.", ["first_element([7, 8]) == 7", "first_element(['a']) == 'a'"]),
-    ("def fibonacci(n):", "Return the n-th Fibonacci number, with fibonacci(0) == 0 and fibonacci(1) == 1.",
-     ["fibonacci(0) == 0", "fibonacci(10) == 55"]),
-    ("def celsius_to_fahrenheit(c):", "Convert a temperature from Celsius to Fahrenheit.",
-     ["celsius_to_fahrenheit(0) == 32", "celsius_to_fahrenheit(100) == 212"]),
-    ("def average(xs):", "Return the arithmetic mean of a non-empty list of numbers.", ["average([1, 2, 3]) == 2", "average([4]) == 4"]),
-    ("def count_words(s):", "Return the number of words in the string s, words being separated by spaces.",
-     ["count_words('a b c') == 3", "count_words('hello') == 1"]),
+    (
+        "def count_vowels(s):",
+        "Return how many vowels (a, e, i, o, u) the lowercase string s holds.",
+        ["count_vowels('hello') == 2", "count_vowels('xyz') == 0"],
+    ),
+    (
+        "def is_palindrome(s):",
+        "Return True when the string s reads the same backwards.",
+        ["is_palindrome('racecar') is True", "is_palindrome('ab') is False"],
+    ),
+    (
+        "def first_element(xs):",
+        "Return the first element of a non-empty list.",
+        ["first_element([7, 8]) == 7", "first_element(['a']) == 'a'"],
+    ),
+    (
+        "def fibonacci(n):",
+        "Return the n-th Fibonacci number, with fibonacci(0) == 0 and fibonacci(1) == 1.",
+        ["fibonacci(0) == 0", "fibonacci(10) == 55"],
+    ),
+    (
+        "def celsius_to_fahrenheit(c):",
+        "Convert a temperature from Celsius to Fahrenheit.",
+        ["celsius_to_fahrenheit(0) == 32", "celsius_to_fahrenheit(100) == 212"],
+    ),
+    (
+        "def average(xs):",
+        "Return the arithmetic mean of a non-empty list of numbers.",
+        ["average([1, 2, 3]) == 2", "average([4]) == 4"],
+    ),
+    (
+        "def count_words(s):",
+        "Return the number of words in the string s, words being separated by spaces.",
+        ["count_words('a b c') == 3", "count_words('hello') == 1"],
+    ),
     ("def absolute(n):", "Return the absolute value of the number n.", ["absolute(-5) == 5", "absolute(3) == 3"]),
-    ("def unique_sorted(xs):", "Return the distinct elements of the list xs in ascending order.",
-     ["unique_sorted([3, 1, 3, 2]) == [1, 2, 3]", "unique_sorted([]) == []"]),
+    (
+        "def unique_sorted(xs):",
+        "Return the distinct elements of the list xs in ascending order.",
+        ["unique_sorted([3, 1, 3, 2]) == [1, 2, 3]", "unique_sorted([]) == []"],
+    ),
 ]
 
 
@@ -96,14 +122,16 @@ def main() -> None:
           f"temperature 0.8, <= {args.max_new_tokens} new tokens, stop at the closing fence")  # fmt: skip
     params = GenerationParams(temperature=0.8, max_new_tokens=args.max_new_tokens, stop=(FENCE,))
     base, task_of = requests(args.samples)
-    tokens, seconds, texts = {k: 0 for k in engines}, {k: 0.0 for k in engines}, {k: [] for k in engines}
+    tokens, seconds, texts = dict.fromkeys(engines, 0), dict.fromkeys(engines, 0.0), {k: [] for k in engines}
     for r in range(args.rounds):
         batch = [Request(q.messages, q.seed + r) for q in base]
         for start in range(0, len(batch), 32):  # 32 requests per engine in turn: load swings hit both
             for key, backend in engines.items():
                 counted = [0]
                 t0 = time.perf_counter()
-                texts[key] += backend.generate(batch[start : start + 32], params, lambda _, n, c=counted: c.__setitem__(0, c[0] + n))
+                texts[key] += backend.generate(
+                    batch[start : start + 32], params, lambda _, n, c=counted: c.__setitem__(0, c[0] + n)
+                )
                 seconds[key] += time.perf_counter() - t0
                 tokens[key] += counted[0]
     owner = np.array(task_of * args.rounds)
@@ -111,12 +139,16 @@ def main() -> None:
     print(f"{'engine':<26}{'tok/s':>8}{'tokens':>8}  {'defines the entry point':<26}{'passes its tests':<24}")
     for key in engines:
         label = name if key == "default" else "transformers fp32"
-        print(f"{label:<26}{tokens[key] / seconds[key]:8.1f}{tokens[key]:8d}  {rate(judged[key][0]):<26}{rate(judged[key][1]):<24}")
+        print(
+            f"{label:<26}{tokens[key] / seconds[key]:8.1f}{tokens[key]:8d}  {rate(judged[key][0]):<26}{rate(judged[key][1]):<24}"
+        )
     for what, idx in (("defines", 0), ("passes", 1)):
         per_task = {k: [judged[k][idx][owner == t].mean() for t in range(len(TASKS))] for k in engines}
         low, high = paired_change_interval(per_task["transformers"], per_task["default"])
         diff = np.mean(per_task["default"]) - np.mean(per_task["transformers"])
-        print(f"difference in '{what}' (default - transformers, paired by task): {100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]")
+        print(
+            f"difference in '{what}' (default - transformers, paired by task): {100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]"
+        )
     fast, slow = tokens["default"] / seconds["default"], tokens["transformers"] / seconds["transformers"]
     print(f"generation: {name} {fast:.1f} tok/s vs transformers {slow:.1f} tok/s = {fast / slow:.1f}x")
 

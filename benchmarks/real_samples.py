@@ -53,10 +53,18 @@ def load(limit: int | None = None) -> list[Problem]:
             tests = [t for i, s in enumerate(row["test_samples"]) for t in extract_tests("assert " + s, entry, i)]
             ref = official[row["task_id"]]
             codes, kept_tests = [p for p in dedupe(programs) if p.kept], [t for t in dedupe(tests) if t.kept]
-            problems.append(Problem(
-                row["task_id"], entry, [p.text for p in codes], [t.text for t in kept_tests], ref["test"] + f"\ncheck({entry})\n",
-                [p.multiplicity for p in codes], [t.multiplicity for t in kept_tests], len(row["solution_samples"]),
-            ))
+            problems.append(
+                Problem(
+                    row["task_id"],
+                    entry,
+                    [p.text for p in codes],
+                    [t.text for t in kept_tests],
+                    ref["test"] + f"\ncheck({entry})\n",
+                    [p.multiplicity for p in codes],
+                    [t.multiplicity for t in kept_tests],
+                    len(row["solution_samples"]),
+                )
+            )
             if limit and len(problems) >= limit:
                 break
     return problems

@@ -26,10 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import real_samples  # noqa: E402
+import real_samples
 
-from codedpo_assets.sandbox import DEFAULT_TIME_LIMIT_S, run_pass_matrices, run_pass_matrix  # noqa: E402
-from codedpo_assets.sandbox.pool import Pool  # noqa: E402
+from codedpo_assets.sandbox import DEFAULT_TIME_LIMIT_S, run_pass_matrices, run_pass_matrix
+from codedpo_assets.sandbox.pool import Pool
 
 REFERENCE = Path(__file__).resolve().parent.parent / "data" / "bench" / f"real_reference_{DEFAULT_TIME_LIMIT_S:g}s.pkl"
 
@@ -62,8 +62,10 @@ def agreement(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> 
         same_pass += int(((ref == "pass") == (status == "pass")).sum())
         total += status.size
         kinds.update(zip(ref[ref != status].tolist(), status[ref != status].tolist()))
-    print(f"agreement with the full fixed limit: statuses {same}/{total} = {100 * same / total:.3f} %, "
-          f"pass/no-pass {same_pass}/{total} = {100 * same_pass / total:.3f} %")
+    print(
+        f"agreement with the full fixed limit: statuses {same}/{total} = {100 * same / total:.3f} %, "
+        f"pass/no-pass {same_pass}/{total} = {100 * same_pass / total:.3f} %"
+    )
     print(f"  disagreements (reference -> calibrated): {dict(kinds.most_common())}")
 
 
@@ -77,7 +79,9 @@ def main() -> None:
     problems = real_samples.load(args.limit)
     pool = Pool()
     print(f"isolation: {pool.isolation}")
-    print(f"{len(problems)} problems, {sum(len(p.codes) for p in problems)} programs, {sum(len(p.tests) for p in problems)} tests")
+    print(
+        f"{len(problems)} problems, {sum(len(p.codes) for p in problems)} programs, {sum(len(p.tests) for p in problems)} tests"
+    )
     if args.compute_reference:
         reference, wall, cells = run_all(problems, pool, calibration=None)
         REFERENCE.parent.mkdir(parents=True, exist_ok=True)
@@ -89,8 +93,10 @@ def main() -> None:
     clean = [real_samples.Problem(p.task_id, p.entry_point, [c for i, c in enumerate(p.codes) if i not in looping[p.task_id]], p.tests, p.official)
              for p in problems]  # fmt: skip
     _, wall_clean, cells_clean = run_all(clean, pool)
-    print(f"2. without the {sum(map(len, looping.values()))} candidates that timed out: {cells_clean} cells in {wall_clean:.1f} s = "
-          f"{cells_clean / wall_clean:.0f} cells/s -> the real matrix runs at {100 * (cells / wall) / (cells_clean / wall_clean):.0f} % of that")
+    print(
+        f"2. without the {sum(map(len, looping.values()))} candidates that timed out: {cells_clean} cells in {wall_clean:.1f} s = "
+        f"{cells_clean / wall_clean:.0f} cells/s -> the real matrix runs at {100 * (cells / wall) / (cells_clean / wall_clean):.0f} % of that"
+    )
     print(f"3. trivial programs: {trivial(pool):.0f} cells/s")
     if REFERENCE.exists():
         agreement(ours, pickle.loads(REFERENCE.read_bytes()))

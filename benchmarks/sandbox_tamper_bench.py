@@ -11,11 +11,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests")]
 
-from test_sandbox_tamper import FAST, FORGERS, PATCHERS, SLOW, TESTS, TIMED  # noqa: E402
+from test_sandbox_tamper import FAST, FORGERS, PATCHERS, SLOW, TESTS, TIMED
 
-from codedpo_assets.sandbox import Calibration, run_pass_matrix, time_candidates  # noqa: E402
-from codedpo_assets.sandbox.pool import Pool  # noqa: E402
-from codedpo_assets.sandbox.verdicts import parse_test  # noqa: E402
+from codedpo_assets.sandbox import Calibration, run_pass_matrix, time_candidates
+from codedpo_assets.sandbox.pool import Pool
+from codedpo_assets.sandbox.verdicts import parse_test
 
 
 def clocks() -> None:
@@ -27,8 +27,10 @@ def clocks() -> None:
         honest, tampered, fast = time_candidates([SLOW, PATCHERS[name] + SLOW, FAST], TIMED, seed=11)
         ratio = tampered.median_ns / honest.median_ns
         worst = min(worst, ratio)
-        print(f"| {name} | {tampered.median_ns / 1e6:.2f} | {ratio:.2f}x (honest slow {honest.median_ns / 1e6:.2f}, "
-              f"fast {fast.median_ns / 1e6:.2f}) | {tampered.all_passed} |")
+        print(
+            f"| {name} | {tampered.median_ns / 1e6:.2f} | {ratio:.2f}x (honest slow {honest.median_ns / 1e6:.2f}, "
+            f"fast {fast.median_ns / 1e6:.2f}) | {tampered.all_passed} |"
+        )
     print(f"clock patchers: the least a tampering slow program was timed = {worst:.2f}x the honest slow one (target >= 0.5x)")
 
 
@@ -41,9 +43,11 @@ def forgers(pool: Pool) -> None:
             passed += int(m.passed[0, verified].sum())
             unverified += int(m.passed[0].sum() - m.passed[0, verified].sum())
     runs = 2 * len(FORGERS)
-    print(f"result-line forgers: {len(FORGERS)} wrong programs x {len(TESTS)} tests x 2 schedules: {passed} passes of "
-          f"{runs * len(verified)} on the {len(verified)} verified tests (target 0); {unverified} of {runs * (len(TESTS) - len(verified))} "
-          f"on unverified statements (counted for nothing)")
+    print(
+        f"result-line forgers: {len(FORGERS)} wrong programs x {len(TESTS)} tests x 2 schedules: {passed} passes of "
+        f"{runs * len(verified)} on the {len(verified)} verified tests (target 0); {unverified} of {runs * (len(TESTS) - len(verified))} "
+        f"on unverified statements (counted for nothing)"
+    )
 
 
 def real_tests() -> None:
@@ -58,8 +62,10 @@ def real_tests() -> None:
             kind = parse_test(test).kind
             kinds[kind] = kinds.get(kind, 0) + 1
     total = sum(kinds.values())
-    print(f"real generated tests ({total} distinct): value checks {kinds.get('value', 0)}, split assertions {kinds.get('parts', 0)}, "
-          f"unverified statements {kinds.get('stmt', 0)} ({100 * kinds.get('stmt', 0) / total:.1f} %)")
+    print(
+        f"real generated tests ({total} distinct): value checks {kinds.get('value', 0)}, split assertions {kinds.get('parts', 0)}, "
+        f"unverified statements {kinds.get('stmt', 0)} ({100 * kinds.get('stmt', 0) / total:.1f} %)"
+    )
 
 
 if __name__ == "__main__":

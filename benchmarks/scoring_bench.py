@@ -10,7 +10,6 @@ of scores for correct vs wrong candidates (per problem, averaged).
 """
 
 import ast
-import copy
 import gzip
 import json
 import random
@@ -22,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codedpo_assets.decontam import humaneval_path  # noqa: E402
-from codedpo_assets.normalize import normalized_hash  # noqa: E402
-from codedpo_assets.sandbox import run_pass_matrix  # noqa: E402
-from codedpo_assets.scoring import RANKERS, code_scores, top_set  # noqa: E402
+from codedpo_assets.decontam import humaneval_path
+from codedpo_assets.normalize import normalized_hash
+from codedpo_assets.sandbox import run_pass_matrix
+from codedpo_assets.scoring import RANKERS, code_scores, top_set
 
 MUTANTS, MAX_TESTS = 6, 8
 SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
@@ -81,7 +80,13 @@ def corrupt(test: str) -> str | None:
         value = ast.literal_eval(right)
     except ValueError:
         return None
-    bad = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v + 1.0, str: lambda v: v + "x", list: lambda v: v + [0]}.get(type(value))
+    bad = {
+        bool: lambda v: not v,
+        int: lambda v: v + 1,
+        float: lambda v: v + 1.0,
+        str: lambda v: v + "x",
+        list: lambda v: [*v, 0],
+    }.get(type(value))
     if bad is None:
         return None
     cmp.comparators[0] = ast.parse(repr(bad(value)), mode="eval").body
@@ -128,7 +133,9 @@ def quality() -> None:
             a = auc(scores, correct)
             if a is not None:
                 results[method]["auc"].append(a)
-    print(f"quality: {used} HumanEval problems with >=1 wrong mutant (of {len(problems)}); candidates = canonical + up to {MUTANTS} mutants")
+    print(
+        f"quality: {used} HumanEval problems with >=1 wrong mutant (of {len(problems)}); candidates = canonical + up to {MUTANTS} mutants"
+    )
     for method in RANKERS:
         r = results[method]
         print(f"  {method:18s} top-ranked all correct {np.mean(r['top_all_correct']):.3f}   AUC {np.mean(r['auc']):.3f}")

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import real_samples  # noqa: E402
+import real_samples
 
-from codedpo_assets.generation import parsing  # noqa: E402
-from codedpo_assets.generation.parsing import dedupe, extract_tests  # noqa: E402
+from codedpo_assets.generation import parsing
+from codedpo_assets.generation.parsing import dedupe, extract_tests
 
 
 def main() -> None:
@@ -45,9 +45,11 @@ def main() -> None:
         reasons.update(p.reason for p in items if not p.kept)
     took = time.perf_counter() - t
     print(f"parser: {parsing.__file__}")
-    print(f"{samples} test samples of {len(rows)} problems: {yielding} ({100 * yielding / samples:.1f} %) yield >= 1 kept test; "
-          f"distinct kept tests per problem: mean {sum(distinct) / len(distinct):.1f}, median {sorted(distinct)[len(distinct) // 2]}, "
-          f"problems with none: {sum(d == 0 for d in distinct)}; {took:.1f} s")
+    print(
+        f"{samples} test samples of {len(rows)} problems: {yielding} ({100 * yielding / samples:.1f} %) yield >= 1 kept test; "
+        f"distinct kept tests per problem: mean {sum(distinct) / len(distinct):.1f}, median {sorted(distinct)[len(distinct) // 2]}, "
+        f"problems with none: {sum(d == 0 for d in distinct)}; {took:.1f} s"
+    )
     print(f"drops: {dict(reasons.most_common())}")
 
 

@@ -20,6 +20,7 @@ precision and yield) are out-of-fold. :func:`fit` refits on labelled data of you
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -73,12 +74,16 @@ def fit(x: np.ndarray, y: np.ndarray, *, l2: float = 0.1, iterations: int = 50) 
     return tuple(float(v) for v in w)
 
 
-def reliability(predicted: np.ndarray, observed: np.ndarray, edges: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)) -> list[tuple[str, int, float, float]]:
+def reliability(
+    predicted: np.ndarray, observed: np.ndarray, edges: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+) -> list[tuple[str, int, float, float]]:
     """Reliability table: per bin of predicted probability, (bin, prompts, mean predicted, observed rate)."""
     predicted, observed = np.asarray(predicted, dtype=np.float64), np.asarray(observed, dtype=np.float64)
     rows = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         inside = (predicted >= lo) & ((predicted < hi) | (hi == edges[-1]))
         if inside.any():
-            rows.append((f"{lo:.1f}-{hi:.1f}", int(inside.sum()), float(predicted[inside].mean()), float(observed[inside].mean())))
+            rows.append(
+                (f"{lo:.1f}-{hi:.1f}", int(inside.sum()), float(predicted[inside].mean()), float(observed[inside].mean()))
+            )
     return rows

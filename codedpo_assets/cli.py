@@ -16,9 +16,13 @@ import time
 import traceback
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import polars as pl
 import yaml
+
+if TYPE_CHECKING:  # dagster is imported where it is used: `codedpo sql` and --help start fast
+    import dagster as dg
 
 REPO = Path(__file__).resolve().parent.parent
 QUERIES = REPO / "sql" / "queries"
@@ -40,7 +44,7 @@ class Console:
         self.log_path, self.verbose = log_path, verbose
         self.progress_path = log_path.with_suffix(".progress")
         self.stop, self.lock, self.pending = threading.Event(), threading.Lock(), ""
-        self.following = None
+        self.following: TextIO | None = None
 
     def __enter__(self) -> "Console":
         from codedpo_assets.progress import PROGRESS_ENV
@@ -50,7 +54,7 @@ class Console:
         sys.stderr.flush()
         self.saved = [os.dup(1), os.dup(2)]
         self.terminal = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-        self.log = None if self.verbose else open(self.log_path, "a", buffering=1, encoding="utf-8")
+        self.log: TextIO | None = None if self.verbose else open(self.log_path, "a", buffering=1, encoding="utf-8")
         try:
             if self.log:
                 os.dup2(self.log.fileno(), 1)  # file descriptors: child processes and C extensions write there too
@@ -124,9 +128,16 @@ def _succeeded(result, what: str, console: Console) -> bool:
     for e in failed:
         console.say(f"  check {e.asset_key.to_user_string()}:{e.check_name} failed ({e.severity.value}): {e.metadata}")
     if not result.success or any(e.severity.value == "ERROR" for e in failed):
-        console.say(f"FAILED: {what} (run {result.run_id}); the error is in {console.log_path if console.log else 'the output above'} and in the Dagster UI")
+        console.say(
+            f"FAILED: {what} (run {result.run_id}); the error is in {console.log_path if console.log else 'the output above'} and in the Dagster UI"
+        )
         return False
     return True
+
+
+def _row_count(materialization: "dg.AssetMaterialization") -> int:
+    value = materialization.metadata["dagster/row_count"].value
+    return value if isinstance(value, int) else 0
 
 
 def _attributed(instance):
@@ -139,7 +150,8 @@ def _attributed(instance):
     (entry,) = yaml.safe_load((REPO / "workspace.yaml").read_text())["load_from"]
     module = entry["python_module"]
     location = ManagedGrpcPythonEnvCodeLocationOrigin(
-        LoadableTargetOrigin(executable_path=sys.executable, module_name=module["module_name"], working_directory=str(REPO)), module["location_name"]
+        LoadableTargetOrigin(executable_path=sys.executable, module_name=module["module_name"], working_directory=str(REPO)),
+        module["location_name"],
     )
     create = instance.create_run_for_job
 
@@ -153,7 +165,10 @@ def _attributed(instance):
 
 def _ops(config: dict, names: list[str]) -> dict:
     """A job's run config cut to the selected assets' ops, with every run event logged (to the log file)."""
-    return {"loggers": {"console": {"config": {"log_level": "DEBUG"}}}, "ops": {k: v for k, v in config["ops"].items() if k in names}}
+    return {
+        "loggers": {"console": {"config": {"log_level": "DEBUG"}}},
+        "ops": {k: v for k, v in config["ops"].items() if k in names},
+    }
 
 
 # `run`'s passes over the partitions; before a pass named in PREFETCH, the generation cache is filled
@@ -183,12 +198,12 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
 
     started = time.monotonic()
     defs = build_definitions()
-    resources = defs.resources
+    resources = defs.resources or {}
     store = resources["store"].get()
     instance = _attributed(dg.DagsterInstance.get())
     units = scan_sources(resources["sources"].specs())
     current = {k: u.content_hash for k, u in units.items()}
-    name = seeds.SEED_PARTITIONS.name
+    name = seeds.SEED_PARTITION_NAME
     registered = set(instance.get_dynamic_partitions(name))
     plan = plan_partitions(current, registered, seeds.observed_versions(instance, sorted(registered)))
     instance.add_dynamic_partitions(name, plan.added)
@@ -202,7 +217,9 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     for name in CHAIN:
         built &= instance.get_materialized_partitions(dg.AssetKey(name))
     todo = sorted(current) if rebuild else sorted(set(plan.to_observe) | (current.keys() - built))
-    console.say(f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}")
+    console.say(
+        f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}"
+    )
     sampling, backend = generation.SamplingConfig(**generation.QUICK_PROFILE), resources["generator"].get()
     runs: dict[str, list[str]] = {}
     walls: dict[str, float] = {"setup (definitions, partitions, model)": time.monotonic() - started}
@@ -212,7 +229,9 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
             t0 = time.monotonic()
             calls = generation.prefetch(store, backend, todo, sampling, stage)
             walls[f"generate {stage} ({backend.identity.split(':')[0].split('@')[0]})"] = time.monotonic() - t0
-            console.say(f"  generated {stage} for {len(todo)} partitions in one batch: {calls} model calls ({time.monotonic() - t0:.0f} s)")
+            console.say(
+                f"  generated {stage} for {len(todo)} partitions in one batch: {calls} model calls ({time.monotonic() - t0:.0f} s)"
+            )
         progress, cells, t0 = Progress(stage, len(todo), "partitions"), 0, time.monotonic()
         progress.update(0)
         for i, key in enumerate(todo, 1):
@@ -221,7 +240,9 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
             runs.setdefault(build.name, []).append(result.run_id)
             if not _succeeded(result, f"{build.name} partition {key}", console):
                 return 1
-            cells += sum(m.metadata["dagster/row_count"].value for m in result.asset_materializations_for_node("pass_matrix")) if "pass_matrix" in names else 0
+            cells += (
+                sum(_row_count(m) for m in result.asset_materializations_for_node("pass_matrix")) if "pass_matrix" in names else 0
+            )
             progress.update(i, f"{cells} cells" if cells else "")
         walls[f"{stage} assets"] = time.monotonic() - t0
     wanted = ["preference_pairs_export"] + ([] if skip_training else ["dpo_checkpoint", "model_evaluation"])
@@ -231,7 +252,9 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
         if todo or plan.removed or never_built:
             console.say(f"running {job.name}: {', '.join(names)}")
             config = _ops(training_run_config("quick"), names) if job is train else _ops({"ops": {}}, names)
-            result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(n) for n in names], run_config=config, raise_on_error=False)
+            result = job.execute_in_process(
+                instance=instance, asset_selection=[dg.AssetKey(n) for n in names], run_config=config, raise_on_error=False
+            )
             runs.setdefault(job.name, []).append(result.run_id)
             walls |= _step_walls(instance, result.run_id)
             if not _succeeded(result, f"{job.name}", console):
@@ -248,7 +271,12 @@ def _step_walls(instance, run_id: str) -> dict[str, float]:
 def _summary(console: Console, store, runs: dict[str, list[str]], walls: dict[str, float], elapsed_s: float) -> None:
     """What was built and where: totals per stage, drops, pairs, the before/after table, wall time per stage, paths."""
     say = console.say
-    say(_table(store.query("SELECT stage, items, dropped, partitions FROM pipeline_summary ORDER BY step"), "Built, all partitions (pipeline_summary):"))
+    say(
+        _table(
+            store.query("SELECT stage, items, dropped, partitions FROM pipeline_summary ORDER BY step"),
+            "Built, all partitions (pipeline_summary):",
+        )
+    )
     rejected = store.query("SELECT reason, count(*) AS n FROM seeds_rejected GROUP BY reason ORDER BY n DESC, reason")
     if rejected.height:
         say(_table(rejected, "Rejected inputs by reason (seeds_rejected):"))
@@ -263,7 +291,9 @@ def _summary(console: Console, store, runs: dict[str, list[str]], walls: dict[st
         frame = pl.DataFrame({"stage": list(walls), "wall_s": [round(v, 1) for v in walls.values()]})
         say(_table(frame.with_columns(share=(pl.col("wall_s") / elapsed_s * 100).round(0).cast(pl.Int64).cast(pl.String) + " %"),
                    "Wall time by stage (this run):"))  # fmt: skip
-    say(f"\nRuns (Dagster UI: `make ui`, Runs page): {'; '.join(f'{job} x{len(ids)} (last {ids[-1][:8]})' for job, ids in runs.items()) or 'none'}")
+    say(
+        f"\nRuns (Dagster UI: `make ui`, Runs page): {'; '.join(f'{job} x{len(ids)} (last {ids[-1][:8]})' for job, ids in runs.items()) or 'none'}"
+    )
     say(f"Checkpoint: {latest[0][1] if latest else 'none'}\nPair export: {Path('data/export').resolve()}\nDatabase: {store.path}\n"
         f"Dagster home: {os.environ['DAGSTER_HOME']}\nLog: {console.log_path if console.log else 'none (--verbose)'}\nDone in {elapsed_s:.1f} s")  # fmt: skip
 
@@ -286,8 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="sync partitions with the sources and materialize what changed")
     run_p.add_argument("--rebuild", action="store_true", help="rematerialize every partition")
-    run_p.add_argument("--skip-training", action="store_true", help="stop after the pair export (no dpo_checkpoint / model_evaluation)")
-    run_p.add_argument("--verbose", action="store_true", help="print everything (run logs, progress bars, warnings) instead of progress lines")
+    run_p.add_argument(
+        "--skip-training", action="store_true", help="stop after the pair export (no dpo_checkpoint / model_evaluation)"
+    )
+    run_p.add_argument(
+        "--verbose", action="store_true", help="print everything (run logs, progress bars, warnings) instead of progress lines"
+    )
     sql_p = sub.add_parser("sql", help="run a named query from sql/queries (no name: list them), a .sql file or SQL text")
     sql_p.add_argument("query", nargs="?")
     args = parser.parse_args(argv)

@@ -68,15 +68,31 @@ def _signature_prefill(problem: dict) -> str:
 FORMATS = {
     f.name: f
     for f in (
-        PromptFormat("prefilled_signature",  # the reply continues the signature + docstring inside an open block
-                     lambda p: [{"role": "system", "content": SYSTEM},
-                                {"role": "user", "content": f"Complete this Python function:\n{OPEN}{p['prompt']}{FENCE}"},
-                                {"role": "assistant", "content": _signature_prefill(p)}],
-                     (FENCE, *BODY_STOP), _continuation, _after_prefill(_signature_prefill)),  # fmt: skip
-        PromptFormat("chat_function",  # the pipeline's solution prompt asking for the whole function; the reply opens a code block
-                     lambda p: solution_messages(task(p)), (FENCE,), _whole_function, _after_prefill(lambda p: OPEN)),  # fmt: skip
-        PromptFormat("bare_completion",  # no chat template: the model continues the prompt (the original HumanEval setup)
-                     lambda p: [{"role": COMPLETION_ROLE, "content": p["prompt"]}], BODY_STOP, _continuation, lambda p, t: t),  # fmt: skip
+        PromptFormat(
+            "prefilled_signature",  # the reply continues the signature + docstring inside an open block
+            lambda p: [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"Complete this Python function:\n{OPEN}{p['prompt']}{FENCE}"},
+                {"role": "assistant", "content": _signature_prefill(p)},
+            ],
+            (FENCE, *BODY_STOP),
+            _continuation,
+            _after_prefill(_signature_prefill),
+        ),
+        PromptFormat(
+            "chat_function",  # the pipeline's solution prompt asking for the whole function; the reply opens a code block
+            lambda p: solution_messages(task(p)),
+            (FENCE,),
+            _whole_function,
+            _after_prefill(lambda p: OPEN),
+        ),
+        PromptFormat(
+            "bare_completion",  # no chat template: the model continues the prompt (the original HumanEval setup)
+            lambda p: [{"role": COMPLETION_ROLE, "content": p["prompt"]}],
+            BODY_STOP,
+            _continuation,
+            lambda p, t: t,
+        ),
     )
 }
 DEFAULT_FORMAT = "chat_function"  # chosen from the measured table (docs/benchmarks.md "Evaluation prompt formats")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from codedpo_assets.eval_formats import DEFAULT_FORMAT, FORMATS, PromptFormat, d
 from codedpo_assets.generation.backends import GenerationParams, Messages, TransformersBackend
 from codedpo_assets.sandbox import run_pass_matrix
 from codedpo_assets.sandbox.timing import compare, time_candidates
+
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k) for n samples, c correct."""
@@ -97,7 +99,12 @@ def humaneval_scores(problems: Sequence[dict], greedy: Sequence[str], sampled: S
     samples = Samples(list(greedy), [list(s) for s in sampled], greedy_ok, sampled_ok)
     samples.items = humaneval_items(samples, ks)
     samples.items["humaneval_defines_entry"] = np.asarray(
-        [np.mean([defines_entry_point(prog, p["entry_point"]) for prog in [g, *s]]) for p, g, s in zip(problems, greedy, sampled)], dtype=float)
+        [
+            np.mean([defines_entry_point(prog, p["entry_point"]) for prog in [g, *s]])
+            for p, g, s in zip(problems, greedy, sampled)
+        ],
+        dtype=float,
+    )
     if nonempty is not None:
         samples.items["humaneval_nonempty"] = np.asarray([np.mean(flags) for flags in nonempty], dtype=float)
     return summarize(samples.items), samples
@@ -165,13 +172,24 @@ def groundtruth_pairs(problems: Sequence[dict], base: Samples) -> list[dict]:
     checkpoint's implicit reward prefer correct code more than the base model did?"""
     pairs = []
     for j, p in enumerate(problems):
-        failing = [prog for prog, ok in zip([base.greedy[j], *base.sampled[j]], [base.greedy_ok[j], *base.sampled_ok[j]]) if not ok]
+        failing = [
+            prog for prog, ok in zip([base.greedy[j], *base.sampled[j]], [base.greedy_ok[j], *base.sampled_ok[j]]) if not ok
+        ]
         if failing:
-            pairs.append({"prompt": task(p), "chosen": p["prompt"] + p["canonical_solution"], "rejected": failing[0], "task_id": p["task_id"]})
+            pairs.append(
+                {
+                    "prompt": task(p),
+                    "chosen": p["prompt"] + p["canonical_solution"],
+                    "rejected": failing[0],
+                    "task_id": p["task_id"],
+                }
+            )
     return pairs
 
 
-def efficiency_items(problems: Sequence[dict], before: Sequence[str], after: Sequence[str], repetitions: int = 5, min_ratio: float = 1.1) -> Items:
+def efficiency_items(
+    problems: Sequence[dict], before: Sequence[str], after: Sequence[str], repetitions: int = 5, min_ratio: float = 1.1
+) -> Items:
     """Per problem both greedy programs solve (and both pass when timed): the speed-up (before time /
     after time) and whether the trained model's solution is ≥10% faster beyond measured noise (0/1).
     ``efficiency_problems`` holds the speed-ups again: its metric is their count."""
@@ -183,7 +201,11 @@ def efficiency_items(problems: Sequence[dict], before: Sequence[str], after: Seq
         speedups.append(tb.median_ns / ta.median_ns)
         faster.append(float(compare(ta, tb, min_ratio=min_ratio) == -1))
     speedups_arr = np.asarray(speedups, dtype=float)
-    return {"efficiency_problems": speedups_arr, "efficiency_speedup": speedups_arr, "efficiency_faster_share": np.asarray(faster, dtype=float)}
+    return {
+        "efficiency_problems": speedups_arr,
+        "efficiency_speedup": speedups_arr,
+        "efficiency_faster_share": np.asarray(faster, dtype=float),
+    }
 
 
 # ---- statistics: intervals, paired changes, verdicts ------------------------------------------------
@@ -225,7 +247,9 @@ def _percentiles(stats: np.ndarray, confidence: float) -> tuple[float, float]:
     return (float(low), float(high))
 
 
-def bootstrap_interval(values, statistic: Callable = np.mean, n_boot: int = 2000, seed: int = 0, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def bootstrap_interval(
+    values, statistic: Callable = np.mean, n_boot: int = 2000, seed: int = 0, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic(values)``, deterministic by ``seed``.
     (nan, nan) for no values; one value gives (value, value): it says nothing about spread."""
     data = np.asarray(values, dtype=float)
@@ -291,7 +315,9 @@ def value_interval(metric: str, values) -> tuple[float | None, float | None, str
     kind, data = metric_kind(metric), np.asarray(values, dtype=float)
     if kind.method is None or len(data) == 0:
         return (None, None, None)
-    low, high = wilson_interval(float(data.sum()), len(data)) if kind.method == "wilson" else bootstrap_interval(data, kind.statistic)
+    low, high = (
+        wilson_interval(float(data.sum()), len(data)) if kind.method == "wilson" else bootstrap_interval(data, kind.statistic)
+    )
     return (low, high, kind.method)
 
 
@@ -332,15 +358,16 @@ def metric_records(base: Items, checkpoint: Items) -> list[dict]:
             if kind.method is not None and len(data) == 0:
                 continue
             low, high, method = value_interval(metric, data)
-            rec = {"role": role, "metric": metric, "value": summarize({metric: data})[metric], "n": len(data), "ci_low": low, "ci_high": high,
+            rec: dict[str, Any] = {"role": role, "metric": metric, "value": summarize({metric: data})[metric], "n": len(data), "ci_low": low, "ci_high": high,
                    "ci_method": method, "change": None, "change_ci_low": None, "change_ci_high": None, "verdict": None}  # fmt: skip
             if role == "checkpoint" and kind.method is not None:
                 before = base.get(metric)
                 if before is not None and len(before) == len(data):
                     rec["change"] = rec["value"] - summarize({metric: np.asarray(before, dtype=float)})[metric]
                     rec["change_ci_low"], rec["change_ci_high"] = paired_change_interval(before, data, kind.statistic)
-                    rec["verdict"] = verdict(len(data), rec["change_ci_low"], rec["change_ci_high"],
-                                             differences=data - np.asarray(before, dtype=float))
+                    rec["verdict"] = verdict(
+                        len(data), rec["change_ci_low"], rec["change_ci_high"], differences=data - np.asarray(before, dtype=float)
+                    )
                 elif before is None and kind.null is not None:  # the speed-up: per-problem log ratios against log 1
                     rec["verdict"] = verdict(len(data), low, high, kind.null, differences=np.log(data) - math.log(kind.null))
             records.append(rec)

@@ -24,23 +24,91 @@ from codedpo_assets.sources import SourceSpec, Unit, read_unit
 # them cannot be judged by pure input/output tests. Reason code per module family.
 _BANNED_MODULES: dict[str, str] = {
     **dict.fromkeys(
-        "os pathlib shutil tempfile glob io fileinput zipfile tarfile sqlite3 dbm shelve mmap "
-        "filecmp linecache fcntl zipimport".split(),
+        [
+            "os",
+            "pathlib",
+            "shutil",
+            "tempfile",
+            "glob",
+            "io",
+            "fileinput",
+            "zipfile",
+            "tarfile",
+            "sqlite3",
+            "dbm",
+            "shelve",
+            "mmap",
+            "filecmp",
+            "linecache",
+            "fcntl",
+            "zipimport",
+        ],
         "side_effect:filesystem",
     ),
     **dict.fromkeys(
-        "socket ssl urllib http ftplib smtplib poplib imaplib nntplib telnetlib xmlrpc "
-        "socketserver asyncio selectors select webbrowser".split(),
+        [
+            "socket",
+            "ssl",
+            "urllib",
+            "http",
+            "ftplib",
+            "smtplib",
+            "poplib",
+            "imaplib",
+            "nntplib",
+            "telnetlib",
+            "xmlrpc",
+            "socketserver",
+            "asyncio",
+            "selectors",
+            "select",
+            "webbrowser",
+        ],
         "side_effect:network",
     ),
     **dict.fromkeys(
-        "subprocess multiprocessing concurrent threading _thread signal pty ctypes resource "
-        "atexit gc faulthandler importlib runpy pkgutil site sysconfig sys builtins platform "
-        "getpass pwd grp locale logging warnings tkinter turtle curses readline pdb code "
-        "pickle marshal copyreg inspect tracemalloc".split(),
+        [
+            "subprocess",
+            "multiprocessing",
+            "concurrent",
+            "threading",
+            "_thread",
+            "signal",
+            "pty",
+            "ctypes",
+            "resource",
+            "atexit",
+            "gc",
+            "faulthandler",
+            "importlib",
+            "runpy",
+            "pkgutil",
+            "site",
+            "sysconfig",
+            "sys",
+            "builtins",
+            "platform",
+            "getpass",
+            "pwd",
+            "grp",
+            "locale",
+            "logging",
+            "warnings",
+            "tkinter",
+            "turtle",
+            "curses",
+            "readline",
+            "pdb",
+            "code",
+            "pickle",
+            "marshal",
+            "copyreg",
+            "inspect",
+            "tracemalloc",
+        ],
         "side_effect:process",
     ),
-    **dict.fromkeys("random secrets time uuid".split(), "nondeterministic"),
+    **dict.fromkeys(["random", "secrets", "time", "uuid"], "nondeterministic"),
 }
 _BANNED_CALLS: dict[str, str] = {
     **dict.fromkeys(["open", "input", "print"], "side_effect:io"),
@@ -173,7 +241,7 @@ def _harvest_function(
     node: ast.FunctionDef, lines: list[str], imports: dict[str, _Import], table: symtable.SymbolTable, rules: HarvestRules
 ) -> Seed | Rejection:
     name = node.name
-    n_lines = node.end_lineno - node.lineno + 1
+    n_lines = (node.end_lineno or node.lineno) - node.lineno + 1
     if node.decorator_list:
         return Rejection("decorated", "decorators depend on module context", name)
     if n_lines < rules.min_lines:
@@ -257,7 +325,14 @@ def harvest_unit(
 
     def reject(path: str, r: Rejection) -> None:
         rejected.append(
-            {"partition_key": unit.key, "source": spec.name, "path": path, "symbol": r.symbol, "reason": r.reason, "detail": r.detail}
+            {
+                "partition_key": unit.key,
+                "source": spec.name,
+                "path": path,
+                "symbol": r.symbol,
+                "reason": r.reason,
+                "detail": r.detail,
+            }
         )
 
     for item in read_unit(spec, unit):
@@ -274,7 +349,9 @@ def harvest_unit(
         for seed in found:
             if seed.norm_hash in seeds:
                 first = seeds[seed.norm_hash]
-                reject(item.path, Rejection("duplicate", f"same normalized AST as {first['path']}::{first['symbol']}", seed.symbol))
+                reject(
+                    item.path, Rejection("duplicate", f"same normalized AST as {first['path']}::{first['symbol']}", seed.symbol)
+                )
                 continue
             score = 0.0
             if decontaminator is not None:

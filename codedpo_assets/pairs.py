@@ -51,7 +51,9 @@ def trusted_codes(ranking: Ranking) -> np.ndarray:
     return ranking.clusters.of_code == ranking.top_cluster
 
 
-def correctness_pair(ranking: Ranking, norm_hashes: list[str], code_weights: np.ndarray | None = None, *, min_margin: float = 1e-9) -> Pair | str:
+def correctness_pair(
+    ranking: Ranking, norm_hashes: list[str], code_weights: np.ndarray | None = None, *, min_margin: float = 1e-9
+) -> Pair | str:
     """The chosen code vs the most-written code of the lowest-scored cluster failing a trusted
     test, or the reason there is no pair."""
     scores, clusters = np.asarray(ranking.scores, dtype=np.float64), ranking.clusters
@@ -77,7 +79,9 @@ def correctness_pair(ranking: Ranking, norm_hashes: list[str], code_weights: np.
     return "identical_code"
 
 
-def efficiency_pair(timings: dict[int, Timing], norm_hashes: list[str], *, min_ratio: float = 1.1, cluster: int = -1) -> Pair | str:
+def efficiency_pair(
+    timings: dict[int, Timing], norm_hashes: list[str], *, min_ratio: float = 1.1, cluster: int = -1
+) -> Pair | str:
     """Fastest vs slowest timed code (the top cluster's) when the gap beats the noise and ``min_ratio``."""
     usable = {i: t for i, t in timings.items() if t.all_passed and t.median_ns > 0}
     if len(usable) < 2:

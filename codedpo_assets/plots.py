@@ -16,6 +16,7 @@ import math
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 STATUS_COLORS = {"pass": "#2e7d32", "fail": "#c62828", "error": "#ef6c00", "timeout": "#6a1b9a", "crash": "#212121"}
 MISSING = "missing"  # heatmap cells without a recorded status (the pass matrix leaves them "")
@@ -23,7 +24,7 @@ _MISSING_COLOR = "#e0e0e0"
 _BAR_COLOR = "#1565c0"
 _DPI = 100
 _WIDTH = 9.0  # inches: 900 px, wide enough to read, narrow enough for the metadata panel
-_STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10, "ytick.labelsize": 10,
+_STYLE: dict[str, Any] = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10, "ytick.labelsize": 10,
           "legend.fontsize": 10, "legend.title_fontsize": 10, "figure.titlesize": 13}  # fmt: skip
 _LOG_RATIO = 50  # funnel: beyond this max/min ratio the small stages vanish on a linear axis
 _CURVE_LABELS = {"loss": "loss (nats)", "rewards/accuracies": "accuracy (fraction)", "rewards/margins": "margin (β · log-ratio)"}
@@ -36,7 +37,7 @@ def _figure(height: float, nrows: int = 1, ncols: int = 1, width: float = _WIDTH
     import matplotlib
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]  # its stubs type rc keys as literals only
         fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
         try:
             yield fig, fig.subplots(nrows, ncols, **subplots)
@@ -170,8 +171,8 @@ def hbars(counts: Mapping[str, float], title: str, xlabel: str) -> str:
         ax.bar_label(bars, [_number(v) for v in values], padding=3)
         ax.set_yticks(range(len(labels)), labels)
         ax.invert_yaxis()
-        top = max(max(values), 0.0)
-        ax.set_xlim(min(min(values), 0.0) * 1.15, top * 1.15 if top > 0 else 1.0)
+        top = max([*values, 0.0])
+        ax.set_xlim(min([*values, 0.0]) * 1.15, top * 1.15 if top > 0 else 1.0)
         if all(v.is_integer() for v in values):
             _integer_ticks(ax.xaxis)
         ax.set_xlabel(xlabel)
@@ -214,7 +215,7 @@ def funnel(stages: Sequence[tuple[str, int]], title: str) -> str:
         ax.barh(range(len(counts)), counts, color=_BAR_COLOR)
         ax.set_yticks(range(len(names)), names)
         ax.invert_yaxis()
-        top = max(max(counts), 1)
+        top = max([*counts, 1])
         if log:
             ax.set_xscale("log")
             ax.set_xlim(min(c for c in counts if c > 0) / 2, top * 1.1)

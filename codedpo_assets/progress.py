@@ -49,15 +49,18 @@ class Progress:
     """Counts a stage's work; reports at most every ``every_s`` seconds, and always when the count
     reaches the total."""
 
-    def __init__(self, stage: str, total: int, unit: str = "items", log: Callable[[str], None] | None = None, every_s: float = 5.0):
+    def __init__(
+        self, stage: str, total: int, unit: str = "items", log: Callable[[str], None] | None = None, every_s: float = 5.0
+    ):
         self.stage, self.total, self.unit, self.log, self.every_s = stage, total, unit, log, every_s
         self.start = time.monotonic()
-        self.done, self._last, self._reported, self._base = 0, float("-inf"), -1, None
+        self.done, self._last, self._reported = 0, float("-inf"), -1
+        self._base: int | None = None
 
     def update(self, done: int, extra: str = "") -> None:
         """Set the count of finished items; a lower count, or the count last reported, is ignored (a
-    count held back by the throttle is reported with a later call). The first call's count is the
-    starting point of the rate."""
+        count held back by the throttle is reported with a later call). The first call's count is the
+        starting point of the rate."""
         if done < self.done or done == self._reported:
             return
         if self._base is None:  # the first count is where this stage started

@@ -87,7 +87,7 @@ def self_verification_scores(
     return (codes[0], tests[0]) if single else (codes, tests)
 
 
-def _weights(weights: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+def _weights(weights: Sequence[float] | np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     """Per-item sample counts (multiplicity) broadcast to the batch; 1 each when not given."""
     if weights is None:
         return np.ones(shape)
@@ -104,7 +104,7 @@ def consensus_sets(matrix: np.ndarray, code_weights: np.ndarray) -> tuple[np.nda
     return rows, inverse, np.bincount(inverse, weights=code_weights, minlength=len(rows))
 
 
-def _consensus(batch: np.ndarray, code_weights: np.ndarray, test_weights: np.ndarray, **kwargs: float) -> np.ndarray:
+def _consensus(batch: np.ndarray, code_weights: np.ndarray, test_weights: np.ndarray, **kwargs: Any) -> np.ndarray:
     out = np.zeros(batch.shape[:2])
     for i, matrix in enumerate(batch):
         if matrix.shape[0] == 0:
@@ -152,7 +152,7 @@ def _behaviour(batch: np.ndarray, code_weights: np.ndarray, test_weights: np.nda
 
 def code_scores(passed: np.ndarray, method: str = DEFAULT_RANKER, *, seed: int = 0, code_weights: np.ndarray | None = None,
                 test_weights: np.ndarray | None = None, fingerprints: np.ndarray | None = None, inputs: Sequence[str] | None = None,
-                mass_exponent: float = MASS_EXPONENT, **kwargs: float) -> np.ndarray:  # fmt: skip
+                mass_exponent: float = MASS_EXPONENT, **kwargs: Any) -> np.ndarray:  # fmt: skip
     """Code scores (higher = more likely correct) for one matrix or a batch, by ``method``.
 
     ``code_weights`` / ``test_weights``: how many samples produced each code / test (default 1):
@@ -222,10 +222,10 @@ class Ranking:
         return out
 
 
-def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: Sequence[float] | None = None,
-                    test_weights: Sequence[float] | None = None, fingerprints: np.ndarray | None = None, inputs: Sequence[str] | None = None,
+def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: Sequence[float] | np.ndarray | None = None,
+                    test_weights: Sequence[float] | np.ndarray | None = None, fingerprints: np.ndarray | None = None, inputs: Sequence[str] | None = None,
                     verified: Sequence[bool] | None = None, seed: int = 0, mass_exponent: float = MASS_EXPONENT,
-                    coefficients: Sequence[float] | None = None, **kwargs: float) -> Ranking:  # fmt: skip
+                    coefficients: Sequence[float] | None = None, **kwargs: Any) -> Ranking:  # fmt: skip
     """The default path from one prompt's pass matrix to its ranking, as the assets run it.
 
     ``matrix``: a ``PassMatrix`` (its ``passed``, ``fingerprint``, ``inputs`` and ``verified`` are
@@ -250,7 +250,7 @@ def rank_candidates(matrix: Any, method: str = DEFAULT_RANKER, *, code_weights: 
     if len(keep) < m:
         passed, tests_w = passed[:, keep], tests_w[keep]
         prints = None if prints is None else np.asarray(prints, dtype=object)[:, keep]
-        inputs = None if inputs is None else [inputs[j] for j in keep]
+        inputs = None if inputs is None else [inputs[int(j)] for j in keep]
     clusters = behaviour_clusters(prints, passed, codes_w, inputs)
     if method == "behaviour":  # the clusters are already here
         scores = behaviour_scores(clusters, tests_w, mass_exponent)[clusters.of_code] if n else np.zeros(0)

@@ -21,6 +21,7 @@ import sysconfig
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from codedpo_assets.normalize import content_hash
 
@@ -62,7 +63,7 @@ class SourceConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """One configured seed source (see README 'Seed sources' for examples)."""
+    """One configured seed source (see docs/architecture.md 'Seed sources' for examples)."""
 
     name: str
     kind: str
@@ -123,8 +124,11 @@ def parse_sources(raw: Sequence[SourceSpec | dict]) -> list[SourceSpec]:
             for name in ("name", "kind"):
                 if name not in item:
                     raise SourceConfigError(f"{where}.{name}: required")
-            item = SourceSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in item.items()})
-        specs.append(_validate(item, where))
+            values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items()}
+            spec = SourceSpec(**values)
+        else:
+            spec = item
+        specs.append(_validate(spec, where))
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -224,14 +228,22 @@ def _walk(res: _Resolved, source: str) -> Iterator[Unit]:
                 dirnames.remove(d)
             elif os.path.islink(os.path.join(dirpath, d)):
                 rel = f"{rel_dir}{d}/"
-                yield Unit(partition_key(source, rel), source, rel, issue="symlink_dir", issue_detail="directory links are not followed (loops)")
+                yield Unit(
+                    partition_key(source, rel),
+                    source,
+                    rel,
+                    issue="symlink_dir",
+                    issue_detail="directory links are not followed (loops)",
+                )
         for f in filenames:
             rel = rel_dir + f
             if not _HIDDEN.search(rel) and _matches(rel, res):
                 yield Unit(partition_key(source, rel), source, rel)
     for err in errors:
         rel = Path(err.filename).relative_to(res.root).as_posix() + "/" if err.filename else "/"
-        yield Unit(partition_key(source, rel), source, rel, issue="unreadable_dir", issue_detail=f"{type(err).__name__}: {err.strerror}")
+        yield Unit(
+            partition_key(source, rel), source, rel, issue="unreadable_dir", issue_detail=f"{type(err).__name__}: {err.strerror}"
+        )
 
 
 def _file_status(path: Path) -> tuple[str, str] | None:
@@ -239,7 +251,11 @@ def _file_status(path: Path) -> tuple[str, str] | None:
     try:
         st = os.stat(path)  # follows symlinks
     except FileNotFoundError:
-        return ("broken_symlink", f"target {os.readlink(path)!r} missing") if path.is_symlink() else ("missing", "file does not exist")
+        return (
+            ("broken_symlink", f"target {os.readlink(path)!r} missing")
+            if path.is_symlink()
+            else ("missing", "file does not exist")
+        )
     except OSError as exc:
         return ("unreadable", f"{type(exc).__name__}: {exc.strerror}")
     if not stat.S_ISREG(st.st_mode):

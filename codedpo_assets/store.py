@@ -66,7 +66,9 @@ def _is_conflict(exc: Exception) -> bool:
 
 
 def _extension_dir() -> str:
-    return os.environ.get(EXTENSIONS_ENV) or str(Path.home() / ".cache" / "codedpo" / f"duckdb-{duckdb.__version__}" / "extensions")
+    return os.environ.get(EXTENSIONS_ENV) or str(
+        Path.home() / ".cache" / "codedpo" / f"duckdb-{duckdb.__version__}" / "extensions"
+    )
 
 
 def _attach_lake(catalog: str, data_path: str) -> duckdb.DuckDBPyConnection:
@@ -78,8 +80,16 @@ def _attach_lake(catalog: str, data_path: str) -> duckdb.DuckDBPyConnection:
     try:
         import duckdb_extensions
     except ImportError as exc:  # pragma: no cover - the package is a dependency
-        raise StoreConfigError(f"{CATALOG_ENV} is set but the DuckLake extensions are not installed (pip install duckdb-extension-ducklake)") from exc
-    conn = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False, "extension_directory": _extension_dir()})
+        raise StoreConfigError(
+            f"{CATALOG_ENV} is set but the DuckLake extensions are not installed (pip install duckdb-extension-ducklake)"
+        ) from exc
+    conn = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "extension_directory": _extension_dir(),
+        }
+    )
     needed = ["ducklake"] + (["postgres"] if catalog.startswith("postgres:") else []) + (["httpfs"] if "://" in data_path else [])
     for name in needed:
         duckdb_extensions.import_extension(name, con=conn)
@@ -92,7 +102,9 @@ def _attach_lake(catalog: str, data_path: str) -> duckdb.DuckDBPyConnection:
         conn.execute(f"ATTACH {_quote('ducklake:' + catalog)} AS {LAKE} (DATA_PATH {_quote(data_path)})")
     except duckdb.Error as exc:
         detail = _redacted(str(exc))  # the driver echoes the connection string, password included
-        raise StoreConfigError(f"{CATALOG_ENV}={_redacted(catalog)!r} / {DATA_PATH_ENV}={data_path!r}: cannot attach the DuckLake: {detail}") from None
+        raise StoreConfigError(
+            f"{CATALOG_ENV}={_redacted(catalog)!r} / {DATA_PATH_ENV}={data_path!r}: cannot attach the DuckLake: {detail}"
+        ) from None
     conn.execute(f"USE {LAKE}")
     _lakes[key] = conn
     return conn
@@ -249,7 +261,8 @@ class Store:
         if conn is None:
             with self.connect() as own:
                 return self.snapshot(own)
-        return int(conn.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{LAKE}')").fetchone()[0])
+        (latest,) = conn.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{LAKE}')").fetchone() or (None,)
+        return int(latest)
 
     def maintain(self, keep_days: float = 30.0) -> dict[str, int]:
         """Upkeep: DuckLake merges small adjacent files, expires snapshots older than ``keep_days``
@@ -266,7 +279,10 @@ class Store:
 
         with self.connect() as conn:
             conn.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
-            done["snapshots_expired"] = count(conn, f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - to_milliseconds({int(keep_days * 86_400_000)}))")
+            done["snapshots_expired"] = count(
+                conn,
+                f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - to_milliseconds({int(keep_days * 86_400_000)}))",
+            )
             done["files_deleted"] = count(conn, f"CALL ducklake_cleanup_old_files('{LAKE}', cleanup_all => true)")
         return done
 

@@ -37,7 +37,10 @@ def main() -> None:
         def report(p: dict) -> None:  # run log and the CLI's terminal: steps done/total, rate, ETA, the step's metrics
             if not progress:
                 progress.append(Progress(f"training {settings.arm}", p["total"], "steps", pipes.log.info))
-            progress[0].update(p["step"], " ".join(f"{k}={v:.4g}" for k, v in p.items() if k in ("loss", "rewards/accuracies", "rewards/margins")))
+            progress[0].update(
+                p["step"],
+                " ".join(f"{k}={v:.4g}" for k, v in p.items() if k in ("loss", "rewards/accuracies", "rewards/margins")),
+            )
 
         result = train(pairs, extras["base_model"], Path(extras["checkpoints_dir"]), settings, report=report,
                        metadata={"pair_set_version": extras["pair_set_version"], "pairs_file": extras["pairs_file"]})  # fmt: skip

@@ -124,17 +124,23 @@ def _progress_callback(report: Callable[[dict], None], curves: list[dict[str, fl
 def _trainer(settings: TrainSettings, model: Any, ref: Any, tokenizer: Any, examples: list[dict], out: Path, cuda: bool):
     from datasets import Dataset
 
-    common = dict(
-        output_dir=str(out), per_device_train_batch_size=settings.batch_size, gradient_accumulation_steps=settings.grad_accum,
-        num_train_epochs=settings.epochs, max_steps=settings.max_steps, learning_rate=settings.learning_rate, logging_steps=1,
-        save_strategy="no", report_to="none", seed=settings.seed, bf16=cuda, use_cpu=not cuda, disable_tqdm=True,
-        gradient_checkpointing=False, max_length=settings.max_length, dataloader_num_workers=0,
-    )  # fmt: skip
+    common: dict[str, Any] = {
+        "output_dir": str(out), "per_device_train_batch_size": settings.batch_size, "gradient_accumulation_steps": settings.grad_accum,
+        "num_train_epochs": settings.epochs, "max_steps": settings.max_steps, "learning_rate": settings.learning_rate, "logging_steps": 1,
+        "save_strategy": "no", "report_to": "none", "seed": settings.seed, "bf16": cuda, "use_cpu": not cuda, "disable_tqdm": True,
+        "gradient_checkpointing": False, "max_length": settings.max_length, "dataloader_num_workers": 0,
+    }  # fmt: skip
     peft = None
     if settings.lora:
         from peft import LoraConfig
 
-        peft = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+        peft = LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
     if settings.arm == "sft":
         from trl import SFTConfig, SFTTrainer
 
@@ -143,13 +149,27 @@ def _trainer(settings: TrainSettings, model: Any, ref: Any, tokenizer: Any, exam
     if settings.arm == "kto":
         from trl import KTOConfig, KTOTrainer
 
-        args = KTOConfig(beta=settings.beta, **common)
-        return KTOTrainer(model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer, peft_config=peft)
+        kto_args = KTOConfig(beta=settings.beta, **common)
+        return KTOTrainer(
+            model=model,
+            ref_model=ref,
+            args=kto_args,
+            train_dataset=Dataset.from_list(examples),
+            processing_class=tokenizer,
+            peft_config=peft,
+        )
     from trl import DPOConfig, DPOTrainer
 
     losses = {"dpo": (["sigmoid"], None), "rpo": (["sigmoid", "sft"], [1.0, settings.sft_weight])}[settings.arm]
     args = DPOConfig(beta=settings.beta, loss_type=losses[0], loss_weights=losses[1], **common)
-    return DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer, peft_config=peft)
+    return DPOTrainer(
+        model=model,
+        ref_model=ref,
+        args=args,
+        train_dataset=Dataset.from_list(examples),
+        processing_class=tokenizer,
+        peft_config=peft,
+    )
 
 
 def train(

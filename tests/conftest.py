@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from servers import postgres_server
 
 warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
@@ -109,8 +108,12 @@ class FakeServer:
                 finally:
                     with server.lock:
                         server.in_flight -= 1
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}],
-                                      "usage": {"completion_tokens": len(text.split())}}).encode()
+                payload = json.dumps(
+                    {
+                        "choices": [{"message": {"role": "assistant", "content": text}}],
+                        "usage": {"completion_tokens": len(text.split())},
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -130,7 +133,11 @@ class FakeServer:
         if "test cases" in prompt:
             return "```python\nassert add(1, 2) == 3\nassert add(2, 5) == 7\nassert add(0, 0) == 0\n```"
         self.solutions += 1  # alternate: every batch of samples holds a right and a wrong program
-        return "```python\ndef add(a, b):\n    return a + b\n```" if self.solutions % 2 else "Here:\n```python\ndef add(a, b):\n    return a - b\n```"
+        return (
+            "```python\ndef add(a, b):\n    return a + b\n```"
+            if self.solutions % 2
+            else "Here:\n```python\ndef add(a, b):\n    return a - b\n```"
+        )
 
     def close(self):
         self.httpd.shutdown()

@@ -76,7 +76,13 @@ def postgres_server() -> Iterator[Postgres]:
     try:
         yield Postgres(bin_dir, str(root), port)
     finally:
-        subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True, cwd=root, **run_as)
+        subprocess.run(
+            [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            cwd=root,
+            check=False,
+            **run_as,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 

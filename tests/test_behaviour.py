@@ -23,7 +23,9 @@ def pool():
 
 
 def test_fingerprints_are_canonical_under_equality():
-    assert fingerprint_value(["S", [["i", "2"], ["i", "1"]]]) == fingerprint_value(["F", [["i", "1"], ["i", "2"]]])  # {2, 1} == frozenset({1, 2})
+    assert fingerprint_value(["S", [["i", "2"], ["i", "1"]]]) == fingerprint_value(
+        ["F", [["i", "1"], ["i", "2"]]]
+    )  # {2, 1} == frozenset({1, 2})
     d1 = ["d", [[["s", "a"], ["i", "1"]], [["s", "b"], ["i", "2"]]]]
     d2 = ["d", [[["s", "b"], ["i", "2"]], [["s", "a"], ["i", "1"]]]]
     assert fingerprint_value(d1) == fingerprint_value(d2)  # dicts compare without order
@@ -33,8 +35,10 @@ def test_fingerprints_are_canonical_under_equality():
     assert fingerprint_value(["f", "nan"]) == fingerprint_value(["f", "nan"]) == "=" + '["f","nan"]'  # stable, though nan != nan
     assert fingerprint_value(["l", [["i", str(k)] for k in range(100)]]).startswith("#")  # long: hashed
     assert fingerprint_value(["S", [["s", "x"], 7]]) == "!unencodable"  # malformed: a stable fingerprint, no exception
-    assert fingerprint_value(["S", [["s", "\udcff"]]]) == '=["S",[["s","\\udcff"]]]'  # lone surrogates (odd bytes decoded): escaped ASCII
-    assert fingerprint_value(["s", "é"]) == '=["s","\\u00e9"]' and fingerprint_value(["b", "fffe"]) == '=["b","fffe"]' 
+    assert (
+        fingerprint_value(["S", [["s", "\udcff"]]]) == '=["S",[["s","\\udcff"]]]'
+    )  # lone surrogates (odd bytes decoded): escaped ASCII
+    assert fingerprint_value(["s", "é"]) == '=["s","\\u00e9"]' and fingerprint_value(["b", "fffe"]) == '=["b","fffe"]'
     assert fingerprint_outcome("error", "KeyError: 'x'") == "!error:KeyError"
     assert fingerprint_outcome("fail", "unverifiable result: unsupported result type Rigged") == "!unverifiable"
     assert fingerprint_outcome("timeout") == "!timeout"
@@ -44,8 +48,10 @@ ADVERSARIAL = {
     "honest": "def f(x):\n    return sorted(set(x))\n",
     "same_values_other_text": "def f(x):\n    out = list(set(x))\n    out.sort()\n    return out\n",
     "prints_and_mutates": "def f(x):\n    print('noise', x)\n    x.append(99)\n    out = sorted(set(x))\n    out.remove(99)\n    return out\n",
-    "rigged_eq": ("class Rigged(list):\n    def __eq__(self, other):\n        return True\n    __hash__ = None\n"
-                  "def f(x):\n    return Rigged(sorted(set(x)))\n"),
+    "rigged_eq": (
+        "class Rigged(list):\n    def __eq__(self, other):\n        return True\n    __hash__ = None\n"
+        "def f(x):\n    return Rigged(sorted(set(x)))\n"
+    ),
     "recursive": "def f(x):\n    a = []\n    a.append(a)\n    return a\n",
     "nan": "def f(x):\n    return float('nan')\n",
     "huge": "def f(x):\n    return list(range(300000))\n",
@@ -63,13 +69,17 @@ def test_sandbox_fingerprints_adversarial_candidates(pool):
     assert m.fingerprint.shape == (len(names), len(TESTS)) and m.inputs[:3] == ["f([3, 1, 3])", "f([])", "f([2, 2])"]
     assert row["honest"][0] == '=["l",[["i","1"],["i","3"]]]'
     # printing and mutating the (fresh) argument change nothing another cell sees
-    assert (row["same_values_other_text"][:3] == row["honest"][:3]).all() and (row["prints_and_mutates"][:3] == row["honest"][:3]).all()
+    assert (row["same_values_other_text"][:3] == row["honest"][:3]).all() and (
+        row["prints_and_mutates"][:3] == row["honest"][:3]
+    ).all()
     assert (row["rigged_eq"][:3] == "!unverifiable").all() and not m.passed[names.index("rigged_eq"), :3].any()  # never a pass
     assert (row["recursive"][:3] == "!unverifiable").all()
     assert row["nan"][0] == row["nan"][1] == '=["f","nan"]' and not m.passed[names.index("nan"), :3].any()
     assert row["huge"][0].startswith(("#", "!")) and not m.passed[names.index("huge"), :3].any()
     assert row["raises"][1] == "!error:IndexError" and (row["loops"][:3] == "!timeout").all()
-    assert row["odd_text"][0] == '=["l",[["s","\\udcff\\udcfe"],["b","ff"]]]' and row["odd_text"].tolist() == [row["odd_text"][0]] * 3 + ["!error:TypeError"]  # str < bytes
+    assert row["odd_text"][0] == '=["l",[["s","\\udcff\\udcfe"],["b","ff"]]]' and row["odd_text"].tolist() == [
+        row["odd_text"][0]
+    ] * 3 + ["!error:TypeError"]  # str < bytes
     assert row["honest"][3] == "!pass" and row["raises"][3] == "!error:IndexError"  # statement tests: their outcome
     again = run_pass_matrix([ADVERSARIAL[k] for k in names], TESTS, pool=pool, time_limit_s=0.5)
     assert (again.fingerprint[:8] == m.fingerprint[:8]).all()  # stable run to run
@@ -96,7 +106,9 @@ def test_functional_overlap_counts_equal_values_only():
     c = behaviour_clusters(prints, np.zeros((3, 3), dtype=bool))
     o = functional_overlap(c)
     np.testing.assert_allclose(o, [[1, 1 / 3, 0], [1 / 3, 1, 1 / 3], [0, 1 / 3, 1]])  # shared errors are no agreement
-    assert functional_overlap(behaviour_clusters(np.zeros((2, 0), dtype=object), np.zeros((2, 0), dtype=bool))).tolist() == [[1.0]]  # no tests: one behaviour
+    assert functional_overlap(behaviour_clusters(np.zeros((2, 0), dtype=object), np.zeros((2, 0), dtype=bool))).tolist() == [
+        [1.0]
+    ]  # no tests: one behaviour
 
 
 def test_behaviour_ranker_uses_outputs_not_only_verdicts():
@@ -143,10 +155,21 @@ def test_public_path_from_a_pass_matrix_to_pairs(pool):
     m = run_pass_matrix(codes, tests, pool=pool)
     r = rank_candidates(m, "behaviour", code_weights=[4, 2, 1, 1])
     assert r.method == "behaviour" and r.chosen == 0 and r.clusters.of_code.tolist() == [0, 0, 1, 2]
-    assert trusted_codes(r).tolist() == [True, True, False, False] and trusted_tests(r).tolist() == [True, True, True, True, False]
+    assert trusted_codes(r).tolist() == [True, True, False, False] and trusted_tests(r).tolist() == [
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
     assert 0.5 < r.confidence < 1 and math.isclose(r.agreement, 4 / 5)
     pair = correctness_pair(r, ["a", "b", "c", "d"], np.array([4, 2, 1, 1]))
-    assert isinstance(pair, Pair) and pair.chosen == 0 and pair.rejected in (2, 3) and pair.rejected_cluster == r.clusters.of_code[pair.rejected]
+    assert (
+        isinstance(pair, Pair)
+        and pair.chosen == 0
+        and pair.rejected in (2, 3)
+        and pair.rejected_cluster == r.clusters.of_code[pair.rejected]
+    )
     with pytest.raises(ValueError, match="one prompt"):
         rank_candidates(np.zeros((2, 2, 2), dtype=bool))
 
@@ -172,4 +195,7 @@ def test_unverified_verdicts_rank_nothing_and_are_never_trusted():
         assert r.clusters.of_code[r.chosen] == r.clusters.of_code[0], method  # without the forged pass, code 1 passes nothing
         assert trusted_tests(r).tolist() == [True, False] and r.agreement == 1.0
     only_statement = rank_candidates(passed[:, 1:], "consensus", fingerprints=prints[:, 1:], verified=[False])
-    assert trusted_tests(only_statement).tolist() == [False] and correctness_pair(only_statement, ["a", "b", "c"]) == "no_trusted_tests"
+    assert (
+        trusted_tests(only_statement).tolist() == [False]
+        and correctness_pair(only_statement, ["a", "b", "c"]) == "no_trusted_tests"
+    )

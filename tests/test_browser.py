@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SCREENSHOTS = Path(os.environ.get("CODEDPO_SCREENSHOTS", REPO / "data" / "screenshots"))
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian packages chromium + chromium-driver (`.ci/run` installs them)")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian packages chromium + chromium-driver (`.ci/run` installs them)"
+)
 
 
 def _free_port() -> int:
@@ -65,7 +67,12 @@ def _setting(tmp_path: Path, src: Path) -> tuple[Path, dict[str, str]]:
     home.mkdir()
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home)
     (tmp_path / "sources.json").write_text(json.dumps([{"name": "local", "kind": "directory", "path": str(src)}]))
-    return home, {**os.environ, "DAGSTER_HOME": str(home), "CODEDPO_DB": str(tmp_path / "db.duckdb"), "CODEDPO_SOURCES": str(tmp_path / "sources.json")}
+    return home, {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CODEDPO_DB": str(tmp_path / "db.duckdb"),
+        "CODEDPO_SOURCES": str(tmp_path / "sources.json"),
+    }
 
 
 @pytest.fixture
@@ -96,10 +103,8 @@ def _dismiss_community_dialog(driver) -> None:
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    try:
+    with contextlib.suppress(TimeoutException):
         WebDriverWait(driver, 10).until(ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Skip']"))).click()
-    except TimeoutException:
-        pass
 
 
 def test_materialize_from_the_ui(dagster_ui):
@@ -158,7 +163,12 @@ def built_ui(tmp_path, tiny_model_dir):
         (src / f"calc{i}.py").write_text(SEED)
     home, env = _setting(tmp_path, src)
     server = FakeServer()
-    env |= {"CODEDPO_GENERATOR": "openai", "CODEDPO_OPENAI_BASE_URL": server.url, "CODEDPO_OPENAI_MODEL": "fake", "PYTHONPATH": str(REPO)}
+    env |= {
+        "CODEDPO_GENERATOR": "openai",
+        "CODEDPO_OPENAI_BASE_URL": server.url,
+        "CODEDPO_OPENAI_MODEL": "fake",
+        "PYTHONPATH": str(REPO),
+    }
     export = str(tmp_path / "data" / "export")
     config = {"ops": {"dpo_checkpoint": {"config": {"base_model": str(tiny_model_dir), "pairs_dir": export, "checkpoints_dir": str(tmp_path / "ckpt"),
                                                     "max_steps": 2}},
@@ -168,8 +178,11 @@ def built_ui(tmp_path, tiny_model_dir):
              "job = definitions.defs.resolve_job_def('train_and_evaluate_quick')\n"
              "sys.exit(0 if job.execute_in_process(instance=dg.DagsterInstance.get(), run_config=json.loads(sys.argv[1])).success else 1)")  # fmt: skip
     try:
-        for cmd in ([sys.executable, "-m", "codedpo_assets.cli", "run", "--skip-training"], [sys.executable, "-c", train, json.dumps(config)]):
-            done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        for cmd in (
+            [sys.executable, "-m", "codedpo_assets.cli", "run", "--skip-training"],
+            [sys.executable, "-c", train, json.dumps(config)],
+        ):
+            done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, check=False, text=True, timeout=600)
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     finally:
         server.close()
@@ -186,7 +199,9 @@ def _shows(driver, url: str, *texts: str, timeout: float = 120) -> str:
     driver.get(url)
     _dismiss_community_dialog(driver)
     try:
-        WebDriverWait(driver, timeout, poll_frequency=1).until(lambda d: all(t in d.find_element(By.TAG_NAME, "body").text for t in texts))
+        WebDriverWait(driver, timeout, poll_frequency=1).until(
+            lambda d: all(t in d.find_element(By.TAG_NAME, "body").text for t in texts)
+        )
     except TimeoutException:
         body = driver.find_element(By.TAG_NAME, "body").text
         raise AssertionError(f"{url} never showed {[t for t in texts if t not in body]}; it showed:\n{body[:3000]}") from None
@@ -197,11 +212,10 @@ def test_what_make_run_leaves_is_readable_in_the_ui(built_ui):
     """The run of make run's job has a name, succeeded and can be re-executed; a partitioned asset
     shows totals across partitions; the totals asset renders its chart; the evaluation shows its
     table with sample sizes, intervals and verdicts."""
+    import dagster as dg
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
-
-    import dagster as dg
 
     base, home = built_ui
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -214,7 +228,9 @@ def test_what_make_run_leaves_is_readable_in_the_ui(built_ui):
         _shows(driver, f"{base}/overview/timeline", "build_pairs_quick", "train_and_evaluate_quick")
         driver.save_screenshot(str(SCREENSHOTS / "timeline.png"))
         _shows(driver, f"{base}/runs/{run_id}", "build_pairs_quick", "Success")
-        button = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.XPATH, "//button[contains(normalize-space(), 'Re-execute')]")))
+        button = WebDriverWait(driver, 60).until(
+            ec.presence_of_element_located((By.XPATH, "//button[contains(normalize-space(), 'Re-execute')]"))
+        )
         assert button.is_enabled(), "the run of a named job can be re-executed from the UI"
         driver.save_screenshot(str(SCREENSHOTS / "run_of_make_run.png"))
 
@@ -224,8 +240,12 @@ def test_what_make_run_leaves_is_readable_in_the_ui(built_ui):
 
         _shows(driver, f"{base}/assets/pipeline_summary", "seeds", "prompts", "programs", "cells", "pairs")
         driver.find_element(By.XPATH, "//*[normalize-space(text())='[Show Markdown]']").click()
-        chart = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.XPATH, "//img[starts-with(@src, 'data:image/png')]")))
-        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", chart))
+        chart = WebDriverWait(driver, 60).until(
+            ec.presence_of_element_located((By.XPATH, "//img[starts-with(@src, 'data:image/png')]"))
+        )
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", chart)
+        )
         assert driver.execute_script("return arguments[0].naturalWidth", chart) >= 700  # a rendered chart, large enough to read
         time.sleep(1)  # the dialog fades in
         driver.save_screenshot(str(SCREENSHOTS / "funnel_chart.png"))

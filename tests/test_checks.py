@@ -16,10 +16,17 @@ def store(tmp_path) -> DuckDBStore:
     resource = DuckDBStore(database=str(tmp_path / "db.duckdb"))
     db: Store = resource.get()
     with db.transaction() as conn:
-        conn.execute("INSERT INTO prompts (partition_key, prompt_id, seed_id, entry_point, signature, prompt, model) VALUES ('k', 'p1', 's1', 'f', 'def f()', 'x', 'm')")
+        conn.execute(
+            "INSERT INTO prompts (partition_key, prompt_id, seed_id, entry_point, signature, prompt, model) VALUES ('k', 'p1', 's1', 'f', 'def f()', 'x', 'm')"
+        )
         for code in ("c1", "c2"):
-            conn.execute("INSERT INTO candidate_code (partition_key, prompt_id, code_id, sample_index, code) VALUES ('k', 'p1', ?, 0, 'def f(): pass')", [code])
-        conn.execute("INSERT INTO generated_tests (partition_key, prompt_id, test_id, sample_index, test) VALUES ('k', 'p1', 't1', 0, 'assert f() is None')")
+            conn.execute(
+                "INSERT INTO candidate_code (partition_key, prompt_id, code_id, sample_index, code) VALUES ('k', 'p1', ?, 0, 'def f(): pass')",
+                [code],
+            )
+        conn.execute(
+            "INSERT INTO generated_tests (partition_key, prompt_id, test_id, sample_index, test) VALUES ('k', 'p1', 't1', 0, 'assert f() is None')"
+        )
         for i, code in enumerate(("c1", "c2")):
             conn.execute("INSERT INTO pass_matrix (partition_key, prompt_id, code_id, test_id, code_index, test_index, status, passed, verified, cpu_time_ns) "
                          "VALUES ('k', 'p1', ?, 't1', ?, 0, 'pass', true, true, 10)", [code, i])  # fmt: skip
@@ -65,7 +72,10 @@ def test_failed_blocking_check_stops_the_chain_before_pairs(tree, tmp_path):
             result = dg.materialize([seed_sources, *CHAIN, *defs.asset_checks], selection=CHAIN, partition_key="local:calc.py",
                                     instance=instance, resources=defs.resources, raise_on_error=False)  # fmt: skip
             failed = [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed]
-            assert not result.success and set(failed) == {("pass_matrix", "cells_reference_codes_and_tests"), ("pass_matrix", "matrix_complete")}
+            assert not result.success and set(failed) == {
+                ("pass_matrix", "cells_reference_codes_and_tests"),
+                ("pass_matrix", "matrix_complete"),
+            }
             assert instance.get_latest_materialization_event(dg.AssetKey("pass_matrix")) is not None
             assert instance.get_latest_materialization_event(dg.AssetKey("verification_scores")) is None
             assert instance.get_latest_materialization_event(dg.AssetKey("preference_pairs")) is None

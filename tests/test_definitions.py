@@ -41,7 +41,7 @@ def test_dagster_and_dg_validate_the_layout():
     env = {**os.environ, "DAGSTER_HOME": str(REPO / "dagster_home")}
     bin_dir = Path(sys.executable).parent
     for cmd in ([bin_dir / "dagster", "definitions", "validate", "-w", "workspace.yaml"], [bin_dir / "dg", "check", "defs"]):
-        done = subprocess.run([str(c) for c in cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run([str(c) for c in cmd], cwd=REPO, env=env, capture_output=True, check=False, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -79,14 +79,18 @@ def test_io_manager_hands_tables_to_user_assets_and_stores_no_pickles(tmp_path):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("seeds", [key, "stdlib:textwrap.py"])
         for k in (key, "stdlib:textwrap.py"):
-            assert dg.materialize([seed_sources, seeds], selection=[seeds], partition_key=k, instance=instance, resources=defs.resources).success
+            assert dg.materialize(
+                [seed_sources, seeds], selection=[seeds], partition_key=k, instance=instance, resources=defs.resources
+            ).success
         assert dg.materialize([seed_sources, seeds, seed_symbols], selection=[seed_symbols], partition_key=key, instance=instance,
                               resources=defs.resources).success  # fmt: skip
         result = dg.materialize([seed_sources, seeds, returns_a_value], selection=[returns_a_value], instance=instance,
                                 resources=defs.resources, raise_on_error=False)  # fmt: skip
         assert not result.success
         (failure,) = [e for e in result.all_events if e.is_step_failure]
-        assert "write their DuckDB table themselves" in str(failure.step_failure_data.error.cause or failure.step_failure_data.error)
+        assert "write their DuckDB table themselves" in str(
+            failure.step_failure_data.error.cause or failure.step_failure_data.error
+        )
 
 
 @pytest.mark.parametrize(
@@ -116,7 +120,7 @@ def test_cli_run_is_incremental(tmp_path):
 
     def run() -> str:
         done = subprocess.run([sys.executable, "-m", "codedpo_assets.cli", "run", "--skip-training"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+                              capture_output=True, check=False, text=True, timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stderr == ""  # warnings and logs go to the log file
         return done.stdout
@@ -132,7 +136,7 @@ def test_cli_run_is_incremental(tmp_path):
     assert "Built, all partitions (pipeline_summary):" in first and f"Log: {log}" in first
     prefetched = [int(n) for n in re.findall(r"in one batch: (\d+) model calls", first)]
     assert len(prefetched) == 2 and sum(prefetched) == server.calls  # the assets themselves made no model calls
-    walls = first[first.index("Wall time by stage (this run):"):]  # each stage's wall time, the generation engine named
+    walls = first[first.index("Wall time by stage (this run):") :]  # each stage's wall time, the generation engine named
     for stage in ("setup (definitions, partitions, model)", "generate prompts (openai)", "generate samples (openai)", "sandbox and pairs assets",
                   "pipeline_summary", "preference_pairs_export"):  # fmt: skip
         assert re.search(rf"│ {re.escape(stage)}\s+┆ \d+\.\d\s+┆ \d+ %", walls), (stage, walls)
@@ -146,7 +150,7 @@ def test_cli_run_is_incremental(tmp_path):
     assert "(+0 -1 ~1); materializing 1" in out
     assert manifest.stat().st_mtime_ns > exported  # the changed partition's run re-exported the pairs
     sql = subprocess.run([sys.executable, "-m", "codedpo_assets.cli", "sql", "SELECT partition_key, code FROM seeds ORDER BY ALL"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+                         cwd=tmp_path, env=env, capture_output=True, check=False, text=True, timeout=120)  # fmt: skip
     assert "local:m0.py" in sql.stdout and "local:m1.py" in sql.stdout and "local:m2.py" not in sql.stdout
     assert "weight" in sql.stdout
     server.close()

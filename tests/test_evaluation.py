@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from codedpo_assets.decontam import humaneval_problems
+from codedpo_assets.eval_formats import FORMATS, defines_entry_point, task
 from codedpo_assets.evaluation import (
     bootstrap_interval,
     check_programs,
@@ -18,14 +19,13 @@ from codedpo_assets.evaluation import (
     paired_change_interval,
     pass_at_k,
     preference_items,
-    sign_test_p,
-    summarize,
     reply_logps,
     sample_humaneval,
+    sign_test_p,
+    summarize,
     verdict,
     wilson_interval,
 )
-from codedpo_assets.eval_formats import FORMATS, defines_entry_point, task
 from codedpo_assets.training import chat_example
 
 
@@ -47,10 +47,14 @@ def test_humaneval_canonical_solutions_pass_and_broken_ones_fail():
     bad = [p["prompt"] + "    return None\n" for p in problems]
     metrics, samples = humaneval_scores(problems, good, [[g, b, b] for g, b in zip(good, bad)], ks=[1, 2, 3])
     assert metrics["humaneval_pass@1_greedy"] == 1.0
-    assert metrics["humaneval_pass@1"] == pytest.approx(1 / 3) and metrics["humaneval_pass@2"] == pytest.approx(pass_at_k(3, 1, 2))
+    assert metrics["humaneval_pass@1"] == pytest.approx(1 / 3) and metrics["humaneval_pass@2"] == pytest.approx(
+        pass_at_k(3, 1, 2)
+    )
     assert metrics["humaneval_pass@3"] == 1.0 and samples.sampled_ok[0] == [True, False, False]
     items = samples.items  # the per-problem values behind each metric
-    assert items["humaneval_pass@1_greedy"].tolist() == [1.0] * 4 and items["humaneval_pass@2"] == pytest.approx([pass_at_k(3, 1, 2)] * 4)
+    assert items["humaneval_pass@1_greedy"].tolist() == [1.0] * 4 and items["humaneval_pass@2"] == pytest.approx(
+        [pass_at_k(3, 1, 2)] * 4
+    )
     assert {m: float(np.mean(v)) for m, v in items.items()} == pytest.approx(metrics)
 
 
@@ -69,7 +73,9 @@ def test_each_format_asks_stops_and_assembles_a_program():
         assert check_programs(p, [program]) == [True], name  # every format turns a right reply into a passing program
         assert defines_entry_point(program, p["entry_point"]) and fmt.generated(p, reply).strip()
     assert FORMATS["bare_completion"].messages(p) == [{"role": "completion", "content": p["prompt"]}]
-    assert "```" in FORMATS["chat_function"].stop and "\ndef " not in FORMATS["chat_function"].stop  # helpers after the function stay
+    assert (
+        "```" in FORMATS["chat_function"].stop and "\ndef " not in FORMATS["chat_function"].stop
+    )  # helpers after the function stay
     empty = FORMATS["prefilled_signature"].messages(p)[-1]["content"]  # the model closed the block at once
     assert not FORMATS["prefilled_signature"].generated(p, empty).strip()
     assert not defines_entry_point(FORMATS["prefilled_signature"].program(p, empty), p["entry_point"])  # a docstring is no body
@@ -82,7 +88,9 @@ def test_each_format_asks_stops_and_assembles_a_program():
         return ["```python\n" if i == 2 else "```python\n" + (q := by_task[m[1]["content"].split("\nReply")[0]])["prompt"] + q["canonical_solution"]
                 for m, i in jobs]  # fmt: skip
 
-    greedy, sampled, nonempty = sample_humaneval(generate, problems, n=2, temperature=0.8, max_new_tokens=32, fmt=FORMATS["chat_function"])
+    greedy, sampled, nonempty = sample_humaneval(
+        generate, problems, n=2, temperature=0.8, max_new_tokens=32, fmt=FORMATS["chat_function"]
+    )
     assert seen[0][:2] == (3, 0.0) and seen[1][:2] == (6, 0.8) and len(sampled[1]) == 2
     assert nonempty == [[True, True, False]] * 3  # greedy first; every second sample wrote nothing
     metrics, _ = humaneval_scores(problems, greedy, sampled, ks=[1], nonempty=nonempty)
@@ -103,13 +111,21 @@ def test_groundtruth_pairs_take_the_base_models_failing_program():
 
 def test_preference_accuracy_counts_ties_half():
     ref = np.array([[-5.0, -5.0], [-3.0, -4.0], [-6.0, -2.0]])
-    assert summarize(preference_items(ref, ref)) == {"heldout_logp_accuracy": pytest.approx(0.5), "heldout_reward_accuracy": 0.5, "heldout_reward_margin": 0.0}
+    assert summarize(preference_items(ref, ref)) == {
+        "heldout_logp_accuracy": pytest.approx(0.5),
+        "heldout_reward_accuracy": 0.5,
+        "heldout_reward_margin": 0.0,
+    }
     policy = ref + np.array([[1.0, -1.0], [0.5, 0.0], [-1.0, 0.0]])  # gains: +2, +0.5, -1
     out = summarize(preference_items(policy, ref))
     assert out["heldout_reward_accuracy"] == pytest.approx(2 / 3) and out["heldout_reward_margin"] == pytest.approx(0.5)
     assert summarize(preference_items(np.zeros((0, 2)), np.zeros((0, 2)))) == {}
     items = preference_items(policy, ref)  # per pair: correctness (ties 0.5) and margin
-    assert items["heldout_reward_accuracy"].tolist() == [1.0, 1.0, 0.0] and items["heldout_reward_margin"].tolist() == [2.0, 0.5, -1.0]
+    assert items["heldout_reward_accuracy"].tolist() == [1.0, 1.0, 0.0] and items["heldout_reward_margin"].tolist() == [
+        2.0,
+        0.5,
+        -1.0,
+    ]
     assert preference_items(ref, ref)["heldout_logp_accuracy"].tolist() == [0.5, 1.0, 0.0]
 
 
@@ -117,7 +133,11 @@ def test_reply_logps_are_negative_and_deterministic(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model, tok = AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
-    ex = [chat_example({"prompt": "Add.", "chosen": "def add(a, b):\n    return a + b\n", "rejected": "def add(a, b):\n    return a\n"})]
+    ex = [
+        chat_example(
+            {"prompt": "Add.", "chosen": "def add(a, b):\n    return a + b\n", "rejected": "def add(a, b):\n    return a\n"}
+        )
+    ]
     a, b = reply_logps(model, tok, ex), reply_logps(model, tok, ex)
     assert a.shape == (1, 2) and (a < 0).all() and np.array_equal(a, b)
 
@@ -125,14 +145,21 @@ def test_reply_logps_are_negative_and_deterministic(tiny_model_dir):
 def test_efficiency_sees_a_genuinely_faster_solution():
     problem = humaneval_problems()[0]  # has_close_elements: quadratic canonical solution
     fast = problem["prompt"] + problem["canonical_solution"]
-    slow = fast.replace("    for idx, elem in enumerate(numbers):", "    for _ in range(3000): sorted(numbers)\n    for idx, elem in enumerate(numbers):")
+    slow = fast.replace(
+        "    for idx, elem in enumerate(numbers):",
+        "    for _ in range(3000): sorted(numbers)\n    for idx, elem in enumerate(numbers):",
+    )
     out = summarize(efficiency_items([problem], [slow], [fast]))
     assert out["efficiency_problems"] == 1 and out["efficiency_speedup"] > 1.5 and out["efficiency_faster_share"] == 1.0
-    assert summarize(efficiency_items([problem], [fast], [problem["prompt"] + "    return None\n"])) == {"efficiency_problems": 0.0}
+    assert summarize(efficiency_items([problem], [fast], [problem["prompt"] + "    return None\n"])) == {
+        "efficiency_problems": 0.0
+    }
     items = efficiency_items([problem], [fast], [problem["prompt"] + "    return None\n"])
     assert all(len(v) == 0 for v in items.values())
     (count,) = metric_records({}, items)  # nothing timed: only the count, without interval or verdict
-    assert count["metric"] == "efficiency_problems" and count["value"] == 0 and count["ci_low"] is None and count["verdict"] is None
+    assert (
+        count["metric"] == "efficiency_problems" and count["value"] == 0 and count["ci_low"] is None and count["verdict"] is None
+    )
 
 
 def test_wilson_interval_matches_known_values():
@@ -176,11 +203,16 @@ def test_paired_change_resamples_items_jointly():
 def test_one_heldout_pair_is_not_enough_data():
     """The report: reward accuracy 0.5 -> 0.0 on one pair read as 'worse by 0.5'."""
     ref = np.array([[-5.0, -6.0]])
-    records = {(r["metric"], r["role"]): r for r in metric_records(preference_items(ref, ref), preference_items(ref + [[-1.0, 0.0]], ref))}
+    records = {
+        (r["metric"], r["role"]): r
+        for r in metric_records(preference_items(ref, ref), preference_items(ref + [[-1.0, 0.0]], ref))
+    }
     base, ckpt = records["heldout_reward_accuracy", "base"], records["heldout_reward_accuracy", "checkpoint"]
     assert (base["value"], ckpt["value"], ckpt["change"], ckpt["n"]) == (0.5, 0.0, -0.5, 1)
     assert ckpt["verdict"] == "not enough data (n = 1)" and base["verdict"] is None
-    assert base["ci_method"] == "wilson" and base["ci_low"] < 0.1 and base["ci_high"] > 0.9  # the interval shows how little one pair says
+    assert (
+        base["ci_method"] == "wilson" and base["ci_low"] < 0.1 and base["ci_high"] > 0.9
+    )  # the interval shows how little one pair says
     assert records["heldout_reward_margin", "checkpoint"]["ci_method"] == "bootstrap"
     assert not any(r["verdict"] == "worse" for r in records.values())
 
@@ -194,10 +226,22 @@ def test_clearly_better_large_sample_is_better_and_no_change_is_not_enough_data(
                                                       {"humaneval_pass@1_greedy": after, "humaneval_pass@5": pass_k_after}) if r["role"] == "checkpoint"}  # fmt: skip
     greedy = records["humaneval_pass@1_greedy"]
     assert greedy["verdict"] == "better" and 0 < greedy["change_ci_low"] < greedy["change"] < greedy["change_ci_high"]
-    assert greedy["ci_method"] == "wilson" and records["humaneval_pass@5"]["ci_method"] == "bootstrap" and records["humaneval_pass@5"]["verdict"] == "better"
-    (worse,) = [r for r in metric_records({"humaneval_pass@1_greedy": after}, {"humaneval_pass@1_greedy": before}) if r["role"] == "checkpoint"]
+    assert (
+        greedy["ci_method"] == "wilson"
+        and records["humaneval_pass@5"]["ci_method"] == "bootstrap"
+        and records["humaneval_pass@5"]["verdict"] == "better"
+    )
+    (worse,) = [
+        r
+        for r in metric_records({"humaneval_pass@1_greedy": after}, {"humaneval_pass@1_greedy": before})
+        if r["role"] == "checkpoint"
+    ]
     assert worse["verdict"] == "worse"
-    (same,) = [r for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": before}) if r["role"] == "checkpoint"]
+    (same,) = [
+        r
+        for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": before})
+        if r["role"] == "checkpoint"
+    ]
     assert same["change"] == 0 and same["verdict"] == "not enough data (n = 164)"
 
 
@@ -211,10 +255,16 @@ def test_speedup_is_judged_by_its_own_interval_against_one():
     assert mixed["efficiency_speedup"]["ci_low"] < 1.0 < mixed["efficiency_speedup"]["ci_high"]
     assert mixed["efficiency_speedup"]["verdict"] == "not enough data (n = 6)" and mixed["efficiency_speedup"]["change"] is None
     assert mixed["efficiency_speedup"]["ci_method"] == "bootstrap" and mixed["efficiency_faster_share"]["ci_method"] == "wilson"
-    assert mixed["efficiency_problems"]["value"] == 6 and mixed["efficiency_problems"]["ci_low"] is None and mixed["efficiency_problems"]["verdict"] is None
+    assert (
+        mixed["efficiency_problems"]["value"] == 6
+        and mixed["efficiency_problems"]["ci_low"] is None
+        and mixed["efficiency_problems"]["verdict"] is None
+    )
     assert ckpt([1.5, 1.7, 1.6, 1.8, 1.55, 1.65])["efficiency_speedup"]["verdict"] == "better"
     assert ckpt([0.5, 0.6, 0.55, 0.7, 0.65, 0.6])["efficiency_speedup"]["verdict"] == "worse"
-    assert ckpt([1.2, 1.3, 1.25])["efficiency_speedup"]["verdict"] == "not enough data (n = 3)"  # a tight interval, but 3 problems
+    assert (
+        ckpt([1.2, 1.3, 1.25])["efficiency_speedup"]["verdict"] == "not enough data (n = 3)"
+    )  # a tight interval, but 3 problems
     assert ckpt([3.0])["efficiency_speedup"]["verdict"] == "not enough data (n = 1)"  # one problem: the interval is a point
 
 
@@ -232,8 +282,16 @@ def test_sign_test_is_exact_and_guards_small_samples():
     # 4 of 20 problems fixed, none broken: the paired bootstrap interval clears 0, the sign test does not
     before = np.zeros(20)
     after = np.r_[np.ones(4), np.zeros(16)]
-    (rec,) = [r for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": after}) if r["role"] == "checkpoint"]
+    (rec,) = [
+        r
+        for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": after})
+        if r["role"] == "checkpoint"
+    ]
     assert rec["change_ci_low"] > 0 and rec["verdict"] == "not enough data (n = 20)"
     after[4:8] = 1  # 8 of 20 fixed
-    (rec,) = [r for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": after}) if r["role"] == "checkpoint"]
+    (rec,) = [
+        r
+        for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": after})
+        if r["role"] == "checkpoint"
+    ]
     assert rec["verdict"] == "better"

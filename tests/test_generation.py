@@ -5,6 +5,7 @@ import json
 
 import dagster as dg
 import pytest
+from conftest import FakeServer
 
 from codedpo_assets import calibration
 from codedpo_assets.assets import build_definitions
@@ -24,7 +25,6 @@ from codedpo_assets.generation.backends import GenerationError, GenerationParams
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE
 from codedpo_assets.scoring import DEFAULT_RANKER
-from conftest import FakeServer
 
 SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
 
@@ -44,8 +44,10 @@ def test_extract_program_handles_fences_prose_guards_and_truncation():
 def test_extract_program_drops_what_the_model_ran_on_into():
     """Real samples run on past the function into the model's next file (seen in CodeGen-16B's
     HumanEval samples: a trailing `from django... import` made a correct program error on every test)."""
-    out = ("import re\n\ndef add(a, b):\n    return _plus(a, b) + OFFSET\n\nfrom django.contrib import admin\nfrom core import models\n\n"
-           "OFFSET = 0\n\ndef _plus(a, b):\n    return a + b\n\ndef add(a, b):\n    return 'shadowed'\n\nclass Admin(admin.ModelAdmin):\n    pass\n")
+    out = (
+        "import re\n\ndef add(a, b):\n    return _plus(a, b) + OFFSET\n\nfrom django.contrib import admin\nfrom core import models\n\n"
+        "OFFSET = 0\n\ndef _plus(a, b):\n    return a + b\n\ndef add(a, b):\n    return 'shadowed'\n\nclass Admin(admin.ModelAdmin):\n    pass\n"
+    )
     text = extract_program(out, "add", 0).text
     assert "django" not in text and "core" not in text and "Admin" not in text and "shadowed" not in text
     assert "import re" in text and "OFFSET = 0" in text and "def _plus" in text  # before the def, or used by it
@@ -70,15 +72,32 @@ def test_tests_are_split_filtered_and_deduplicated():
 def test_tests_are_read_from_real_model_output():
     """Shapes seen in real test-generation samples (CodeGen-16B completing a final `assert `)."""
     cases = {
-        "bare assert, expression on the next line, message": ("assert \n    add(1, 2) == 3, 'small'\nassert \n    add(0, 0) == 0\n",
-                                                            ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]),
-        "bare comparisons under a bare assert": ("assert \n    add(1, 1) == 2\n    add(2, 3) == 5\n", ["assert add(1, 1) == 2", "assert add(2, 3) == 5"]),
+        "bare assert, expression on the next line, message": (
+            "assert \n    add(1, 2) == 3, 'small'\nassert \n    add(0, 0) == 0\n",
+            ["assert add(1, 2) == 3", "assert add(0, 0) == 0"],
+        ),
+        "bare comparisons under a bare assert": (
+            "assert \n    add(1, 1) == 2\n    add(2, 3) == 5\n",
+            ["assert add(1, 1) == 2", "assert add(2, 3) == 5"],
+        ),
         "prose first, tests after": ("assert  check the correctness of add\nassert add(4, 4) == 8\n", ["assert add(4, 4) == 8"]),
-        "truncated: complete statements kept": ("assert add(1, 2) == 3\nassert add(5, [\n    1, 2\n]) == 4\nassert add(9, ", ["assert add(1, 2) == 3", "assert add(5, [1, 2]) == 4"]),
-        "pytest functions, truncated body": ("def test_add():\n    assert add(1, 2) == 3\n    assert add(2, 2) == 4\n    assert add(3,", ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]),
-        "unittest methods": ("class T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(add(1, 2), 3)\n        self.assertTrue(add(1, 1))\n"
-                             "        self.assertIsNone(add(None, 0))\n", ["assert add(1, 2) == 3", "assert add(1, 1)", "assert add(None, 0) is None"]),
-        "loop over literal cases": ("for a, b, want in [(1, 2, 3), (2, 2, 4)]:\n    assert add(a, b) == want\n", ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]),
+        "truncated: complete statements kept": (
+            "assert add(1, 2) == 3\nassert add(5, [\n    1, 2\n]) == 4\nassert add(9, ",
+            ["assert add(1, 2) == 3", "assert add(5, [1, 2]) == 4"],
+        ),
+        "pytest functions, truncated body": (
+            "def test_add():\n    assert add(1, 2) == 3\n    assert add(2, 2) == 4\n    assert add(3,",
+            ["assert add(1, 2) == 3", "assert add(2, 2) == 4"],
+        ),
+        "unittest methods": (
+            "class T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(add(1, 2), 3)\n        self.assertTrue(add(1, 1))\n"
+            "        self.assertIsNone(add(None, 0))\n",
+            ["assert add(1, 2) == 3", "assert add(1, 1)", "assert add(None, 0) is None"],
+        ),
+        "loop over literal cases": (
+            "for a, b, want in [(1, 2, 3), (2, 2, 4)]:\n    assert add(a, b) == want\n",
+            ["assert add(1, 2) == 3", "assert add(2, 2) == 4"],
+        ),
         "loop over computed cases: nothing to unroll": ("for a in range(3):\n    assert add(a, a) == 2 * a\n", []),
     }
     for name, (sample, expected) in cases.items():
@@ -92,7 +111,10 @@ def test_renamed_candidates_are_duplicates():
     a = extract_program("def add(a, b):\n    s = a + b\n    return s\n", "add", 0)
     b = extract_program("def add(x, y):\n    total = x + y\n    return total\n", "add", 1)
     assert [(p.reason, p.multiplicity) for p in dedupe([a, b])] == [("", 2), ("duplicate", 0)]
-    tests = dedupe(extract_tests("assert add(1, 2) == 3\nassert add(1,2) == 3\n", "add", 0) + extract_tests("assert add(1, 2) == 3", "add", 1))
+    tests = dedupe(
+        extract_tests("assert add(1, 2) == 3\nassert add(1,2) == 3\n", "add", 0)
+        + extract_tests("assert add(1, 2) == 3", "add", 1)
+    )
     assert [t.multiplicity for t in tests] == [2, 0, 0]  # two samples wrote it (one of them twice)
 
 
@@ -148,7 +170,9 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
     )
     chain = [seed_sources, seeds, prompts, candidate_code, generated_tests, pass_matrix, verification_scores, trusted_tests,
              timings, preference_pairs]  # fmt: skip
-    config = dg.RunConfig({name: {"config": {"n_samples": 4, "temperature": 0.8}} for name in ("prompts", "candidate_code", "generated_tests")})
+    config = dg.RunConfig(
+        {name: {"config": {"n_samples": 4, "temperature": 0.8}} for name in ("prompts", "candidate_code", "generated_tests")}
+    )
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("seeds", ["local:calc.py"])
 
@@ -162,14 +186,24 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         meta = {k: instance.get_latest_materialization_event(dg.AssetKey(k)).asset_materialization.metadata
                 for k in ("pass_matrix", "verification_scores", "preference_pairs")}  # fmt: skip
         heatmap_prompt = db_prompt = defs.resources["store"].get().query("SELECT prompt_id FROM prompts").item()
-        assert f"Pass matrix of prompt {heatmap_prompt[:8]} (add)" in meta["pass_matrix"]["pass_matrix_heatmap"].value  # the title names its prompt
+        assert (
+            f"Pass matrix of prompt {heatmap_prompt[:8]} (add)" in meta["pass_matrix"]["pass_matrix_heatmap"].value
+        )  # the title names its prompt
         assert meta["pass_matrix"]["heatmap_prompt"].value.startswith(db_prompt)
-        shown = [r.data for r in meta["pass_matrix"]["preview"].value.records]  # beside it: that prompt's codes, whole, with their verdicts
+        shown = [
+            r.data for r in meta["pass_matrix"]["preview"].value.records
+        ]  # beside it: that prompt's codes, whole, with their verdicts
         assert [r["code"] for r in shown] == [0, 1] and any(r["program"].startswith("def add(a, b):\n") for r in shown)
-        assert meta["pass_matrix"]["total_rows_all_partitions"].value == 6 and meta["pass_matrix"]["pass_rate"].value == round(4 / 6, 4)
+        assert meta["pass_matrix"]["total_rows_all_partitions"].value == 6 and meta["pass_matrix"]["pass_rate"].value == round(
+            4 / 6, 4
+        )
         assert "data:image/png;base64," in meta["verification_scores"]["score_histogram"].value
         pairs = [r.data for r in meta["preference_pairs"]["preview"].value.records]
-        assert meta["preference_pairs"]["correctness_pairs"].value == 1 and "return a + b" in pairs[0]["chosen"] and "a - b" in pairs[0]["rejected"]
+        assert (
+            meta["preference_pairs"]["correctness_pairs"].value == 1
+            and "return a + b" in pairs[0]["chosen"]
+            and "a - b" in pairs[0]["rejected"]
+        )
         schema = defs.resolve_assets_def("pass_matrix").specs_by_key[dg.AssetKey("pass_matrix")].metadata["dagster/column_schema"]
         assert {"status", "cpu_time_ns", "limit_ms"} <= {c.name for c in schema.columns}
         assert first_calls == 1 + 4 + 4  # one task, N candidates, M test samples
@@ -183,11 +217,18 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         tests = db.query("SELECT test, verified, reason FROM generated_tests WHERE reason IS NULL").rows()
         assert len(tests) == 3 and all(v for _, v, _ in tests)
         grid = db.query("SELECT cells FROM pass_matrix_grid ORDER BY code_index").to_series().to_list()
-        assert [sorted(g) for g in grid] == [list("PPP") if "a + b" in c else list("FFP") for c in kept]  # a - b passes only add(0, 0) == 0
+        assert [sorted(g) for g in grid] == [
+            list("PPP") if "a + b" in c else list("FFP") for c in kept
+        ]  # a - b passes only add(0, 0) == 0
         # two candidates are too few to calibrate limits from: every cell ran under the full limit
         assert db.query("SELECT DISTINCT limit_ms FROM pass_matrix").rows() == [(2000.0,)]
-        assert meta["pass_matrix"]["isolation"].value["cpu_accounting"] and "cells_not_run" in meta["pass_matrix"]["calibration"].value
-        (pair,) = db.query("SELECT kind, chosen, rejected, margin, trusted_test_ids, confidence, min_confidence FROM preference_pairs").rows()
+        assert (
+            meta["pass_matrix"]["isolation"].value["cpu_accounting"]
+            and "cells_not_run" in meta["pass_matrix"]["calibration"].value
+        )
+        (pair,) = db.query(
+            "SELECT kind, chosen, rejected, margin, trusted_test_ids, confidence, min_confidence FROM preference_pairs"
+        ).rows()
         # half the code samples behave like the chosen code, which passes every test
         conf = calibration.predict(calibration.features(0.5, 1.0), calibration.COEFFICIENTS[DEFAULT_RANKER])
         assert pair[5:] == (pytest.approx(conf), DEFAULT_MIN_CONFIDENCE) and conf > DEFAULT_MIN_CONFIDENCE
@@ -204,12 +245,24 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         ds = load_dataset("parquet", data_files=str(tmp_path / "export" / "preference_pairs.parquet"))["train"]
         assert ds.num_rows == 1 and {"prompt", "chosen", "rejected", "kind"} <= set(ds.column_names)
         card = (tmp_path / "export" / "README.md").read_text()
-        assert f"| correctness | {DEFAULT_RANKER} | 1 |" in card and f"selection: ranker {DEFAULT_RANKER}, confidence >= {DEFAULT_MIN_CONFIDENCE}" in card
+        assert (
+            f"| correctness | {DEFAULT_RANKER} | 1 |" in card
+            and f"selection: ranker {DEFAULT_RANKER}, confidence >= {DEFAULT_MIN_CONFIDENCE}" in card
+        )
         manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
-        assert manifest["selection"] == [{"ranker": DEFAULT_RANKER, "min_confidence": DEFAULT_MIN_CONFIDENCE}] and "behaviour cluster" in manifest["confidence_filter"]
-        assert ds[0]["confidence"] == pytest.approx(conf) and (ds[0]["chosen_cluster"], ds[0]["rejected_cluster"]) in ((0, 1), (1, 0))
+        assert (
+            manifest["selection"] == [{"ranker": DEFAULT_RANKER, "min_confidence": DEFAULT_MIN_CONFIDENCE}]
+            and "behaviour cluster" in manifest["confidence_filter"]
+        )
+        assert ds[0]["confidence"] == pytest.approx(conf) and (ds[0]["chosen_cluster"], ds[0]["rejected_cluster"]) in (
+            (0, 1),
+            (1, 0),
+        )
         clusters = db.query("SELECT cluster, programs, samples, tests_passed FROM behaviour_clusters ORDER BY cluster").rows()
-        assert sorted(c[1:] for c in clusters) == [(1, 2, 1), (1, 2, 3)]  # the view: one cluster per program here, with its samples
+        assert sorted(c[1:] for c in clusters) == [
+            (1, 2, 1),
+            (1, 2, 3),
+        ]  # the view: one cluster per program here, with its samples
         # a stricter confidence filter: the prompt yields no pair, with the reason
         from codedpo_assets.assets.preferences import Ranking
 
@@ -217,7 +270,9 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
                                 resources={**defs.resources, "ranking": Ranking(min_confidence=0.9)})  # fmt: skip
         assert strict.success and db.query("SELECT count(*) FROM preference_pairs").item() == 0
         assert db.query("SELECT count(*) FROM timings").item() == 0  # nothing timed for a prompt below the filter
-        assert db.query("SELECT DISTINCT reason, round(confidence, 6) FROM preference_pairs_skipped").rows() == [("low_confidence", round(conf, 6))]
+        assert db.query("SELECT DISTINCT reason, round(confidence, 6) FROM preference_pairs_skipped").rows() == [
+            ("low_confidence", round(conf, 6))
+        ]
         # lineage by snapshot: the export recorded the DuckLake snapshot it read; time travel still finds that pair
         if db.backend == "ducklake":
             assert db.query(f"SELECT count(*) FROM preference_pairs AT (VERSION => {manifest['store_snapshot']})").item() == 1

@@ -27,11 +27,15 @@ def test_seeded_batches_prefill_and_identity(model_dir):
     assert backend.generate(_requests(5, prefill="def add("), params) == first  # same seeds -> same outputs
     assert backend.generate(_requests(5, seed=8, prefill="def add("), params) != first
     greedy = GenerationParams(temperature=0.0, max_new_tokens=12)
-    assert backend.generate(_requests(2, seed=1), greedy) == backend.generate(_requests(2, seed=2), greedy)  # greedy ignores the seed
+    assert backend.generate(_requests(2, seed=1), greedy) == backend.generate(
+        _requests(2, seed=2), greedy
+    )  # greedy ignores the seed
     import ctranslate2
 
     assert backend.identity == f"ctranslate2-{ctranslate2.__version__}-int8:" + TransformersBackend(model_dir).identity
-    assert ct2.CTranslate2Backend(model_dir, quantization="float32").identity != backend.identity  # the cache key tells engines apart
+    assert (
+        ct2.CTranslate2Backend(model_dir, quantization="float32").identity != backend.identity
+    )  # the cache key tells engines apart
 
 
 def test_stop_strings_cut_the_text_and_end_generation_early(model_dir):
@@ -41,7 +45,9 @@ def test_stop_strings_cut_the_text_and_end_generation_early(model_dir):
     free = backend.generate(requests, GenerationParams(temperature=1.0, max_new_tokens=40), lambda _, n: free_tokens.append(n))
     text = next(t for t in free if sum(c.isascii() and c.isalnum() for c in t) >= 4)
     stop = next(text[i : i + 2] for i in range(len(text)) if text[i : i + 2].isascii() and text[i : i + 2].isalnum())
-    stopped = backend.generate(requests, GenerationParams(temperature=1.0, max_new_tokens=40, stop=(stop,)), lambda _, n: stopped_tokens.append(n))
+    stopped = backend.generate(
+        requests, GenerationParams(temperature=1.0, max_new_tokens=40, stop=(stop,)), lambda _, n: stopped_tokens.append(n)
+    )
     assert stopped == [cut_at_stop(t, (stop,)) for t in free]
     assert all(stop not in t for t in stopped)
     assert sum(stopped_tokens) < sum(free_tokens)  # the engine stopped, not only the text was cut
@@ -109,7 +115,9 @@ def test_generator_resource_runs_the_embedded_model_on_ctranslate2(model_dir, mo
     generation._backend.cache_clear()
     assert isinstance(generation.Generator().get(), ct2.CTranslate2Backend)
     assert isinstance(generation.Generator(engine="transformers").get(), TransformersBackend)
-    assert isinstance(generation.Generator(backend="transformers", model_path=str(model_dir)).get(), TransformersBackend)  # a named model: as asked
+    assert isinstance(
+        generation.Generator(backend="transformers", model_path=str(model_dir)).get(), TransformersBackend
+    )  # a named model: as asked
     monkeypatch.setenv("CODEDPO_ENGINE", "transformers")
     assert generation.generator_from_env().engine == "transformers"
     generation._backend.cache_clear()

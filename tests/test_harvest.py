@@ -1,7 +1,9 @@
 from codedpo_assets.harvest import HarvestRules, Rejection, decode_source, harvest_module
 
+DEFAULT_RULES = HarvestRules()
 
-def reasons(text: str, rules: HarvestRules = HarvestRules()) -> dict[str, str]:
+
+def reasons(text: str, rules: HarvestRules = DEFAULT_RULES) -> dict[str, str]:
     seeds, rejected = harvest_module(text, rules)
     out = {s.symbol: "kept" for s in seeds}
     out.update({r.symbol or "<module>": r.reason for r in rejected})

@@ -152,7 +152,11 @@ def test_seed_edits_cascade_to_pairs_and_never_retrain(tree, tmp_path):
         # execute_in_process (Dagster rejects in-process runs of a partitioned job that carries an automation
         # condition; the daemon's launches of it go through the run launcher), so its quick twin runs here
         for key in todo.get("build_pairs", []):
-            assert defs.resolve_job_def("build_pairs_quick").execute_in_process(partition_key=key, instance=instance, run_config=sampling).success
+            assert (
+                defs.resolve_job_def("build_pairs_quick")
+                .execute_in_process(partition_key=key, instance=instance, run_config=sampling)
+                .success
+            )
         if "summarize" in todo:
             assert defs.resolve_job_def("summarize").execute_in_process(instance=instance).success
 
@@ -178,7 +182,7 @@ def test_seed_edits_cascade_to_pairs_and_never_retrain(tree, tmp_path):
             todo, auto = requested_runs(defs, instance, auto)
             assert todo == {"build_pairs": ["local:calc1.py"]}
             run(todo)
-            assert all(materialized(instance, a) == sorted(all_keys + ["local:calc1.py"]) for a in chain)
+            assert all(materialized(instance, a) == sorted([*all_keys, "local:calc1.py"]) for a in chain)
 
             (tree / "calc0.py").unlink()
             write(tree, "calc9.py", SEED)

@@ -13,7 +13,9 @@ def test_column_schema_follows_the_schema_file_with_its_comments():
     columns = {c.name: c for c in column_schema("pass_matrix").columns}
     assert columns["status"].description == "pass | fail | error | timeout | crash"
     assert columns["limit_ms"].type == "double" and columns["limit_ms"].constraints.nullable  # added by an ALTER too
-    assert columns["limit_ms"].description.startswith("CPU limit the cell ran under")  # the CREATE block's comment, not the migration's
+    assert columns["limit_ms"].description.startswith(
+        "CPU limit the cell ran under"
+    )  # the CREATE block's comment, not the migration's
     assert not columns["partition_key"].constraints.nullable
     assert [c.name for c in column_schema("pipeline_summary").columns][:3] == ["step", "stage", "source_table"]  # views too
 
@@ -52,6 +54,8 @@ def test_totals_count_every_partition(tmp_path):
     row = {"prompt_id": "p", "code_id": "c", "test_id": "t", "code_index": 0, "test_index": 0, "status": "pass", "passed": True,
            "verified": True, "cpu_time_ns": 1, "detail": "", "limit_ms": 1.0}  # fmt: skip
     for key, n in (("a", 2), ("b", 3)):
-        store.replace_partition(key, {"pass_matrix": [{**row, "partition_key": key, "test_id": f"t{i}", "test_index": i} for i in range(n)]})
+        store.replace_partition(
+            key, {"pass_matrix": [{**row, "partition_key": key, "test_id": f"t{i}", "test_index": i} for i in range(n)]}
+        )
     meta = totals(store, "pass_matrix")
     assert meta["total_rows_all_partitions"].value == 5 and meta["partitions_with_rows"].value == 2

@@ -10,13 +10,13 @@ def mean(values: list[float]) -> float:
         total += v
     return total / len(values)
 '''
-RENAMED = '''
+RENAMED = """
 def avg(xs):
     # comment and formatting differ
     s = 0
     for item in xs:   s += item
     return s / len(xs)
-'''
+"""
 DIFFERENT = BASE.replace("total / len(values)", "total / max(len(values), 1)")
 
 

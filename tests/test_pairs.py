@@ -1,9 +1,9 @@
 """Trusted tests and pair rules: ties, identical code, noise, degenerate prompts."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-
-from dataclasses import replace
 
 from codedpo_assets.pairs import Pair, correctness_pair, efficiency_pair, trusted_codes, trusted_tests
 from codedpo_assets.sandbox.timing import Timing
@@ -40,7 +40,9 @@ def test_rejected_code_must_fail_a_trusted_test_and_is_its_clusters_most_written
     prints = [["=1", "=2", "=3"], ["=1", "=2", "=3"], ["=1", "=5", "=3"], ["=1", "=5", "=3"]]
     r = ranked(passed, "behaviour", prints, weights=[3, 2, 1, 4])
     assert r.chosen == 0 and r.clusters.of_code.tolist() == [0, 0, 1, 1]
-    assert correctness_pair(r, ["a", "b", "c", "d"], np.array([3, 2, 1, 4])) == Pair(0, 3, pytest.approx(r.scores[0] - r.scores[3]), 0, 1)
+    assert correctness_pair(r, ["a", "b", "c", "d"], np.array([3, 2, 1, 4])) == Pair(
+        0, 3, pytest.approx(r.scores[0] - r.scores[3]), 0, 1
+    )
     assert correctness_pair(ranked(passed[:2], "behaviour", prints[:2]), ["a", "b"]) == "no_code_fails_a_trusted_test"
 
 

@@ -13,10 +13,16 @@ def test_durations_read_at_a_glance():
 def test_line_has_counts_rate_and_eta():
     assert line("sandbox", 0, 8, 0.0, "partitions") == "[sandbox] 0/8 partitions (0 %)"
     assert line("sandbox", 2, 8, 4.0, "partitions") == "[sandbox] 2/8 partitions (25 %), 0.5/s, elapsed 4s, ETA 12s"
-    assert line("training", 3, 6, 60.0, "steps", "loss=0.5") == "[training] 3/6 steps (50 %), 3.0/min, elapsed 1m00s, ETA 1m00s, loss=0.5"
+    assert (
+        line("training", 3, 6, 60.0, "steps", "loss=0.5")
+        == "[training] 3/6 steps (50 %), 3.0/min, elapsed 1m00s, ETA 1m00s, loss=0.5"
+    )
     assert line("x", 4, 4, 2.0).endswith("2.0/s, elapsed 2s, done")
     # work found done at the start (cached) is not speed: the rate counts from base
-    assert line("generation", 15, 20, 5.0, "completions", base=10) == "[generation] 15/20 completions (75 %), 1.0/s, elapsed 5s, ETA 5s"
+    assert (
+        line("generation", 15, 20, 5.0, "completions", base=10)
+        == "[generation] 15/20 completions (75 %), 1.0/s, elapsed 5s, ETA 5s"
+    )
 
 
 def test_progress_throttles_but_always_reports_the_end(monkeypatch):
@@ -61,13 +67,12 @@ def test_console_sends_noise_to_the_log_and_restores_the_terminal_even_on_error(
     from codedpo_assets.progress import publish
 
     log = tmp_path / "logs" / "run.log"
-    with pytest.raises(RuntimeError, match="boom"):
-        with Console(log, verbose=False) as console:
-            os.write(2, b"a third-party warning\n")  # fd level: what child processes and C extensions write
-            os.write(1, b"a stray print\n")
-            publish("[stage] 1/2 items (50 %)")
-            console.say("summary line")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), Console(log, verbose=False) as console:
+        os.write(2, b"a third-party warning\n")  # fd level: what child processes and C extensions write
+        os.write(1, b"a stray print\n")
+        publish("[stage] 1/2 items (50 %)")
+        console.say("summary line")
+        raise RuntimeError("boom")
     os.write(1, b"after the run\n")
     out, err = capfd.readouterr()
     assert out.splitlines() == ["[stage] 1/2 items (50 %)", "summary line", "after the run"] and err == ""

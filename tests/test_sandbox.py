@@ -93,7 +93,9 @@ def test_setup_prelude_and_output_capture(pool):
     code = "def g(x):\n    print('hello', x)\n    return math.floor(x)\n"
     m = run_pass_matrix([code], ["assert g(2.5) == 2"], setup="import math", pool=pool)
     assert m.passed.all() and "hello 2.5" in m.outputs[0]
-    m = run_pass_matrix(["import sys\nsys.stdout.buffer.write(b'\\xff\\xfe')\ndef h(): return 1\n"], ["assert h() == 1"], pool=pool)
+    m = run_pass_matrix(
+        ["import sys\nsys.stdout.buffer.write(b'\\xff\\xfe')\ndef h(): return 1\n"], ["assert h() == 1"], pool=pool
+    )
     assert m.passed.all() and "\\xff" in m.outputs[0]  # non-UTF-8 output kept, escaped
 
 

@@ -10,12 +10,17 @@ import time
 import numpy as np
 import pytest
 
-from codedpo_assets.sandbox import Calibration, PassMatrix, calibrated_limits, compare, run_pass_matrix, time_candidates
-from codedpo_assets.sandbox import cgroups
+from codedpo_assets.sandbox import Calibration, PassMatrix, calibrated_limits, cgroups, compare, run_pass_matrix, time_candidates
 from codedpo_assets.sandbox.pool import Pool
 
 ADD_TESTS = ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]
-SCRATCH = ["'/tmp/planted'", "'/dev/shm/planted'", "os.path.expanduser('~/planted')", "'planted'", "os.path.join(tempfile.gettempdir(), 'p2')"]
+SCRATCH = [
+    "'/tmp/planted'",
+    "'/dev/shm/planted'",
+    "os.path.expanduser('~/planted')",
+    "'planted'",
+    "os.path.join(tempfile.gettempdir(), 'p2')",
+]
 
 
 def prog(body: str) -> str:
@@ -315,7 +320,9 @@ def test_calibration_agrees_with_the_full_limit_and_stops_loopers(one):
     codes = [RIGHT, RIGHT.replace("x * 2", "x + x"), WRONG, LOOPER, PARTIAL, "def f(x):\n    return 2 * x\n"]
     full = run_pass_matrix(codes, CALIB_TESTS, time_limit_s=0.4, pool=one, calibration=None)
     t = time.monotonic()
-    calibrated = run_pass_matrix(codes, CALIB_TESTS, time_limit_s=0.4, pool=one, calibration=Calibration(max_consecutive_timeouts=3))
+    calibrated = run_pass_matrix(
+        codes, CALIB_TESTS, time_limit_s=0.4, pool=one, calibration=Calibration(max_consecutive_timeouts=3)
+    )
     took = time.monotonic() - t
     assert (calibrated.status == full.status).all(), (calibrated.status, full.status)
     assert calibrated.limit_ns[3].max() < 0.4e9 and (calibrated.limit_ns[3] == 0).sum() >= 3  # the looper: probes, then not run

@@ -75,7 +75,8 @@ PATCHERS = {
         time.thread_time_ns = time.process_time_ns = {_ZERO}
         """),
     # a thread that keeps patching whatever the harness rebinds, for the whole run
-    "patching_thread": _PATCH_MODULES + prog("""
+    "patching_thread": _PATCH_MODULES
+    + prog("""
         import threading, time
         def _keep():
             while True:
@@ -114,10 +115,17 @@ def test_a_patcher_cannot_escape_its_cpu_limit(one):
 
 def test_times_are_the_zygotes_not_the_candidates(one):
     """A line claiming 0 ns changes nothing: per-test and whole-run CPU come from the counter."""
-    liar = PATCHERS["time_lines"] + "def f(n):\n    _claim(0)\n" + "    s = 0\n    for i in range(n * 400):\n        s += i % 7\n    return s\n"
+    liar = (
+        PATCHERS["time_lines"]
+        + "def f(n):\n    _claim(0)\n"
+        + "    s = 0\n    for i in range(n * 400):\n        s += i % 7\n    return s\n"
+    )
     m = run_pass_matrix([SLOW, liar], TIMED, pool=one, calibration=None, timing=True)
     assert m.passed[0].all() and m.cpu_time_ns[0].min() > 1_000_000, m.cpu_time_ns
-    assert m.cpu_time_ns[1].sum() > 0.5 * m.cpu_time_ns[0].sum() and m.timed_cpu_ns[1] > 0.5 * m.timed_cpu_ns[0], (m.cpu_time_ns, m.timed_cpu_ns)
+    assert m.cpu_time_ns[1].sum() > 0.5 * m.cpu_time_ns[0].sum() and m.timed_cpu_ns[1] > 0.5 * m.timed_cpu_ns[0], (
+        m.cpu_time_ns,
+        m.timed_cpu_ns,
+    )
     assert (m.run_cpu_ns > m.timed_cpu_ns).all()  # the whole run holds the timed part
     assert (m.cpu_bound_ns >= m.cpu_time_ns).all()
 
@@ -125,10 +133,13 @@ def test_times_are_the_zygotes_not_the_candidates(one):
 def test_a_forged_early_end_of_timing_buys_no_timing():
     """Result lines and a "wait" mark written at load would close the timed window early: the
     lines must hold the right values to pass, which only computing them gives (and that counts)."""
-    early = prog("""
+    early = (
+        prog("""
         import os
         os.write(3, b'{"load": "ok"}\\n' + b''.join(b'{"i": %d, "s": "value", "v": ["i", "1"]}\\n' % k for k in range(3)) + b'{"w": 1}\\n')
-        """) + SLOW
+        """)
+        + SLOW
+    )
     honest, forger = time_candidates([SLOW, early], TIMED, seed=2)
     assert honest.all_passed and forger.samples_ns, honest
     # either its forged values are judged (and fail) or its real run is timed: never a pass timed short
@@ -145,7 +156,12 @@ def test_calibrated_limits_ignore_what_candidates_report(one):
         """)
     honest = "def f(x):\n    return x * 2\n"
     tests = [f"assert f({x}) == {2 * x}" for x in range(6)]
-    m = run_pass_matrix([honest, honest.replace("x * 2", "x + x"), honest.replace("x * 2", "2 * x"), claimer], tests, pool=one, calibration=Calibration())
+    m = run_pass_matrix(
+        [honest, honest.replace("x * 2", "x + x"), honest.replace("x * 2", "2 * x"), claimer],
+        tests,
+        pool=one,
+        calibration=Calibration(),
+    )
     assert m.reported_cpu_ns[3, 0] == 999999999999  # the claim is kept, as a diagnostic
     assert (m.limit_ns[m.limit_ns > 0] == 10_000_000).all(), m.limit_ns  # every limit stayed at the probe
 
@@ -163,16 +179,17 @@ _ALL = "".join(
 )
 
 FORGERS = {
-    "at_load": f"import os\nos.write(3, b'{{\"load\": \"ok\"}}\\n{_ALL}{{\"done\": 1}}\\n')\nos._exit(0)\n" + WRONG,
-    "at_load_then_continue": f"import os\nos.write(3, b'{{\"load\": \"ok\"}}\\n{_ALL}')\n" + WRONG,
+    "at_load": f'import os\nos.write(3, b\'{{"load": "ok"}}\\n{_ALL}{{"done": 1}}\\n\')\nos._exit(0)\n' + WRONG,
+    "at_load_then_continue": f'import os\nos.write(3, b\'{{"load": "ok"}}\\n{_ALL}\')\n' + WRONG,
     "inside_the_call": "import os\n_k = [0]\ndef add(a, b):\n"
-    "    os.write(3, b'{\"i\": %d, \"s\": \"pass\"}\\n{\"i\": %d, \"s\": \"value\", \"v\": [\"i\", \"3\"]}\\n{\"w\": 1}\\n' % (_k[0], _k[0]))\n"
+    '    os.write(3, b\'{"i": %d, "s": "pass"}\\n{"i": %d, "s": "value", "v": ["i", "3"]}\\n{"w": 1}\\n\' % (_k[0], _k[0]))\n'
     "    _k[0] += 1\n    os._exit(0)\n",
-    "inside_then_return": "import os\ndef add(a, b):\n    os.write(3, b'{\"i\": 0, \"s\": \"pass\"}\\n{\"i\": 1, \"s\": \"pass\"}\\n')\n    return a - b\n",
-    "early_end": "import os\nos.write(3, b'{\"load\": \"ok\"}\\n{\"done\": 1}\\n')\n" + WRONG,
+    "inside_then_return": 'import os\ndef add(a, b):\n    os.write(3, b\'{"i": 0, "s": "pass"}\\n{"i": 1, "s": "pass"}\\n\')\n    return a - b\n',
+    "early_end": 'import os\nos.write(3, b\'{"load": "ok"}\\n{"done": 1}\\n\')\n' + WRONG,
     "wait_flood": "import os\nos.write(3, b'{\"w\": 1}\\n' * 20000)\n" + WRONG,
-    "setup_error": "import os\nos.write(3, b'{\"setup_error\": \"x\"}\\n')\n" + WRONG,
-    "go_thief": "import os, threading\nthreading.Thread(target=lambda: [os.read(5, 1) for _ in iter(int, 1)], daemon=True).start()\n" + WRONG,
+    "setup_error": 'import os\nos.write(3, b\'{"setup_error": "x"}\\n\')\n' + WRONG,
+    "go_thief": "import os, threading\nthreading.Thread(target=lambda: [os.read(5, 1) for _ in iter(int, 1)], daemon=True).start()\n"
+    + WRONG,
     "eq_rigger": "class _Any(int):\n    def __eq__(s, o): return True\n    def __ne__(s, o): return False\n"
     "    def __lt__(s, o): return True\n    def __gt__(s, o): return True\n    __hash__ = int.__hash__\n"
     "import builtins\nbuiltins.isinstance = lambda *a: True\ndef add(a, b):\n    return _Any(a - b)\n",
@@ -182,7 +199,9 @@ FORGERS = {
 @pytest.mark.parametrize("calibrated", [False, True])
 @pytest.mark.parametrize("name", sorted(FORGERS))
 def test_a_forging_wrong_program_passes_no_verified_test(one, name, calibrated):
-    m = run_pass_matrix([FORGERS[name], "def add(a, b):\n    return a + b\n"], TESTS, pool=one, calibration=Calibration() if calibrated else None)
+    m = run_pass_matrix(
+        [FORGERS[name], "def add(a, b):\n    return a + b\n"], TESTS, pool=one, calibration=Calibration() if calibrated else None
+    )
     assert m.verified.tolist() == [j in VERIFIED for j in range(len(TESTS))]
     assert not m.passed[0, VERIFIED].any(), (name, list(zip(m.status[0], m.detail[0])))
     assert m.passed[1, VERIFIED].all(), m.detail[1]  # the honest program beside it is judged as before
@@ -191,8 +210,10 @@ def test_a_forging_wrong_program_passes_no_verified_test(one, name, calibrated):
 
 def test_split_assertions_are_judged_in_the_parent(one):
     right, wrong = "def add(a, b):\n    return a + b\n", WRONG
-    m = run_pass_matrix([right, wrong], TESTS[:5] + ["assert add(1, 1) is None or add(2, 3) == 5", "assert add([1], [2])[0] == 1"],
+    m = run_pass_matrix([right, wrong], [*TESTS[:5], "assert add(1, 1) is None or add(2, 3) == 5", "assert add([1], [2])[0] == 1"],
                         pool=one, calibration=None)  # fmt: skip
     assert m.passed[0].all(), m.detail[0]
-    assert not m.passed[1].any() and m.status[1, 6] == "error", list(zip(m.status[1], m.detail[1]))  # list - list raises, as in Python
+    assert not m.passed[1].any() and m.status[1, 6] == "error", list(
+        zip(m.status[1], m.detail[1])
+    )  # list - list raises, as in Python
     assert m.fingerprint[0, 1] != m.fingerprint[1, 1]  # behaviour differs, and the fingerprint shows it

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-
 from conftest import FakeServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,5 +48,5 @@ def test_multiprocess_executor_parallel_partitions_share_duckdb(tmp_path):
         assert "RUN_SUCCESS" in out and "lock" not in out.lower().replace("unlock", "")
     con = duckdb.connect(str(db), read_only=True)
     per_key = dict(con.execute("SELECT partition_key, count(*) FROM preference_pairs GROUP BY ALL").fetchall())
-    assert per_key == {k: 1 for k in keys}  # each partition: right (a + b) vs wrong (a - b) program
+    assert per_key == dict.fromkeys(keys, 1)  # each partition: right (a + b) vs wrong (a - b) program
     assert con.execute("SELECT count(DISTINCT partition_key) FROM pass_matrix").fetchone()[0] == 2

@@ -50,7 +50,7 @@ def test_empty_and_batched_shapes():
     batch = np.zeros((2, 3, 3), dtype=bool)
     batch[0] = MATRICES[0]
     batch[1, :2, :2] = MATRICES[2]  # padded prompt
-    c, t = self_verification_scores(batch)
+    c, _t = self_verification_scores(batch)
     np.testing.assert_allclose(c[0], self_verification_scores(np.array(MATRICES[0], dtype=bool))[0])
     assert c.shape == (2, 3) and c[1, 2] < c[1, 0]  # padding never outranks real codes
     big = np.random.default_rng(0).random((50, 15, 15)) < 0.5

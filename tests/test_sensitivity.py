@@ -18,9 +18,14 @@ def test_reversed_pairs_swap_chosen_and_rejected():
 
 
 def test_reversed_training_is_judged_worse_and_the_right_way_better(tiny_model_dir, tmp_path):
-    settings = TrainSettings(lora=False, learning_rate=1e-2, max_steps=8, batch_size=4, beta=0.5, max_length=1024)  # the whole reply fits (keep_start truncation would cut the difference)
+    settings = TrainSettings(
+        lora=False, learning_rate=1e-2, max_steps=8, batch_size=4, beta=0.5, max_length=1024
+    )  # the whole reply fits (keep_start truncation would cut the difference)
     arms = sensitivity(tiny_model_dir, _pairs(range(8)), _pairs(range(100, 116)), tmp_path, settings)
-    reward = {arm: next(r for r in records if r["role"] == "checkpoint" and r["metric"] == "heldout_reward_accuracy") for arm, records in arms.items()}
+    reward = {
+        arm: next(r for r in records if r["role"] == "checkpoint" and r["metric"] == "heldout_reward_accuracy")
+        for arm, records in arms.items()
+    }
     assert reward["reversed"]["n"] == 16 and reward["reversed"]["change_ci_high"] < 0  # the interval excludes no change
     assert judged(arms["reversed"]) == "worse" and judged(arms["trained"]) == "better"
 

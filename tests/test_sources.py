@@ -21,7 +21,10 @@ from codedpo_assets.sources import (
 MIT = "MIT License\n\nPermission is hereby granted, free of charge, to any person obtaining a copy"
 
 
-def harvest_all(spec: SourceSpec, rules: HarvestRules = HarvestRules()):
+DEFAULT_RULES = HarvestRules()
+
+
+def harvest_all(spec: SourceSpec, rules: HarvestRules = DEFAULT_RULES):
     seeds, rejected = [], []
     for unit in scan_source(spec):
         s, r = harvest_unit(spec, unit, rules)

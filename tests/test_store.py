@@ -4,7 +4,6 @@ import subprocess
 import sys
 import textwrap
 import time
-
 import uuid
 
 import duckdb
@@ -29,6 +28,7 @@ def versions(store: Store, key: str) -> list[tuple[str, int]]:
     return store.query(
         "SELECT unit_hash, count(*) AS n FROM seeds WHERE partition_key = ? GROUP BY ALL ORDER BY ALL", [key]
     ).rows()
+
 
 @pytest.fixture(params=["duckdb", "ducklake"])
 def store_args(request, tmp_path) -> dict:
@@ -55,8 +55,15 @@ def test_replace_partition_replaces_only_that_partition_and_is_idempotent(store_
 
 def test_failure_mid_write_rolls_back_every_table(store_args):
     store = Store(**store_args)
-    store.replace_partition("a", {"seeds": seed_rows("a", 3, "v1"), "seeds_rejected": [
-        {"partition_key": "a", "source": "s", "path": "p.py", "symbol": None, "reason": "binary", "detail": ""}]})
+    store.replace_partition(
+        "a",
+        {
+            "seeds": seed_rows("a", 3, "v1"),
+            "seeds_rejected": [
+                {"partition_key": "a", "source": "s", "path": "p.py", "symbol": None, "reason": "binary", "detail": ""}
+            ],
+        },
+    )
     bad = [{"partition_key": "a", "source": "s", "path": "p.py", "no_such_column": 1}]
     with pytest.raises(duckdb.Error):
         store.replace_partition("a", {"seeds": seed_rows("a", 5, "v2"), "seeds_rejected": bad})
@@ -115,8 +122,9 @@ def test_concurrent_writers_and_a_reader_on_ducklake(postgres, tmp_path):
         assert all(n == 50 for _, _, n in counts), counts  # never a partition with two versions or half a write
         reads += 1
     assert all(w.exitcode == 0 for w in writers) and reads > 0
-    assert sorted(Store(**args).query("SELECT partition_key, unit_hash, count(*) FROM seeds GROUP BY ALL").rows()) == \
-        [(f"k{i}", "v7", 50) for i in range(4)]
+    assert sorted(Store(**args).query("SELECT partition_key, unit_hash, count(*) FROM seeds GROUP BY ALL").rows()) == [
+        (f"k{i}", "v7", 50) for i in range(4)
+    ]
 
 
 def test_ducklake_settings_are_named_when_missing_or_wrong(postgres, tmp_path):

@@ -5,20 +5,36 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import FakeServer
 
 from codedpo_assets.assets import build_definitions
 from codedpo_assets.assets.evaluation import model_evaluation
 from codedpo_assets.assets.generation import Generator, candidate_code, generated_tests, prompts
 from codedpo_assets.assets.pass_matrix import pass_matrix
-from codedpo_assets.assets.preferences import preference_pairs, preference_pairs_export, timings, trusted_tests, verification_scores
+from codedpo_assets.assets.preferences import (
+    preference_pairs,
+    preference_pairs_export,
+    timings,
+    trusted_tests,
+    verification_scores,
+)
 from codedpo_assets.assets.resources import DuckDBStore, SeedSource, SeedSources
 from codedpo_assets.assets.seeds import seed_sources, seeds
 from codedpo_assets.assets.training import dpo_checkpoint
-from conftest import FakeServer
 
 QUERIES = Path(__file__).resolve().parent.parent / "sql" / "queries"
 SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
-CHAIN = [seeds, prompts, candidate_code, generated_tests, pass_matrix, verification_scores, trusted_tests, timings, preference_pairs]
+CHAIN = [
+    seeds,
+    prompts,
+    candidate_code,
+    generated_tests,
+    pass_matrix,
+    verification_scores,
+    trusted_tests,
+    timings,
+    preference_pairs,
+]
 
 
 def _defs(tmp_path, tree, url):
@@ -58,8 +74,16 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
             manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
             assert manifest["splits"] == {"train": 2, "heldout": 1}
             db = defs.resources["store"].get()
-            (ckpt,) = db.query("SELECT checkpoint_id, path, arm, pairs, steps, pair_set_version, final_loss FROM dpo_checkpoint").rows()
-            assert ckpt[2] == "dpo" and ckpt[3] == 2 and ckpt[4] == 2 and ckpt[5] == manifest["pair_set_version"] and ckpt[6] is not None
+            (ckpt,) = db.query(
+                "SELECT checkpoint_id, path, arm, pairs, steps, pair_set_version, final_loss FROM dpo_checkpoint"
+            ).rows()
+            assert (
+                ckpt[2] == "dpo"
+                and ckpt[3] == 2
+                and ckpt[4] == 2
+                and ckpt[5] == manifest["pair_set_version"]
+                and ckpt[6] is not None
+            )
             metrics = {m for (m,) in db.query("SELECT DISTINCT metric FROM dpo_checkpoint_curves").rows()}
             assert {"loss", "rewards/accuracies", "rewards/margins"} <= metrics
             from transformers import AutoModelForCausalLM
@@ -71,8 +95,17 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
             table = {r.data["metric"]: r.data for r in meta["before_after"].records}  # a Dagster table: rendered inline
             assert {c.name for c in meta["before_after"].schema.columns} == {"metric", "n", "base", "base_ci", "checkpoint", "checkpoint_ci",
                                                                                  "change", "change_ci", "verdict"}  # fmt: skip
-            assert {"humaneval_pass@1_greedy", "humaneval_pass@2", "heldout_reward_accuracy", "efficiency_problems", "humaneval_nonempty",
-                    "humaneval_defines_entry", "groundtruth_reward_accuracy", "groundtruth_logp_accuracy", "groundtruth_reward_margin"} <= set(table)
+            assert {
+                "humaneval_pass@1_greedy",
+                "humaneval_pass@2",
+                "heldout_reward_accuracy",
+                "efficiency_problems",
+                "humaneval_nonempty",
+                "humaneval_defines_entry",
+                "groundtruth_reward_accuracy",
+                "groundtruth_logp_accuracy",
+                "groundtruth_reward_margin",
+            } <= set(table)
             # the tiny model writes no function: every problem's canonical solution vs its failing program is a ground-truth pair,
             # and the replies that define nothing are shown as such
             assert table["groundtruth_reward_accuracy"]["n"] == 2 and table["groundtruth_reward_accuracy"]["base"] == 0.5
@@ -82,7 +115,11 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
             assert reward["base"] == 0.5 and reward["n"] == 1 and reward["verdict"] == "not enough data (n = 1)"
             assert reward["base_ci"] and reward["checkpoint_ci"] and reward["change_ci"]
             greedy = table["humaneval_pass@1_greedy"]
-            assert greedy["n"] == 2 and greedy["base_ci"].count("..") == 1 and greedy["verdict"] in ("better", "worse", "not enough data (n = 2)")
+            assert (
+                greedy["n"] == 2
+                and greedy["base_ci"].count("..") == 1
+                and greedy["verdict"] in ("better", "worse", "not enough data (n = 2)")
+            )
             assert table["efficiency_problems"]["base_ci"] is None and table["efficiency_problems"]["verdict"] is None
             for metric in table:  # both models' numbers as metadata: the Plots tab compares them across materializations
                 assert f"checkpoint/{metric}" in meta and (metric.startswith("efficiency") or f"base/{metric}" in meta)
@@ -96,15 +133,29 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
             import ctranslate2
 
             engines = {m.split(":")[0] for (m,) in db.query("SELECT DISTINCT model FROM model_evaluation").rows()}
-            assert engines == {f"ctranslate2-{ctranslate2.__version__}-float32"}  # both models sampled by the CPU engine, exact weights
+            assert engines == {
+                f"ctranslate2-{ctranslate2.__version__}-float32"
+            }  # both models sampled by the CPU engine, exact weights
             rows = dict(db.query("SELECT metric || '/' || role, n FROM model_evaluation").rows())
             assert rows["humaneval_pass@2/checkpoint"] == 2 and rows["heldout_logp_accuracy/base"] == 1
-            stored = db.query("SELECT * FROM model_evaluation WHERE role = 'checkpoint' AND metric = 'heldout_reward_accuracy'").row(0, named=True)
-            assert stored["ci_method"] == "wilson" and stored["ci_low"] <= stored["value"] <= stored["ci_high"] and stored["verdict"].startswith("not enough data")
+            stored = db.query(
+                "SELECT * FROM model_evaluation WHERE role = 'checkpoint' AND metric = 'heldout_reward_accuracy'"
+            ).row(0, named=True)
+            assert (
+                stored["ci_method"] == "wilson"
+                and stored["ci_low"] <= stored["value"] <= stored["ci_high"]
+                and stored["verdict"].startswith("not enough data")
+            )
             assert stored["change"] == pytest.approx(stored["value"] - 0.5) and stored["change_ci_low"] is not None
-            view = db.query("SELECT metric, base, checkpoint, change, n, base_ci, checkpoint_ci, change_ci, verdict FROM model_evaluation_table")
-            assert view.columns[:5] == ["metric", "base", "checkpoint", "change", "n"] and len(view) == len(table)  # the CLI's columns still work
-            assert db.query("SELECT count(*) FROM model_evaluation_samples").item() == 2 * 2 * 3  # roles × problems × (greedy + 2)
+            view = db.query(
+                "SELECT metric, base, checkpoint, change, n, base_ci, checkpoint_ci, change_ci, verdict FROM model_evaluation_table"
+            )
+            assert view.columns[:5] == ["metric", "base", "checkpoint", "change", "n"] and len(view) == len(
+                table
+            )  # the CLI's columns still work
+            assert (
+                db.query("SELECT count(*) FROM model_evaluation_samples").item() == 2 * 2 * 3
+            )  # roles × problems × (greedy + 2)
             assert db.query("SELECT count(*) FROM model_evaluation_table").item() >= 5
             for query in sorted(QUERIES.glob("*.sql")):  # every documented inspection query runs on a full database
                 db.query(query.read_text())
@@ -122,7 +173,9 @@ def test_zero_pairs_fail_naming_the_empty_stage_and_write_no_checkpoint(tree, tm
                                 raise_on_error=False)  # fmt: skip
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "no training pairs" in str(failure.event_specific_data.error) and "upstream `seeds` produced no usable rows" in str(failure.event_specific_data.error)
+    assert "no training pairs" in str(failure.event_specific_data.error) and "upstream `seeds` produced no usable rows" in str(
+        failure.event_specific_data.error
+    )
     assert not (tmp_path / "ckpt").exists()
     assert defs.resources["store"].get().query("SELECT count(*) FROM dpo_checkpoint").item() == 0
 

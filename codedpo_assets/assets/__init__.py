@@ -1,6 +1,5 @@
 """Dagster wiring: one module per pipeline stage, assembled by :func:`build_definitions`."""
 
-
 import os
 
 import dagster as dg
@@ -15,7 +14,7 @@ def build_pairs_executor() -> dg.ExecutorDefinition:
     """``$CODEDPO_EXECUTOR``: ``in_process`` (default: a partition's ~20 short steps in one process;
     partitions run in parallel as separate runs), ``multiprocess`` (a process per step) or ``celery``
     (each step a Celery task, run by any worker on any machine; run config
-    ``execution: {config: {broker: redis://…, backend: redis://…}}``; see README 'Scale-out')."""
+    ``execution: {config: {broker: redis://…, backend: redis://…}}``; see docs/storage.md 'Scale-out')."""
     kind = os.environ.get(EXECUTOR_ENV, "in_process")
     if kind == "in_process":
         return dg.in_process_executor
@@ -29,8 +28,11 @@ def build_pairs_executor() -> dg.ExecutorDefinition:
 
 
 PROFILES = ("paper", "quick")  # every generation/training job exists once per profile; its config is the launchpad's preset
-CHAIN = dg.AssetSelection.assets(seeds.seeds).downstream() - dg.AssetSelection.groups("training") - dg.AssetSelection.assets(
-    preferences.preference_pairs_export, summary.pipeline_summary)
+CHAIN = (
+    dg.AssetSelection.assets(seeds.seeds).downstream()
+    - dg.AssetSelection.groups("training")
+    - dg.AssetSelection.assets(preferences.preference_pairs_export, summary.pipeline_summary)
+)
 
 
 def sampling_run_config(profile: str) -> dict:
@@ -38,7 +40,10 @@ def sampling_run_config(profile: str) -> dict:
     values = generation.SamplingConfig().model_dump() | (generation.QUICK_PROFILE if profile == "quick" else {})
     ops = {asset.key.path[-1]: {"config": values} for asset in generation.SAMPLING_ASSETS}
     if profile == "quick":
-        ops |= {asset.key.path[-1]: {"config": preferences.QUICK_FILTER} for asset in (preferences.timings, preferences.preference_pairs)}
+        ops |= {
+            asset.key.path[-1]: {"config": preferences.QUICK_FILTER}
+            for asset in (preferences.timings, preferences.preference_pairs)
+        }
     return {"ops": ops}
 
 
@@ -64,7 +69,9 @@ BUILD_PAIRS_JOBS = [
         description=f"seeds → … → preference_pairs for a seed partition, {profile} generation profile"
         + (" (automation launches this job for new or changed partitions)." if profile == "paper" else "."),
         executor_def=build_pairs_executor(),
-        automation_condition=dg.AutomationCondition.any_job_root_assets_match(EAGER_OR_MISSING_AT_START) if profile == "paper" else None,
+        automation_condition=dg.AutomationCondition.any_job_root_assets_match(EAGER_OR_MISSING_AT_START)
+        if profile == "paper"
+        else None,
         tags={"profile": profile},
     )
     for profile in PROFILES
@@ -73,7 +80,9 @@ BUILD_PAIRS_JOBS = [
 TRAIN_AND_EVALUATE_JOBS = [
     dg.define_asset_job(
         f"train_and_evaluate{_suffix(profile)}",
-        selection=dg.AssetSelection.assets(preferences.preference_pairs_export, training.dpo_checkpoint, evaluation.model_evaluation),
+        selection=dg.AssetSelection.assets(
+            preferences.preference_pairs_export, training.dpo_checkpoint, evaluation.model_evaluation
+        ),
         config=training_run_config(profile),
         description=f"preference_pairs_export → dpo_checkpoint → model_evaluation, {profile} training and evaluation settings.",
         tags={"profile": profile},

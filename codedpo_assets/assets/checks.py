@@ -34,48 +34,96 @@ RULES: dict[str, Sequence[tuple[str, str, str, bool]]] = {
     "candidate_code": [
         ("code_ids_unique", "No code_id appears twice.", _dup("candidate_code", "code_id"), False),
         ("codes_have_prompts", "Every candidate's prompt exists.", _orphans("candidate_code", "prompt_id", "prompts"), False),
-        ("kept_codes_have_text", "Kept candidates (no drop reason) have code.", "SELECT count(*) FROM candidate_code WHERE reason IS NULL AND code IS NULL", False),
+        (
+            "kept_codes_have_text",
+            "Kept candidates (no drop reason) have code.",
+            "SELECT count(*) FROM candidate_code WHERE reason IS NULL AND code IS NULL",
+            False,
+        ),
     ],
     "generated_tests": [
         ("test_ids_unique", "No test_id appears twice.", _dup("generated_tests", "test_id"), False),
         ("tests_have_prompts", "Every test's prompt exists.", _orphans("generated_tests", "prompt_id", "prompts"), False),
     ],
     "pass_matrix": [
-        ("cells_reference_codes_and_tests", "Every cell's code and test exist.",
-         f"SELECT ({_orphans('pass_matrix', 'code_id', 'candidate_code')}) + ({_orphans('pass_matrix', 'test_id', 'generated_tests')})", True),
-        ("matrix_complete", "Each prompt has one cell per kept code × kept test, none twice.",
-         "SELECT count(*) FROM (SELECT prompt_id, count(*) AS n, count(DISTINCT (code_id, test_id)) AS d FROM pass_matrix GROUP BY prompt_id) m "
-         "WHERE n <> d OR n <> (SELECT count(*) FROM candidate_code c WHERE c.prompt_id = m.prompt_id AND c.reason IS NULL) "
-         "* (SELECT count(*) FROM generated_tests t WHERE t.prompt_id = m.prompt_id AND t.reason IS NULL)", True),
-        ("statuses_known", "Status is one of pass/fail/error/timeout/crash; passed iff status = pass.",
-         "SELECT count(*) FROM pass_matrix WHERE status NOT IN ('pass', 'fail', 'error', 'timeout', 'crash') OR passed <> (status = 'pass')", True),
+        (
+            "cells_reference_codes_and_tests",
+            "Every cell's code and test exist.",
+            f"SELECT ({_orphans('pass_matrix', 'code_id', 'candidate_code')}) + ({_orphans('pass_matrix', 'test_id', 'generated_tests')})",
+            True,
+        ),
+        (
+            "matrix_complete",
+            "Each prompt has one cell per kept code × kept test, none twice.",
+            "SELECT count(*) FROM (SELECT prompt_id, count(*) AS n, count(DISTINCT (code_id, test_id)) AS d FROM pass_matrix GROUP BY prompt_id) m "
+            "WHERE n <> d OR n <> (SELECT count(*) FROM candidate_code c WHERE c.prompt_id = m.prompt_id AND c.reason IS NULL) "
+            "* (SELECT count(*) FROM generated_tests t WHERE t.prompt_id = m.prompt_id AND t.reason IS NULL)",
+            True,
+        ),
+        (
+            "statuses_known",
+            "Status is one of pass/fail/error/timeout/crash; passed iff status = pass.",
+            "SELECT count(*) FROM pass_matrix WHERE status NOT IN ('pass', 'fail', 'error', 'timeout', 'crash') OR passed <> (status = 'pass')",
+            True,
+        ),
     ],
     "verification_scores": [
         ("scores_finite", "Every score is finite.", "SELECT count(*) FROM verification_scores WHERE NOT isfinite(score)", True),
-        ("scores_unique", "One score per (prompt, ranker, kind, item).",
-         "SELECT count(*) - count(DISTINCT (prompt_id, ranker, kind, item_id)) FROM verification_scores", True),
+        (
+            "scores_unique",
+            "One score per (prompt, ranker, kind, item).",
+            "SELECT count(*) - count(DISTINCT (prompt_id, ranker, kind, item_id)) FROM verification_scores",
+            True,
+        ),
     ],
     "trusted_tests": [
-        ("trusted_tests_exist", "Every trusted test exists in generated_tests.", _orphans("trusted_tests", "test_id", "generated_tests"), True),
+        (
+            "trusted_tests_exist",
+            "Every trusted test exists in generated_tests.",
+            _orphans("trusted_tests", "test_id", "generated_tests"),
+            True,
+        ),
     ],
     "timings": [
-        ("timings_positive", "Timed candidates have positive medians and ≥5 repetitions.",
-         "SELECT count(*) FROM timings WHERE median_ns <= 0 OR repetitions < 5", False),
+        (
+            "timings_positive",
+            "Timed candidates have positive medians and ≥5 repetitions.",
+            "SELECT count(*) FROM timings WHERE median_ns <= 0 OR repetitions < 5",
+            False,
+        ),
     ],
     "preference_pairs": [
         ("pair_ids_unique", "No pair_id appears twice.", _dup("preference_pairs", "pair_id"), True),
-        ("pairs_reference_codes", "Chosen and rejected codes exist in candidate_code.",
-         f"SELECT ({_orphans('preference_pairs', 'chosen_code_id', 'candidate_code', 'code_id')}) + "
-         f"({_orphans('preference_pairs', 'rejected_code_id', 'candidate_code', 'code_id')})", True),
+        (
+            "pairs_reference_codes",
+            "Chosen and rejected codes exist in candidate_code.",
+            f"SELECT ({_orphans('preference_pairs', 'chosen_code_id', 'candidate_code', 'code_id')}) + "
+            f"({_orphans('preference_pairs', 'rejected_code_id', 'candidate_code', 'code_id')})",
+            True,
+        ),
     ],
     "dpo_checkpoint": [
-        ("curves_finite", "Every recorded training-curve value is finite.", "SELECT count(*) FROM dpo_checkpoint_curves WHERE NOT isfinite(value)", False),
-        ("curves_have_checkpoints", "Every curve row belongs to a recorded checkpoint.", _orphans("dpo_checkpoint_curves", "checkpoint_id", "dpo_checkpoint"), False),
+        (
+            "curves_finite",
+            "Every recorded training-curve value is finite.",
+            "SELECT count(*) FROM dpo_checkpoint_curves WHERE NOT isfinite(value)",
+            False,
+        ),
+        (
+            "curves_have_checkpoints",
+            "Every curve row belongs to a recorded checkpoint.",
+            _orphans("dpo_checkpoint_curves", "checkpoint_id", "dpo_checkpoint"),
+            False,
+        ),
     ],
     "model_evaluation": [
-        ("rates_in_range", "Pass rates and accuracies lie in [0, 1].",
-         "SELECT count(*) FROM model_evaluation WHERE (metric LIKE 'humaneval_pass@%' OR metric LIKE '%accuracy' OR metric LIKE '%share') "
-         "AND NOT value BETWEEN 0 AND 1", False),
+        (
+            "rates_in_range",
+            "Pass rates and accuracies lie in [0, 1].",
+            "SELECT count(*) FROM model_evaluation WHERE (metric LIKE 'humaneval_pass@%' OR metric LIKE '%accuracy' OR metric LIKE '%share') "
+            "AND NOT value BETWEEN 0 AND 1",
+            False,
+        ),
     ],
 }
 
@@ -85,7 +133,7 @@ def check_results(store: DuckDBStore, asset: str, names: Iterable[str] | None = 
     wanted = None if names is None else set(names)
     rules = [r for r in RULES[asset] if wanted is None or r[0] in wanted]
     with store.get().connect() as conn:
-        counts = [int(conn.execute(sql).fetchone()[0] or 0) for _, _, sql, _ in rules]
+        counts = [int((conn.execute(sql).fetchone() or (0,))[0] or 0) for _, _, sql, _ in rules]
     return [dg.AssetCheckResult(asset_key=asset, check_name=name, passed=n == 0, metadata={"violations": n},
                                 severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN)
             for (name, _, _, blocking), n in zip(rules, counts)]  # fmt: skip
@@ -93,7 +141,10 @@ def check_results(store: DuckDBStore, asset: str, names: Iterable[str] | None = 
 
 def _stage_checks(asset: str) -> dg.AssetChecksDefinition:
     """All of one asset's checks as one step (one process and one connection, not one each), in the DuckDB pool."""
-    specs = [dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking) for name, description, _, blocking in RULES[asset]]
+    specs = [
+        dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
+        for name, description, _, blocking in RULES[asset]
+    ]
 
     @dg.multi_asset_check(name=f"{asset}_checks", specs=specs, can_subset=True,
                           description=f"SQL checks of `{asset}` (see codedpo_assets/assets/checks.py).")  # fmt: skip

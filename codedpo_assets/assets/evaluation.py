@@ -8,6 +8,8 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from codedpo_assets.assets.generation import generation_progress
+from codedpo_assets.assets.metadata import code_version, table_metadata
 from codedpo_assets.assets.preferences import ExportConfig
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.assets.training import TRAINING_ASSET_ARGS, dpo_checkpoint
@@ -22,8 +24,6 @@ from codedpo_assets.evaluation import (
     preference_items,
     sample_humaneval,
 )
-from codedpo_assets.assets.generation import generation_progress
-from codedpo_assets.assets.metadata import code_version, table_metadata
 from codedpo_assets.generation.ct2 import ENGINES, local_backend
 from codedpo_assets.generation.tasks import generate_cached
 from codedpo_assets.progress import Progress
@@ -35,20 +35,32 @@ class EvaluationConfig(dg.Config):
     """HumanEval through our sandbox + held-out preference accuracy + efficiency. Defaults: full HumanEval."""
 
     limit: int = Field(default=0, description="HumanEval problems to use, in file order (0 = all 164).")
-    prompt_format: str = Field(default=DEFAULT_FORMAT, description=f"How HumanEval is asked: {' | '.join(FORMATS)}. Default chosen from the "
-                                                                   "measured table in docs/benchmarks.md (the embedded model leaves 82 % "
-                                                                   "of prefilled signatures empty).")
+    prompt_format: str = Field(
+        default=DEFAULT_FORMAT,
+        description=f"How HumanEval is asked: {' | '.join(FORMATS)}. Default chosen from the "
+        "measured table in docs/benchmarks.md (the embedded model leaves 82 % "
+        "of prefilled signatures empty).",
+    )
     n_samples: int = Field(default=10, description="Sampled completions per problem for pass@k (0 = greedy only).")
     ks: list[int] = Field(default=[1, 5, 10], description="k values of pass@k (each <= n_samples).")
-    temperature: float = Field(default=0.2, description="Sampling temperature for pass@k (0.2: 87 % of the embedded model's replies define "
-                                                           "the function vs 81 % at 0.8; docs/benchmarks.md).")
+    temperature: float = Field(
+        default=0.2,
+        description="Sampling temperature for pass@k (0.2: 87 % of the embedded model's replies define "
+        "the function vs 81 % at 0.8; docs/benchmarks.md).",
+    )
     max_new_tokens: int = Field(default=384, description="Longest completion.")
     time_limit_s: float = Field(default=5.0, description="CPU seconds for a problem's check().")
     batch_size: int = Field(default=16, description="Sequences per generate() batch.")
-    engine: str = Field(default="auto", description=f"Engine that samples both models: {' | '.join(ENGINES)} (auto: CTranslate2 on CPU, "
-                                                    "transformers on a GPU). Log-probabilities always come from torch.")
-    quantization: str = Field(default="float32", description="ctranslate2: weights of both converted models; float32 keeps what "
-                                                             "training changed (int8 rounding could erase a small update).")
+    engine: str = Field(
+        default="auto",
+        description=f"Engine that samples both models: {' | '.join(ENGINES)} (auto: CTranslate2 on CPU, "
+        "transformers on a GPU). Log-probabilities always come from torch.",
+    )
+    quantization: str = Field(
+        default="float32",
+        description="ctranslate2: weights of both converted models; float32 keeps what "
+        "training changed (int8 rounding could erase a small update).",
+    )
     efficiency_repetitions: int = Field(default=5, description="Timed rounds per solution (timing protocol, >= 5).")
     pairs_dir: str = Field(default=ExportConfig().directory, description="Exported pairs (the held-out split is scored).")
 
@@ -62,12 +74,18 @@ def _sample_and_score(db, role: str, path: str, config: EvaluationConfig, proble
 
     def generate(jobs, params):  # cached: the base model's samples are reused by later evaluations
         kind = "greedy" if params.temperature == 0 else "sampled"
-        return generate_cached(db, backend, jobs, params, generation_progress(f"evaluation {role}: {kind} HumanEval", len(jobs), log))[0]
+        return generate_cached(
+            db, backend, jobs, params, generation_progress(f"evaluation {role}: {kind} HumanEval", len(jobs), log)
+        )[0]
 
     fmt = FORMATS[config.prompt_format]
-    greedy, sampled, nonempty = sample_humaneval(generate, problems, config.n_samples, config.temperature, config.max_new_tokens, fmt)
+    greedy, sampled, nonempty = sample_humaneval(
+        generate, problems, config.n_samples, config.temperature, config.max_new_tokens, fmt
+    )
     checked = Progress(f"evaluation {role}: sandbox", len(problems), "problems", log)
-    return backend.identity, humaneval_scores(problems, greedy, sampled, config.ks, config.time_limit_s, checked.update, nonempty)[1]
+    return backend.identity, humaneval_scores(
+        problems, greedy, sampled, config.ks, config.time_limit_s, checked.update, nonempty
+    )[1]
 
 
 # The before/after view's columns, as the Dagster table shows them (model_evaluation_table in sql/schema.sql).
@@ -93,7 +111,9 @@ def _clean(x):
 
 def before_after_table(view: pl.DataFrame) -> dg.TableMetadataValue:
     """The rows of model_evaluation_table for one checkpoint as a Dagster table (rendered inline)."""
-    records = [dg.TableRecord({name: _clean(row.get(name)) for name, _, _ in BEFORE_AFTER_COLUMNS}) for row in view.iter_rows(named=True)]
+    records = [
+        dg.TableRecord({name: _clean(row.get(name)) for name, _, _ in BEFORE_AFTER_COLUMNS}) for row in view.iter_rows(named=True)
+    ]
     schema = dg.TableSchema(columns=[dg.TableColumn(name, kind, description=desc) for name, kind, desc in BEFORE_AFTER_COLUMNS])
     return dg.MetadataValue.table(records=records, schema=schema)
 
@@ -107,7 +127,9 @@ def before_after_table(view: pl.DataFrame) -> dg.TableMetadataValue:
 )
 def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, store: DuckDBStore) -> dg.MaterializeResult:
     db = store.get()
-    latest = db.query("SELECT checkpoint_id, path, base_model, pair_set_version, run_id FROM dpo_checkpoint ORDER BY created_at DESC LIMIT 1").rows()
+    latest = db.query(
+        "SELECT checkpoint_id, path, base_model, pair_set_version, run_id FROM dpo_checkpoint ORDER BY created_at DESC LIMIT 1"
+    ).rows()
     if not latest:
         raise dg.Failure("no dpo_checkpoint recorded: materialize dpo_checkpoint first")
     checkpoint_id, path, base, pair_set, checkpoint_run = latest[0]
@@ -120,16 +142,18 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
     examples = [chat_example(p) for p in read_pairs(pairs_file, "heldout")] if pairs_file.exists() else []
     sampled = {}
     for role, model_path in (("base", base), ("checkpoint", path)):
-        context.log.info(f"evaluating {role}: {model_path} on {len(problems)} HumanEval problems ({config.prompt_format}), {len(examples)} held-out pairs")
+        context.log.info(
+            f"evaluating {role}: {model_path} on {len(problems)} HumanEval problems ({config.prompt_format}), {len(examples)} held-out pairs"
+        )
         sampled[role] = _sample_and_score(db, role, model_path, config, problems, context.log.info)
     (base_id, base_s), (ckpt_id, ckpt_s) = sampled["base"], sampled["checkpoint"]
     truth = [chat_example(p) for p in groundtruth_pairs(problems, base_s)]  # canonical vs the base model's own failing program
     base_lp, ckpt_lp = (model_logps(model_path, examples + truth) for model_path in (base, path))
     # Per-item values (problems, pairs) behind every metric: values, intervals and paired changes come from them.
     base_items, ckpt_items = dict(base_s.items), dict(ckpt_s.items)
-    for prefix, rows in (("heldout", slice(0, len(examples))), ("groundtruth", slice(len(examples), None))):
-        base_items |= preference_items(base_lp[rows], base_lp[rows], prefix)
-        ckpt_items |= preference_items(ckpt_lp[rows], base_lp[rows], prefix)
+    for prefix, part in (("heldout", slice(0, len(examples))), ("groundtruth", slice(len(examples), None))):
+        base_items |= preference_items(base_lp[part], base_lp[part], prefix)
+        ckpt_items |= preference_items(ckpt_lp[part], base_lp[part], prefix)
     both = [j for j in range(len(problems)) if base_s.greedy_ok[j] and ckpt_s.greedy_ok[j]]
     ckpt_items |= efficiency_items([problems[j] for j in both], [base_s.greedy[j] for j in both], [ckpt_s.greedy[j] for j in both],
                                    repetitions=config.efficiency_repetitions)  # fmt: skip
@@ -149,8 +173,10 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
                 conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
                 conn.unregister("_rows")
     view = db.query("SELECT * FROM model_evaluation_table WHERE checkpoint_id = ?", [checkpoint_id])
-    values = {f"{r['role']}/{r['metric']}": dg.MetadataValue.float(round(float(r["value"]), 4)) for r in rows if r["value"] is not None}
-    links = {"checkpoint_path": dg.MetadataValue.path(path)}
+    values = {
+        f"{r['role']}/{r['metric']}": dg.MetadataValue.float(round(float(r["value"]), 4)) for r in rows if r["value"] is not None
+    }
+    links: dict[str, dg.MetadataValue] = {"checkpoint_path": dg.MetadataValue.path(path)}
     if checkpoint_run:
         links["checkpoint_run"] = dg.MetadataValue.dagster_run(checkpoint_run)
     return dg.MaterializeResult(metadata={"before_after": before_after_table(view), "checkpoint_id": dg.MetadataValue.text(checkpoint_id), **links,

@@ -4,6 +4,7 @@ import os
 import time
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -39,7 +40,9 @@ def _backend(kind: str, model_path: str, base_url: str, model: str, api_key: str
     if kind == "transformers":
         if not model_path:
             raise GenerationError("generator.model_path: required for backend 'transformers' (a local dir or Hub id)")
-        return local_backend(model_path, "transformers" if engine == "auto" else engine, quantization=quantization, batch_size=batch_size)
+        return local_backend(
+            model_path, "transformers" if engine == "auto" else engine, quantization=quantization, batch_size=batch_size
+        )
     if kind == "openai":
         if not base_url or not model:
             raise GenerationError("generator.base_url and generator.model: required for backend 'openai'")
@@ -56,17 +59,40 @@ class Generator(dg.ConfigurableResource):
     base_url: str = Field(default="", description="openai: server URL, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(default="", description="openai: served model name.")
     api_key: str = Field(default="", description="openai: API key (use an EnvVar).")
-    concurrency: int = Field(default=64, description="openai: requests in flight; size it to the server (vLLM batches what is in flight: "
-                                                     "tens to hundreds on a GPU server).")
-    prefill: bool = Field(default=False, description="openai: continue a prefilled reply (`continue_final_message`: vLLM, SGLang). Local backends always prefill.")
-    batch_size: int = Field(default=16, description="transformers/embedded: sequences per generate() batch (16: 6.4x one-at-a-time on 2 CPU cores).")
-    engine: str = Field(default="auto", description="embedded/transformers: auto | ctranslate2 | transformers. auto: CTranslate2 (int8, ~3x) for "
-                                                    "the embedded model on CPU; transformers on a GPU and for a model_path.")
-    quantization: str = Field(default="int8", description="ctranslate2: int8 | int8_float32 | float32 (the converted model's weights).")
+    concurrency: int = Field(
+        default=64,
+        description="openai: requests in flight; size it to the server (vLLM batches what is in flight: "
+        "tens to hundreds on a GPU server).",
+    )
+    prefill: bool = Field(
+        default=False,
+        description="openai: continue a prefilled reply (`continue_final_message`: vLLM, SGLang). Local backends always prefill.",
+    )
+    batch_size: int = Field(
+        default=16, description="transformers/embedded: sequences per generate() batch (16: 6.4x one-at-a-time on 2 CPU cores)."
+    )
+    engine: str = Field(
+        default="auto",
+        description="embedded/transformers: auto | ctranslate2 | transformers. auto: CTranslate2 (int8, ~3x) for "
+        "the embedded model on CPU; transformers on a GPU and for a model_path.",
+    )
+    quantization: str = Field(
+        default="int8", description="ctranslate2: int8 | int8_float32 | float32 (the converted model's weights)."
+    )
 
     def get(self) -> Backend:
-        return _backend(self.backend, self.model_path, self.base_url, self.model, self.api_key, self.concurrency, self.batch_size, self.prefill,
-                        self.engine, self.quantization)
+        return _backend(
+            self.backend,
+            self.model_path,
+            self.base_url,
+            self.model,
+            self.api_key,
+            self.concurrency,
+            self.batch_size,
+            self.prefill,
+            self.engine,
+            self.quantization,
+        )
 
 
 GENERATOR_ENV = {  # environment overrides of the Generator resource (CLI, sensor-driven runs and UI alike)
@@ -82,17 +108,20 @@ GENERATOR_ENV = {  # environment overrides of the Generator resource (CLI, senso
 
 def generator_from_env() -> Generator:
     """``Generator`` with fields taken from the CODEDPO_* variables above where set."""
-    return Generator(**{field: os.environ[var] for field, var in GENERATOR_ENV.items() if os.environ.get(var)})
+    overrides: dict[str, Any] = {field: os.environ[var] for field, var in GENERATOR_ENV.items() if os.environ.get(var)}
+    return Generator(**overrides)  # pydantic turns the strings into the fields' types
 
 
 class SamplingConfig(dg.Config):
-    """Sampling parameters; defaults are the paper's (temperature 1.5). README lists the quick profile."""
+    """Sampling parameters; defaults are the paper's (temperature 1.5). docs/configuration.md lists the quick profile."""
 
     temperature: float = Field(default=1.5, description="Sampling temperature (paper: 1.5).")
     top_p: float = Field(default=1.0, description="Nucleus sampling.")
     max_new_tokens: int = Field(default=512, description="Longest completion.")
     max_seeds: int = Field(default=0, description="prompts: seeds per partition to use (0 = all).")
-    n_samples: int = Field(default=15, description="candidate_code: N solutions; generated_tests: M test samples (paper: 15 + 15).")
+    n_samples: int = Field(
+        default=15, description="candidate_code: N solutions; generated_tests: M test samples (paper: 15 + 15)."
+    )
 
     def params(self, stop: tuple[str, ...] = ()) -> GenerationParams:
         return GenerationParams(self.temperature, self.top_p, self.max_new_tokens, stop)
@@ -104,7 +133,7 @@ def _code_params(config: SamplingConfig, backend: Backend) -> GenerationParams:
 
 
 # `make run` on a 2-core CPU: three seeds per partition, 4 solutions and 4 test samples, short outputs.
-QUICK_PROFILE = {"temperature": 0.8, "max_new_tokens": 128, "max_seeds": 3, "n_samples": 4}
+QUICK_PROFILE: dict[str, Any] = {"temperature": 0.8, "max_new_tokens": 128, "max_seeds": 3, "n_samples": 4}
 
 
 def generation_progress(stage: str, total: int, log: Callable[[str], None] | None = None) -> Callable[[int, int], None]:
@@ -134,7 +163,9 @@ def task_jobs(db, key: str, config: SamplingConfig) -> tuple[list[tuple], list[s
 
 
 def _usable_prompts(db, key: str) -> list[tuple[str, str, str]]:
-    return db.query("SELECT prompt_id, entry_point, prompt FROM prompts WHERE partition_key = ? AND reason IS NULL ORDER BY prompt_id", [key]).rows()
+    return db.query(
+        "SELECT prompt_id, entry_point, prompt FROM prompts WHERE partition_key = ? AND reason IS NULL ORDER BY prompt_id", [key]
+    ).rows()
 
 
 def solution_jobs(db, key: str, config: SamplingConfig) -> tuple[list[tuple], list]:
@@ -154,16 +185,19 @@ def prefetch(db, backend: Backend, keys: list[str], config: SamplingConfig, stag
     if stage == "prompts":
         jobs, params = [j for key in keys for j in task_jobs(db, key, config)[2]], config.params()
     else:
-        jobs, params = [j for key in keys for fn in (solution_jobs, test_jobs) for j in fn(db, key, config)[1]], _code_params(config, backend)
+        jobs, params = (
+            [j for key in keys for fn in (solution_jobs, test_jobs) for j in fn(db, key, config)[1]],
+            _code_params(config, backend),
+        )
     return generate_cached(db, backend, jobs, params, generation_progress(f"generation: {stage}", len(jobs)))[1]
 
 
-ASSET_ARGS = dict(
-    partitions_def=SEED_PARTITIONS,
-    group_name="generation",
-    kinds={"python", "duckdb"},
-    owners=["team:codedpo"],
-)
+ASSET_ARGS: dict[str, Any] = {
+    "partitions_def": SEED_PARTITIONS,
+    "group_name": "generation",
+    "kinds": {"python", "duckdb"},
+    "owners": ["team:codedpo"],
+}
 VERSION = code_version(__name__, "codedpo_assets.generation", "codedpo_assets.normalize", "codedpo_assets.sandbox.verdicts")
 PREVIEWS = {  # real rows of the partition, kept ones first
     "prompts": "SELECT entry_point, signature, reason, prompt FROM prompts WHERE partition_key = ? ORDER BY reason NULLS FIRST, prompt_id",
@@ -175,12 +209,16 @@ PREVIEWS = {  # real rows of the partition, kept ones first
 
 
 def _result(db: Store, key: str, table: str, metadata: dict) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={**metadata, **totals(db, table, "WHERE reason IS NULL"), "preview": preview(db, PREVIEWS[table], [key])})
+    return dg.MaterializeResult(
+        metadata={**metadata, **totals(db, table, "WHERE reason IS NULL"), "preview": preview(db, PREVIEWS[table], [key])}
+    )
 
 
 @dg.asset(deps=["seeds"], description="One programming task per seed, written by the model (OSS-Instruct style); entry point = the seed's signature.",
           code_version=VERSION, metadata=table_metadata("prompts"), **ASSET_ARGS)  # fmt: skip
-def prompts(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
+def prompts(
+    context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator
+) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     seeds, sigs, jobs = task_jobs(db, key, config)
     backend = generator.get()
@@ -193,11 +231,14 @@ def prompts(context: dg.AssetExecutionContext, config: SamplingConfig, store: Du
                      "entry_point": symbol, "signature": sig, "prompt": prompt, "model": backend.identity, "reason": reason, "raw": text})  # fmt: skip
     db.replace_partition(key, {"prompts": rows})
     usable = sum(r["reason"] is None for r in rows)
-    return _result(db, key, "prompts", {"dagster/row_count": len(rows), "usable": usable, "model_calls": calls, "model": backend.identity})
+    return _result(
+        db, key, "prompts", {"dagster/row_count": len(rows), "usable": usable, "model_calls": calls, "model": backend.identity}
+    )
 
 
-def _sample_code(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator,
-                 make_jobs: Callable) -> tuple[Store, str, list[tuple[tuple, list[str]]], int]:
+def _sample_code(
+    context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator, make_jobs: Callable
+) -> tuple[Store, str, list[tuple[tuple, list[str]]], int]:
     """A partition's code-sampling jobs through the cache: (db, key, [(prompt row, its n replies)], model calls)."""
     db, key = store.get(), context.partition_key
     todo, jobs = make_jobs(db, key, config)
@@ -215,7 +256,9 @@ def _write_samples(db: Store, key: str, table: str, rows: list[dict], calls: int
 
 @dg.asset(deps=[prompts], description="N sampled solutions per prompt; code extracted, deduplicated by normalized AST; drops keep a reason.",
           code_version=VERSION, metadata=table_metadata("candidate_code"), **ASSET_ARGS)  # fmt: skip
-def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
+def candidate_code(
+    context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator
+) -> dg.MaterializeResult:
     db, key, sampled, calls = _sample_code(context, config, store, generator, solution_jobs)
     rows = []
     for (prompt_id, entry, _), outs in sampled:
@@ -228,7 +271,9 @@ def candidate_code(context: dg.AssetExecutionContext, config: SamplingConfig, st
 
 @dg.asset(deps=[prompts], description="M sampled test sets per prompt, split into standalone asserts calling the entry point; deduplicated; drops keep a reason.",
           code_version=VERSION, metadata=table_metadata("generated_tests"), **ASSET_ARGS)  # fmt: skip
-def generated_tests(context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator) -> dg.MaterializeResult:
+def generated_tests(
+    context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator
+) -> dg.MaterializeResult:
     db, key, sampled, calls = _sample_code(context, config, store, generator, test_jobs)
     rows = []
     for (prompt_id, entry, _), outs in sampled:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -24,7 +25,10 @@ def code_version(*modules: str) -> str:
     change there marks the asset stale in the UI."""
     digest = hashlib.sha256(schema_sql().encode())
     for name in modules:
-        origin = Path(find_spec(name).origin)
+        spec = find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"code version: no source for module {name!r}")
+        origin = Path(spec.origin)
         files = sorted(origin.parent.glob("*.py")) if origin.name == "__init__.py" else [origin]
         for path in files:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -35,7 +39,9 @@ def _comments(sql: str, table: str) -> dict[str, str]:
     """Column → its trailing ``--`` comment in the table's CREATE block and its ALTERs."""
     out: dict[str, str] = {}
     block = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", sql, re.DOTALL)
-    lines = (block.group(1).splitlines() if block else []) + re.findall(rf"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS (.*)", sql)
+    lines = (block.group(1).splitlines() if block else []) + re.findall(
+        rf"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS (.*)", sql
+    )
     for line in lines:  # the CREATE block first: an ALTER's comment is about migrating, kept only for columns it alone defines
         if (m := re.match(r"\s*(\w+)\s+[A-Z][^-]*--\s*(.+)$", line)) and not m.group(2).startswith("databases made before"):
             out.setdefault(m.group(1), m.group(2).strip())
@@ -63,7 +69,7 @@ def column_schema(table: str) -> dg.TableSchema:
                                    for name, dtype, nullable in _catalog()[table]])  # fmt: skip
 
 
-def table_metadata(table: str) -> dict[str, object]:
+def table_metadata(table: str) -> dict[str, Any]:
     """Definition metadata that names the asset's table and its columns."""
     return {"dagster/column_schema": column_schema(table), "dagster/table_name": table}
 
@@ -100,7 +106,10 @@ def totals(db, table: str, where: str = "") -> dict[str, dg.MetadataValue]:
     """Rows and partitions of ``table`` across every partition: a partitioned asset's page shows
     its last partition; these say how much there is in all."""
     rows, partitions = db.query(f"SELECT count(*), count(DISTINCT partition_key) FROM {table} {where}").row(0)
-    return {"total_rows_all_partitions": dg.MetadataValue.int(int(rows)), "partitions_with_rows": dg.MetadataValue.int(int(partitions))}
+    return {
+        "total_rows_all_partitions": dg.MetadataValue.int(int(rows)),
+        "partitions_with_rows": dg.MetadataValue.int(int(partitions)),
+    }
 
 
 def numbers(values: Mapping[str, float], digits: int = 4) -> dict[str, dg.MetadataValue]:

@@ -13,17 +13,32 @@ from codedpo_assets.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIME_LIMIT_S, Cali
 
 
 class PassMatrixConfig(dg.Config):
-    time_limit_s: float = Field(default=DEFAULT_TIME_LIMIT_S, description="CPU seconds per test (every thread and child process counts): the ceiling.")
-    memory_mb: int = Field(default=DEFAULT_MEMORY_MB, description="Memory limit of a candidate's whole run (cgroup) and of each of its processes.")
-    calibrate: bool = Field(default=True, description="Per-test limits learned from the prompt's other candidates; false: every cell gets time_limit_s.")
+    time_limit_s: float = Field(
+        default=DEFAULT_TIME_LIMIT_S, description="CPU seconds per test (every thread and child process counts): the ceiling."
+    )
+    memory_mb: int = Field(
+        default=DEFAULT_MEMORY_MB, description="Memory limit of a candidate's whole run (cgroup) and of each of its processes."
+    )
+    calibrate: bool = Field(
+        default=True,
+        description="Per-test limits learned from the prompt's other candidates; false: every cell gets time_limit_s.",
+    )
     probe_s: float = Field(default=Calibration.probe_s, description="Calibration: every cell's first-pass CPU limit.")
-    calibration_factor: float = Field(default=Calibration.factor, description="Calibration: a test's limit is this × the most CPU a candidate needed to finish it.")
-    max_consecutive_timeouts: int = Field(default=Calibration.max_consecutive_timeouts, description="Calibration: a candidate stops after this many timeouts in a row.")
+    calibration_factor: float = Field(
+        default=Calibration.factor,
+        description="Calibration: a test's limit is this × the most CPU a candidate needed to finish it.",
+    )
+    max_consecutive_timeouts: int = Field(
+        default=Calibration.max_consecutive_timeouts,
+        description="Calibration: a candidate stops after this many timeouts in a row.",
+    )
 
     def calibration(self) -> Calibration | None:
         if not self.calibrate:
             return None
-        return Calibration(probe_s=self.probe_s, factor=self.calibration_factor, max_consecutive_timeouts=self.max_consecutive_timeouts)
+        return Calibration(
+            probe_s=self.probe_s, factor=self.calibration_factor, max_consecutive_timeouts=self.max_consecutive_timeouts
+        )
 
 
 def _kept(db, table: str, column: str, id_col: str, key: str) -> dict[str, list[tuple[str, str]]]:
@@ -65,7 +80,7 @@ def _pictures(db, rows: list[dict]) -> dict:
 
 @dg.asset(
     deps=[candidate_code, generated_tests],
-    description="One row per (prompt, code, test) cell: status, CPU time and a fingerprint of what the code returned, from the sandbox (see README 'Sandbox').",
+    description="One row per (prompt, code, test) cell: status, CPU time and a fingerprint of what the code returned, from the sandbox (see docs/sandbox.md).",
     code_version=code_version(__name__, "codedpo_assets.sandbox"),
     metadata=table_metadata("pass_matrix"),
     **{**ASSET_ARGS, "group_name": "verification"},
@@ -73,13 +88,16 @@ def _pictures(db, rows: list[dict]) -> dict:
 def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, store: DuckDBStore) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
     codes, tests = _kept(db, "candidate_code", "code", "code_id", key), _kept(db, "generated_tests", "test", "test_id", key)
-    rows, isolation, setup, schedule = [], {}, seed_imports(db, key), Counter()
+    rows, isolation, setup = [], {}, seed_imports(db, key)
+    schedule: Counter[str] = Counter()
     prompts = sorted(codes.keys() & tests.keys())
     matrices = run_pass_matrices([([c for _, c in codes[p]], [t for _, t in tests[p]], setup.get(p, "")) for p in prompts],
                                  time_limit_s=config.time_limit_s, memory_mb=config.memory_mb, calibration=config.calibration())  # fmt: skip
     for prompt_id, matrix in zip(prompts, matrices):
         isolation = matrix.isolation
-        schedule.update({k: v for k, v in matrix.schedule.items() if k in ("cells_rerun", "cells_not_run", "tests_at_full_limit")})
+        schedule.update(
+            {k: v for k, v in matrix.schedule.items() if k in ("cells_rerun", "cells_not_run", "tests_at_full_limit")}
+        )
         for i, (code_id, _) in enumerate(codes[prompt_id]):
             for j, (test_id, _) in enumerate(tests[prompt_id]):
                 rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": code_id, "test_id": test_id,

@@ -5,25 +5,26 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
 from pydantic import Field
 
 from codedpo_assets.assets.generation import ASSET_ARGS
-from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
 from codedpo_assets.assets.metadata import code_version, frame_table, preview, table_metadata, totals
+from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.normalize import content_hash
-from codedpo_assets.plots import hbars, score_panels
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, correctness_pair, efficiency_pair, trusted_codes
 from codedpo_assets.pairs import trusted_tests as trusted_mask
+from codedpo_assets.plots import hbars, score_panels
 from codedpo_assets.sandbox.timing import Timing, time_candidates
 from codedpo_assets.sandbox.verdicts import parse_test
 from codedpo_assets.scoring import DEFAULT_RANKER, MASS_EXPONENT, RANKERS, rank_candidates, ranks, self_verification_scores
 from codedpo_assets.scoring import Ranking as Ranked
 
-SCORING_ARGS = {**ASSET_ARGS, "group_name": "preferences",
+SCORING_ARGS: dict[str, Any] = {**ASSET_ARGS, "group_name": "preferences",
                 "code_version": code_version(__name__, "codedpo_assets.scoring", "codedpo_assets.behaviour", "codedpo_assets.calibration",
                                              "codedpo_assets.pairs", "codedpo_assets.sandbox.timing")}  # fmt: skip
 
@@ -47,7 +48,7 @@ class Ranking(dg.ConfigurableResource):
             raise dg.Failure(f"ranking.ranker: {self.ranker!r} is not one of {RANKERS}")
         return self.ranker
 
-    def knobs(self, ranker: str) -> dict[str, float]:
+    def knobs(self, ranker: str) -> dict[str, Any]:
         if ranker in ("consensus", "self_verification"):
             return {"damping": self.damping, "iterations": self.iterations}
         return {"mass_exponent": self.mass_exponent} if ranker == "behaviour" else {}
@@ -93,7 +94,12 @@ def _matrices(db, key: str) -> dict[str, Matrix]:
                         np.zeros(m, dtype=bool))  # fmt: skip
         for _, i, j, code_id, test_id, ok, fingerprint, cw, tw, _, verified in cells:
             matrix.codes[i], matrix.tests[j], matrix.passed[i, j], matrix.fingerprint[i, j] = code_id, test_id, ok, fingerprint
-            matrix.code_weights[i], matrix.test_weights[j], matrix.inputs[j], matrix.verified[j] = cw, tw, inputs[test_id], verified
+            matrix.code_weights[i], matrix.test_weights[j], matrix.inputs[j], matrix.verified[j] = (
+                cw,
+                tw,
+                inputs[test_id],
+                verified,
+            )
         out[prompt_id] = matrix
     return out
 
@@ -109,12 +115,12 @@ def _rankings(db, key: str, ranking: Ranking) -> dict[str, tuple[Matrix, Ranked]
                                           "confidence in its chosen code, for every ranker side by side.",
           metadata=table_metadata("verification_scores"), **SCORING_ARGS)  # fmt: skip
 def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
-    db, key = store.get(), context.partition_key
+    db, key, ranker = store.get(), context.partition_key, ranking.checked()
     rows = []
     for prompt_id, matrix in _matrices(db, key).items():
         for ranker in RANKERS:
             ranked = matrix.rank(ranking, ranker, prompt_id)
-            items = [("code", matrix.codes, ranked.scores, ranked.clusters.of_code)]
+            items: list[tuple[str, list[str], np.ndarray, Any]] = [("code", matrix.codes, ranked.scores, ranked.clusters.of_code)]
             if ranker == "self_verification":
                 tests = self_verification_scores(matrix.passed, damping=ranking.damping, iterations=ranking.iterations)[1]
                 items.append(("test", matrix.tests, tests, [None] * len(tests)))
@@ -127,7 +133,11 @@ def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, r
         raise dg.Failure("non-finite score computed; nothing written")
     db.replace_partition(key, {"verification_scores": rows})
     codes = {r: [x["score"] for x in rows if x["ranker"] == r and x["kind"] == "code"] for r in RANKERS}
-    metadata = {"dagster/row_count": len(rows), "prompts": len({r["prompt_id"] for r in rows}), **totals(db, "verification_scores")}
+    metadata: dict[str, Any] = {
+        "dagster/row_count": len(rows),
+        "prompts": len({r["prompt_id"] for r in rows}),
+        **totals(db, "verification_scores"),
+    }
     if rows:
         metadata["score_histogram"] = dg.MetadataValue.md(score_panels(codes, f"Code scores per ranker, partition {key}"))
         metadata["preview"] = preview(db, "SELECT prompt_id, ranker, item_index AS code, rank, score FROM verification_scores "
@@ -146,7 +156,9 @@ def trusted_tests(context: dg.AssetExecutionContext, store: DuckDBStore, ranking
     db.replace_partition(key, {"trusted_tests": rows})
     shown = ("SELECT t.prompt_id, t.ranker, t.test_index, g.test FROM trusted_tests t JOIN generated_tests g USING (partition_key, test_id) "
              "WHERE t.partition_key = ? ORDER BY t.prompt_id, t.test_index")  # fmt: skip
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), **totals(db, "trusted_tests"), "preview": preview(db, shown, [key])})
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": len(rows), **totals(db, "trusted_tests"), "preview": preview(db, shown, [key])}
+    )
 
 
 class FilterConfig(dg.Config):
@@ -175,13 +187,20 @@ def _texts(db, key: str, table: str, id_col: str, text_col: str) -> dict[str, st
 
 @dg.asset(deps=[trusted_tests], description="Median CPU time (and MAD) of the codes of the chosen code's behaviour cluster on the trusted tests, "
                                              "for prompts that pass the confidence filter.", metadata=table_metadata("timings"), **SCORING_ARGS)  # fmt: skip
-def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
+def timings(
+    context: dg.AssetExecutionContext, config: TimingConfig, store: DuckDBStore, ranking: Ranking
+) -> dg.MaterializeResult:
     db, key = store.get(), context.partition_key
-    trusted = db.query("SELECT prompt_id, test_index, test_id FROM trusted_tests WHERE partition_key = ? ORDER BY ALL", [key]).rows()
+    trusted = db.query(
+        "SELECT prompt_id, test_index, test_id FROM trusted_tests WHERE partition_key = ? ORDER BY ALL", [key]
+    ).rows()
     by_prompt: dict[str, list[tuple[int, str]]] = {}
     for prompt_id, j, test_id in trusted:
         by_prompt.setdefault(prompt_id, []).append((j, test_id))
-    codes_text, tests_text = _texts(db, key, "candidate_code", "code_id", "code"), _texts(db, key, "generated_tests", "test_id", "test")
+    codes_text, tests_text = (
+        _texts(db, key, "candidate_code", "code_id", "code"),
+        _texts(db, key, "generated_tests", "test_id", "test"),
+    )
     rows, setup = [], seed_imports(db, key)
     for prompt_id, (matrix, ranked) in _rankings(db, key, ranking).items():
         if not by_prompt.get(prompt_id) or ranked.confidence < config.threshold(ranking):
@@ -196,14 +215,18 @@ def timings(context: dg.AssetExecutionContext, config: TimingConfig, store: Duck
     shown = ("SELECT t.prompt_id, t.code_index, round(t.median_ns / 1e6, 3) AS median_ms, round(t.mad_ns / 1e6, 3) AS mad_ms, t.repetitions, "
              "t.all_passed, c.code FROM timings t JOIN candidate_code c USING (partition_key, code_id) WHERE t.partition_key = ? "
              "ORDER BY t.prompt_id, t.median_ns")  # fmt: skip
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows), **totals(db, "timings"), "preview": preview(db, shown, [key])})
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": len(rows), **totals(db, "timings"), "preview": preview(db, shown, [key])}
+    )
 
 
 class PairsConfig(FilterConfig):
     min_speedup: float = Field(default=1.1, description="Efficiency pairs need the slow code this much slower (paper: 10%).")
 
 
-def _pair_row(key, prompt, kind, ranking: Ranking, threshold: float, ranked: Ranked, pair: Pair, codes, code_text, trusted_ids) -> dict:
+def _pair_row(
+    key, prompt, kind, ranking: Ranking, threshold: float, ranked: Ranked, pair: Pair, codes, code_text, trusted_ids
+) -> dict:
     ranker, scores = ranking.ranker, ranked.scores
     chosen, rejected = codes[pair.chosen], codes[pair.rejected]
     return {"partition_key": key, "pair_id": content_hash(f"{prompt['prompt_id']}\0{kind}\0{ranker}\0{chosen}\0{rejected}"),
@@ -218,14 +241,18 @@ def _pair_row(key, prompt, kind, ranking: Ranking, threshold: float, ranked: Ran
 @dg.asset(deps=[timings], description="Correctness (the chosen code vs a code of the lowest-scored behaviour cluster failing a trusted test) and "
                                       "efficiency (fast vs slow inside the chosen code's behaviour cluster) pairs in TRL's prompt/chosen/rejected format, from prompts that pass the confidence filter.",
           metadata=table_metadata("preference_pairs"), **SCORING_ARGS)  # fmt: skip
-def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
-    db, key, ranker = store.get(), context.partition_key, ranking.checked()
+def preference_pairs(
+    context: dg.AssetExecutionContext, config: PairsConfig, store: DuckDBStore, ranking: Ranking
+) -> dg.MaterializeResult:
+    db, key = store.get(), context.partition_key
     prompts = {r[0]: {"prompt_id": r[0], "seed_id": r[1], "prompt": r[2]} for r in
                db.query("SELECT prompt_id, seed_id, prompt FROM prompts WHERE partition_key = ? AND reason IS NULL", [key]).rows()}  # fmt: skip
     code_text = _texts(db, key, "candidate_code", "code_id", "code")
     norm = _texts(db, key, "candidate_code", "code_id", "norm_hash")
     trusted: dict[str, list[str]] = {}
-    for prompt_id, test_id in db.query("SELECT prompt_id, test_id FROM trusted_tests WHERE partition_key = ? ORDER BY test_index", [key]).rows():
+    for prompt_id, test_id in db.query(
+        "SELECT prompt_id, test_id FROM trusted_tests WHERE partition_key = ? ORDER BY test_index", [key]
+    ).rows():
         trusted.setdefault(prompt_id, []).append(test_id)
     timed: dict[str, dict[int, Timing]] = {}
     for prompt_id, i, med, mad, samples, ok in db.query(
@@ -236,7 +263,10 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
     pairs, skipped = [], []
     for prompt_id in sorted(prompts):
         if prompt_id not in rankings:
-            skipped += [{"partition_key": key, "prompt_id": prompt_id, "kind": k, "reason": "no_candidates_or_tests", "confidence": None} for k in ("correctness", "efficiency")]
+            skipped += [
+                {"partition_key": key, "prompt_id": prompt_id, "kind": k, "reason": "no_candidates_or_tests", "confidence": None}
+                for k in ("correctness", "efficiency")
+            ]
             continue
         matrix, ranked = rankings[prompt_id]
         codes, conf = matrix.codes, ranked.confidence
@@ -244,12 +274,16 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
         found = {"correctness": correctness_pair(ranked, hashes, matrix.code_weights),
                  "efficiency": efficiency_pair(timed.get(prompt_id, {}), hashes, min_ratio=config.min_speedup, cluster=ranked.top_cluster)}  # fmt: skip
         if conf < threshold:
-            found = {k: "low_confidence" for k in found}
+            found = dict.fromkeys(found, "low_confidence")
         if not trusted.get(prompt_id):
-            found = {k: "no_trusted_tests" for k in found}
+            found = dict.fromkeys(found, "no_trusted_tests")
         for kind, result in found.items():
             if isinstance(result, Pair):
-                pairs.append(_pair_row(key, prompts[prompt_id], kind, ranking, threshold, ranked, result, codes, code_text, trusted[prompt_id]))
+                pairs.append(
+                    _pair_row(
+                        key, prompts[prompt_id], kind, ranking, threshold, ranked, result, codes, code_text, trusted[prompt_id]
+                    )
+                )
             else:
                 skipped.append({"partition_key": key, "prompt_id": prompt_id, "kind": kind, "reason": result, "confidence": conf})
     db.replace_partition(key, {"preference_pairs": pairs, "preference_pairs_skipped": skipped})
@@ -266,8 +300,15 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PairsConfig, sto
 
 
 class ExportConfig(dg.Config):
-    directory: str = Field(default="data/export", description="Where preference_pairs.{parquet,jsonl}, manifest.json and README.md go.")
-    heldout_share: float = Field(default=0.2, ge=0.0, lt=1.0, description="Share of prompts whose pairs are held out from training (split = 'heldout'), chosen by prompt-id hash.")
+    directory: str = Field(
+        default="data/export", description="Where preference_pairs.{parquet,jsonl}, manifest.json and README.md go."
+    )
+    heldout_share: float = Field(
+        default=0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Share of prompts whose pairs are held out from training (split = 'heldout'), chosen by prompt-id hash.",
+    )
 
 
 CONFIDENCE_FILTER = ("a prompt yields pairs when the calibrated probability that its chosen code is correct (from the chosen behaviour "
@@ -301,7 +342,10 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
         stats = conn.execute("SELECT kind, ranker, count(*) FROM preference_pairs GROUP BY ALL ORDER BY ALL").fetchall()
         models = [r[0] for r in conn.execute("SELECT DISTINCT model FROM prompts ORDER BY 1").fetchall()]
         sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM seeds ORDER BY 1").fetchall()]
-        selection = [{"ranker": r, "min_confidence": c} for r, c in conn.execute("SELECT DISTINCT ranker, min_confidence FROM preference_pairs ORDER BY ALL").fetchall()]
+        selection = [
+            {"ranker": r, "min_confidence": c}
+            for r, c in conn.execute("SELECT DISTINCT ranker, min_confidence FROM preference_pairs ORDER BY ALL").fetchall()
+        ]
     version = hashlib.sha256("\n".join(f"{p}:{s}" for p, s in zip(frame["pair_id"], frame["split"])).encode()).hexdigest()[:16]
     splits = {s: int((frame["split"] == s).sum()) for s in ("train", "heldout")}
     for name, write in (("preference_pairs.parquet", frame.write_parquet), ("preference_pairs.jsonl", frame.write_ndjson)):
@@ -330,7 +374,11 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
                                           "by_kind_ranker": dg.MetadataValue.json({f"{k}/{r}": n for k, r, n in stats})})  # fmt: skip
 
 
-@dg.asset_check(asset=preference_pairs_export, blocking=True, description="chosen ≠ rejected; correctness pairs ordered by score; every prompt with pairs has a trusted test; scores finite.")
+@dg.asset_check(
+    asset=preference_pairs_export,
+    blocking=True,
+    description="chosen ≠ rejected; correctness pairs ordered by score; every prompt with pairs has a trusted test; scores finite.",
+)
 def pairs_are_sound(store: DuckDBStore) -> dg.AssetCheckResult:
     db = store.get()
     problems = {

@@ -1,6 +1,5 @@
 """Shared Dagster wiring: the DuckDB store, its io_manager and the seed source resources, automation."""
 
-
 import json
 import os
 
@@ -52,12 +51,14 @@ class StoreIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> pl.DataFrame:
         table = context.asset_key.path[-1]
         if context.has_asset_partitions:
-            return self.store.get().query(f"SELECT * FROM {table} WHERE partition_key IN (SELECT unnest(?))", [list(context.asset_partition_keys)])
+            return self.store.get().query(
+                f"SELECT * FROM {table} WHERE partition_key IN (SELECT unnest(?))", [list(context.asset_partition_keys)]
+            )
         return self.store.get().query(f"SELECT * FROM {table}")
 
 
 class SeedSource(Config):
-    """One seed source; see README 'Seed sources'. Validated by codedpo_assets.sources.parse_sources."""
+    """One seed source; see docs/architecture.md 'Seed sources'. Validated by codedpo_assets.sources.parse_sources."""
 
     name: str = Field(description="Unique name; prefix of this source's partition keys.")
     kind: str = Field(description="stdlib | directory | git | jsonl")

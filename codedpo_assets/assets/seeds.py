@@ -7,7 +7,6 @@ content hash. ``seed_sources_sensor`` keeps the dynamic partitions in step with 
 deleted by the ``prune_seed_partitions`` job.
 """
 
-
 import json
 from collections import Counter
 
@@ -20,7 +19,8 @@ from codedpo_assets.decontam import humaneval_decontaminator
 from codedpo_assets.harvest import HarvestRules, harvest_unit
 from codedpo_assets.sources import find_unit, plan_partitions, scan_sources, source_revision
 
-SEED_PARTITIONS = dg.DynamicPartitionsDefinition(name="seeds")
+SEED_PARTITION_NAME = "seeds"
+SEED_PARTITIONS = dg.DynamicPartitionsDefinition(name=SEED_PARTITION_NAME)
 SEED_SOURCES_KEY = dg.AssetKey("seed_sources")
 DATA_VERSION_TAG = "dagster/data_version"  # the tag Dagster reads an observation's data version from
 
@@ -37,7 +37,9 @@ class SeedsConfig(dg.Config):
 
     def rules(self) -> HarvestRules:
         if not 1 <= self.min_lines <= self.max_lines:
-            raise dg.Failure(f"config min_lines/max_lines: need 1 <= min_lines <= max_lines, got {self.min_lines}/{self.max_lines}")
+            raise dg.Failure(
+                f"config min_lines/max_lines: need 1 <= min_lines <= max_lines, got {self.min_lines}/{self.max_lines}"
+            )
         return HarvestRules(self.min_lines, self.max_lines, self.max_file_bytes)
 
 
@@ -48,7 +50,7 @@ class SeedsConfig(dg.Config):
     description="Seed source units (files / JSONL shards); data version = content hash.",
 )
 def seed_sources(context: dg.AssetExecutionContext, sources: SeedSources) -> dg.DataVersionsByPartition:
-    registered = set(context.instance.get_dynamic_partitions(SEED_PARTITIONS.name))
+    registered = set(context.instance.get_dynamic_partitions(SEED_PARTITION_NAME))
     units = scan_sources(sources.specs())
     return dg.DataVersionsByPartition({k: u.content_hash for k, u in units.items() if k in registered})
 
@@ -60,7 +62,9 @@ def seed_sources(context: dg.AssetExecutionContext, sources: SeedSources) -> dg.
     kinds={"python", "duckdb"},
     owners=["team:codedpo"],
     tags={"stage": "seeds"},
-    code_version=code_version(__name__, "codedpo_assets.harvest", "codedpo_assets.decontam", "codedpo_assets.sources", "codedpo_assets.normalize"),
+    code_version=code_version(
+        __name__, "codedpo_assets.harvest", "codedpo_assets.decontam", "codedpo_assets.sources", "codedpo_assets.normalize"
+    ),
     metadata=table_metadata("seeds"),
     description=(
         "Self-contained, side-effect-free stdlib-only Python functions harvested with `ast` from one "
@@ -68,7 +72,9 @@ def seed_sources(context: dg.AssetExecutionContext, sources: SeedSources) -> dg.
         "Table `seeds`; skipped inputs with reasons in `seeds_rejected`."
     ),
 )
-def seeds(context: dg.AssetExecutionContext, config: SeedsConfig, store: DuckDBStore, sources: SeedSources) -> dg.MaterializeResult:
+def seeds(
+    context: dg.AssetExecutionContext, config: SeedsConfig, store: DuckDBStore, sources: SeedSources
+) -> dg.MaterializeResult:
     specs = sources.specs()
     try:
         spec, unit = find_unit(specs, context.partition_key)
@@ -89,7 +95,9 @@ def seeds(context: dg.AssetExecutionContext, config: SeedsConfig, store: DuckDBS
             "rejected_by_reason": dg.MetadataValue.json(dict(sorted(reasons.items()))),
             "unit_hash": unit.content_hash,
             **totals(db, "seeds"),
-            "preview": preview(db, "SELECT symbol, path, n_lines, license, code FROM seeds WHERE partition_key = ? ORDER BY seed_id", [unit.key]),
+            "preview": preview(
+                db, "SELECT symbol, path, n_lines, license, code FROM seeds WHERE partition_key = ? ORDER BY seed_id", [unit.key]
+            ),
         },
     )
 
@@ -113,13 +121,15 @@ class MaintenanceConfig(dg.Config):
     keep_days: float = 30.0  # DuckLake snapshots younger than this stay readable (time travel, checkpoint lineage)
 
 
-@dg.op(description="Store upkeep: DuckLake merges small files, expires old snapshots, deletes unreferenced files; a DuckDB file checkpoints.")
+@dg.op(
+    description="Store upkeep: DuckLake merges small files, expires old snapshots, deletes unreferenced files; a DuckDB file checkpoints."
+)
 def maintain_store(context: dg.OpExecutionContext, config: MaintenanceConfig, store: DuckDBStore) -> None:
     done = store.get().maintain(config.keep_days)
     context.log.info(f"store maintenance: {done or 'checkpoint'}")
 
 
-@dg.job(description="Compacts the store and expires snapshots older than keep_days (see README 'Storage').")
+@dg.job(description="Compacts the store and expires snapshots older than keep_days (see docs/storage.md).")
 def store_maintenance() -> None:
     maintain_store()
 
@@ -152,7 +162,9 @@ def cancel_unstarted_runs(instance: dg.DagsterInstance, keys: list[str]) -> list
         waiting = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
                                                          tags={"dagster/partition": key}))  # fmt: skip
         for record in waiting:
-            instance.report_run_canceled(record.dagster_run, message=f"seed partition {key} was removed from its source before the run started")
+            instance.report_run_canceled(
+                record.dagster_run, message=f"seed partition {key} was removed from its source before the run started"
+            )
             cancelled.append(record.dagster_run.run_id)
     return cancelled
 
@@ -166,7 +178,7 @@ def cancel_unstarted_runs(instance: dg.DagsterInstance, keys: list[str]) -> list
 def seed_sources_sensor(context: dg.SensorEvaluationContext, sources: SeedSources) -> dg.SensorResult:
     units = scan_sources(sources.specs())
     current = {k: u.content_hash for k, u in units.items()}
-    registered = set(context.instance.get_dynamic_partitions(SEED_PARTITIONS.name))
+    registered = set(context.instance.get_dynamic_partitions(SEED_PARTITION_NAME))
     observed = json.loads(context.cursor) if context.cursor else observed_versions(context.instance, sorted(registered))
     plan = plan_partitions(current, registered, observed)
     run_requests = []

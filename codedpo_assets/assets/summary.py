@@ -35,8 +35,13 @@ def pipeline_summary(store: DuckDBStore) -> dg.MaterializeResult:
     rows = db.query("SELECT stage, items, dropped, partitions FROM pipeline_summary ORDER BY step").rows()
     items = {stage: int(n) for stage, n, _, _ in rows}
     top = max(items.values(), default=0)
-    table = [{"stage": stage, "items": int(n), "dropped": int(d), "partitions": int(p), "bar": text_bar(n, top)} for stage, n, d, p in rows]
-    skipped = dict(db.query("SELECT reason, count(DISTINCT prompt_id) FROM preference_pairs_skipped GROUP BY reason ORDER BY 2 DESC").rows())
+    table = [
+        {"stage": stage, "items": int(n), "dropped": int(d), "partitions": int(p), "bar": text_bar(n, top)}
+        for stage, n, d, p in rows
+    ]
+    skipped = dict(
+        db.query("SELECT reason, count(DISTINCT prompt_id) FROM preference_pairs_skipped GROUP BY reason ORDER BY 2 DESC").rows()
+    )
     pass_rate = items["cells passed"] / items["cells"] if items["cells"] else 0.0
     return dg.MaterializeResult(
         metadata={

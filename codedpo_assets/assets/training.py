@@ -3,7 +3,9 @@
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -23,8 +25,13 @@ _DEFAULTS = TrainSettings()
 class TrainingConfig(dg.Config):
     """TRL training of the ``dpo_checkpoint``; defaults: DPO with LoRA, sized for a 2-core CPU."""
 
-    arm: str = Field(default=_DEFAULTS.arm, description=f"Ablation arm: one of {ARMS} (rpo = DPO + NLL on chosen, the paper's loss; sft = chosen only).")
-    base_model: str = Field(default="", description="Local checkpoint dir or Hugging Face id; empty = the embedded SmolLM2-135M-Instruct.")
+    arm: str = Field(
+        default=_DEFAULTS.arm,
+        description=f"Ablation arm: one of {ARMS} (rpo = DPO + NLL on chosen, the paper's loss; sft = chosen only).",
+    )
+    base_model: str = Field(
+        default="", description="Local checkpoint dir or Hugging Face id; empty = the embedded SmolLM2-135M-Instruct."
+    )
     beta: float = Field(default=_DEFAULTS.beta, description="DPO/KTO beta.")
     sft_weight: float = Field(default=_DEFAULTS.sft_weight, description="rpo: weight of the NLL term.")
     learning_rate: float = Field(default=_DEFAULTS.learning_rate, description="AdamW learning rate (LoRA-sized).")
@@ -32,8 +39,13 @@ class TrainingConfig(dg.Config):
     max_steps: int = Field(default=_DEFAULTS.max_steps, description="Stop after this many optimizer steps (-1: epochs decide).")
     batch_size: int = Field(default=_DEFAULTS.batch_size, description="Per-device batch (kto needs >= 2).")
     grad_accum: int = Field(default=_DEFAULTS.grad_accum, description="Gradient accumulation steps.")
-    max_length: int = Field(default=_DEFAULTS.max_length, description="Tokens of prompt + reply; longer pairs are truncated (keep_start) and counted.")
-    lora: bool = Field(default=_DEFAULTS.lora, description="Train LoRA adapters (merged into the saved weights); false = full fine-tune with an explicit reference model.")
+    max_length: int = Field(
+        default=_DEFAULTS.max_length, description="Tokens of prompt + reply; longer pairs are truncated (keep_start) and counted."
+    )
+    lora: bool = Field(
+        default=_DEFAULTS.lora,
+        description="Train LoRA adapters (merged into the saved weights); false = full fine-tune with an explicit reference model.",
+    )
     lora_r: int = Field(default=_DEFAULTS.lora_r, description="LoRA rank.")
     lora_alpha: int = Field(default=_DEFAULTS.lora_alpha, description="LoRA alpha.")
     seed: int = Field(default=_DEFAULTS.seed, description="Training seed.")
@@ -73,7 +85,12 @@ def _record(db, checkpoint: Path, content_hash: str, config: TrainingConfig, bas
            "arm": config.arm, "config": json.dumps(config.model_dump(), sort_keys=True), "pair_set_version": manifest["pair_set_version"],
            "pairs_snapshot": manifest.get("store_snapshot"), "pairs": info["pairs"], "truncated": info["truncated"], "unusable": info["unusable"], "steps": info["steps"],
            "runtime_s": info["runtime_s"], "final_loss": next((c["loss"] for c in reversed(info["curves"]) if "loss" in c), None), "run_id": run_id}  # fmt: skip
-    curves = [{"checkpoint_id": checkpoint.name, "step": int(c["step"]), "metric": k, "value": v} for c in info["curves"] for k, v in c.items() if k != "step"]
+    curves = [
+        {"checkpoint_id": checkpoint.name, "step": int(c["step"]), "metric": k, "value": v}
+        for c in info["curves"]
+        for k, v in c.items()
+        if k != "step"
+    ]
     with db.transaction() as conn:
         conn.execute("DELETE FROM dpo_checkpoint WHERE checkpoint_id = ?", [checkpoint.name])
         conn.execute("DELETE FROM dpo_checkpoint_curves WHERE checkpoint_id = ?", [checkpoint.name])
@@ -85,7 +102,18 @@ def _record(db, checkpoint: Path, content_hash: str, config: TrainingConfig, bas
     return info
 
 
-TRAINING_ASSET_ARGS = dict(pool=TRAINING_POOL, group_name="training", kinds={"pytorch", "duckdb"}, owners=["team:codedpo"])
+def _reported(metadata: Mapping[str, Any], key: str) -> str:
+    """One value the training subprocess reported (Pipes hands back metadata values or raw ones)."""
+    value = metadata[key]
+    return str(value.value if isinstance(value, dg.MetadataValue) else value)
+
+
+TRAINING_ASSET_ARGS: dict[str, Any] = {
+    "pool": TRAINING_POOL,
+    "group_name": "training",
+    "kinds": {"pytorch", "duckdb"},
+    "owners": ["team:codedpo"],
+}
 VERSION = code_version(__name__, "codedpo_assets.training", "codedpo_assets.train_job")
 
 
@@ -96,7 +124,9 @@ VERSION = code_version(__name__, "codedpo_assets.training", "codedpo_assets.trai
     **TRAINING_ASSET_ARGS,
     description="A model trained with TRL on the exported train split (DPO by default; RPO/KTO/SFT arms), run out of process via Dagster Pipes.",
 )
-def dpo_checkpoint(context: dg.AssetExecutionContext, config: TrainingConfig, store: DuckDBStore, pipes_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+def dpo_checkpoint(
+    context: dg.AssetExecutionContext, config: TrainingConfig, store: DuckDBStore, pipes_client: dg.PipesSubprocessClient
+) -> dg.MaterializeResult:
     db = store.get()
     try:
         config.settings().check()
@@ -112,12 +142,16 @@ def dpo_checkpoint(context: dg.AssetExecutionContext, config: TrainingConfig, st
     base = config.base_model or str(embedded_model_dir())
     extras = {"pairs_file": str(pairs_dir / "preference_pairs.parquet"), "pair_set_version": manifest["pair_set_version"], "base_model": base,
               "checkpoints_dir": str(Path(config.checkpoints_dir).resolve()), "settings": config.settings().__dict__}  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k.startswith(("PATH", "HOME", "HF_", "CUDA", "OMP", "CODEDPO_", "PYTHON", "LANG"))}
-    invocation = pipes_client.run(context=context, command=[sys.executable, "-m", "codedpo_assets.train_job"], extras=extras, env=env)
-    reported = invocation.get_materialize_result()
-    checkpoint = Path(reported.metadata["checkpoint_path"].value)
-    info = _record(db, checkpoint, str(reported.metadata["content_hash"].value), config, base, manifest, context.run.run_id)
-    metadata = {k: v for k, v in reported.metadata.items() if k != "curves"}
+    env = {
+        k: v for k, v in os.environ.items() if k.startswith(("PATH", "HOME", "HF_", "CUDA", "OMP", "CODEDPO_", "PYTHON", "LANG"))
+    }
+    invocation = pipes_client.run(
+        context=context, command=[sys.executable, "-m", "codedpo_assets.train_job"], extras=extras, env=env
+    )
+    reported = invocation.get_materialize_result().metadata or {}
+    checkpoint = Path(_reported(reported, "checkpoint_path"))
+    info = _record(db, checkpoint, _reported(reported, "content_hash"), config, base, manifest, context.run.run_id)
+    metadata = {k: v for k, v in reported.items() if k != "curves"}
     last = {k: v for c in info["curves"] for k, v in c.items() if k != "step"}  # each metric's last logged value
     return dg.MaterializeResult(metadata={**metadata, "arm": config.arm, "base_model": base, "pair_set_version": manifest["pair_set_version"],
                                           "checkpoint_id": checkpoint.name, "settings": dg.MetadataValue.json(config.model_dump()),

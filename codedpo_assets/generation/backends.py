@@ -16,8 +16,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -63,8 +63,9 @@ class Backend(Protocol):
     identity: str
     prefills: bool  # continues a final assistant message; otherwise that message is dropped
 
-    def generate(self, requests: Sequence[Request], params: GenerationParams, progress: Callable[[int, int], None] | None = None) -> list[str]:
-        ...
+    def generate(
+        self, requests: Sequence[Request], params: GenerationParams, progress: Callable[[int, int], None] | None = None
+    ) -> list[str]: ...
 
 
 def embedded_model_dir() -> Path:
@@ -145,7 +146,7 @@ class TransformersBackend:
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()  # type: ignore[arg-type]  # transformers types .to() by its decorator
         except OSError as exc:
             raise GenerationError(f"cannot load model {str(path)!r}: {exc}") from exc
         if self.tokenizer.pad_token is None:
@@ -160,7 +161,9 @@ class TransformersBackend:
         outputs: list[str] = []
         for start in range(0, len(requests), self.batch_size):
             batch = requests[start : start + self.batch_size]
-            enc = self.tokenizer([chat_prompt(self.tokenizer, r.messages) for r in batch], return_tensors="pt", padding=True).to(self.device)
+            enc = self.tokenizer([chat_prompt(self.tokenizer, r.messages) for r in batch], return_tensors="pt", padding=True).to(
+                self.device
+            )
             torch.manual_seed(batch[0].seed)  # the batch is fixed by the request order: reproducible
             with torch.no_grad():
                 out = self.model.generate(

@@ -120,13 +120,16 @@ class CTranslate2Backend:
         import ctranslate2
 
         ctranslate2.set_random_seed(seed)
-        replica = ctranslate2.Generator(str(self.model_dir), device="cpu", compute_type=self.quantization, inter_threads=1, intra_threads=1)
+        replica = ctranslate2.Generator(
+            str(self.model_dir), device="cpu", compute_type=self.quantization, inter_threads=1, intra_threads=1
+        )
         replica.generate_batch([self.tokenizer.convert_ids_to_tokens(self.end_ids[:1])], max_length=1, sampling_topk=0)
         return replica
 
     def _tokens(self, messages) -> list[str]:
         ids = self.tokenizer(chat_prompt(self.tokenizer, messages))["input_ids"]
-        return self.tokenizer.convert_ids_to_tokens(ids)
+        tokens = self.tokenizer.convert_ids_to_tokens(ids)
+        return [tokens] if isinstance(tokens, str) else tokens
 
     def generate(self, requests: Sequence[Request], params: GenerationParams, progress=None) -> list[str]:
         """Requests sorted by prompt length (a batch then holds prompts of like length: CTranslate2
@@ -140,7 +143,9 @@ class CTranslate2Backend:
             chunk = order[start : start + self.batch_size * self.replicas]
             size = -(-len(chunk) // min(self.replicas, len(chunk)))  # spread a short chunk over every core
             batches = [chunk[i : i + size] for i in range(0, len(chunk), size)]
-            replicas = [self._replica(requests[batch[0]].seed) for batch in batches]  # alive until done: deleting one waits for its work
+            replicas = [
+                self._replica(requests[batch[0]].seed) for batch in batches
+            ]  # alive until done: deleting one waits for its work
             pending = [self._submit(replica, [prompts[i] for i in batch], params) for replica, batch in zip(replicas, batches)]
             ids = [res.result().sequences_ids[0] for results in pending for res in results]
             for i, text in zip(chunk, self.tokenizer.batch_decode(ids, skip_special_tokens=True)):
@@ -184,7 +189,12 @@ class _Stopper:
 
     def __init__(self, tokenizer, stop: Sequence[str], n: int) -> None:
         self.tokenizer, self.stop = tokenizer, [s for s in stop if s]
-        self.raw = {c for s in self.stop for t in tokenizer.convert_ids_to_tokens(tokenizer(s, add_special_tokens=False)["input_ids"]) for c in t}
+        self.raw = {
+            c
+            for s in self.stop
+            for t in tokenizer.convert_ids_to_tokens(tokenizer(s, add_special_tokens=False)["input_ids"])
+            for c in t
+        }
         self.tails = [""] * n
         self.keep = max(map(len, self.stop), default=0) + 16
 

@@ -133,13 +133,13 @@ def _statements(text: str) -> list[ast.stmt]:
             found.extend(_parse(lines[start].strip()))
             start += 1
             continue
-        shortest = None  # the statement may have lost its indented tail (truncation, prose)
+        shortest: tuple[int, list[ast.stmt]] | None = None  # the statement may have lost its indented tail (truncation, prose)
         for end in range(start + 1, min(len(lines), start + MAX_STATEMENT_LINES) + 1):
             body = _parse("\n".join(lines[start:end]))
             if body and (end == len(lines) or not lines[end].startswith(_CONTINUES)):
                 shortest = (end, body)
                 break
-            shortest = shortest or (body and (end, body))
+            shortest = shortest or ((end, body) if body else None)
         end, body = shortest or (start + 1, [])
         found.extend(body)
         start = end
@@ -187,7 +187,7 @@ def _unrolled(loop: ast.For) -> list[ast.stmt]:
     names = [loop.target] if isinstance(loop.target, ast.Name) else getattr(loop.target, "elts", None)
     if not isinstance(cases, (list, tuple)) or not names or not all(isinstance(n, ast.Name) for n in names) or len(cases) > 100:
         return []
-    out = []
+    out: list[ast.stmt] = []
     for case in cases:
         values = [case] if len(names) == 1 else case
         if not isinstance(values, (list, tuple)) or len(values) != len(names):
@@ -205,7 +205,9 @@ def _checks(stmts: list[ast.stmt], top: bool = True) -> list[ast.expr]:
     for stmt in stmts:
         if isinstance(stmt, ast.Assert):
             found.append(stmt.test)
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and (check := _unittest_check(stmt.value)) is not None:
+        elif (
+            isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and (check := _unittest_check(stmt.value)) is not None
+        ):
             found.append(check)
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Compare) and top:
             found.append(stmt.value)
@@ -227,7 +229,11 @@ def extract_tests(output: str, entry_point: str, sample_index: int) -> list[Pars
             text = ast.unparse(ast.Assert(test=test, msg=None))
             if not _calls(test, entry_point):
                 found.append(Parsed(sample_index, text, reason="no_entry_point_call"))
-            elif isinstance(test, ast.Compare) and len(test.comparators) == 1 and ast.dump(test.left) == ast.dump(test.comparators[0]):
+            elif (
+                isinstance(test, ast.Compare)
+                and len(test.comparators) == 1
+                and ast.dump(test.left) == ast.dump(test.comparators[0])
+            ):
                 found.append(Parsed(sample_index, text, reason="trivial", detail="both sides identical"))
             else:
                 found.append(Parsed(sample_index, text, normalized_hash(text)))

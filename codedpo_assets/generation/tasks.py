@@ -102,6 +102,7 @@ def generate_cached(
              "prompt": repr(jobs[j][0]), "text": t}
             for j, t in zip(missing, texts)
         ]  # fmt: skip
+
         def write(conn) -> None:  # keys stay unique without a constraint (DuckLake has none): skip the ones present
             conn.register("_incoming", pl.DataFrame(rows))
             conn.execute("INSERT INTO generation_cache BY NAME SELECT DISTINCT ON (cache_key) * FROM _incoming "

@@ -26,7 +26,16 @@ DEFAULT_MEMORY_MB = 1024
 WALL_FACTOR = 3.0  # wall-clock backstop per test = WALL_FACTOR × its CPU limit + 0.5 s
 MAX_CPU_NS = 10**15  # ~11 days: any larger reported CPU time is forged
 
-__all__ = ["Calibration", "PassMatrix", "SandboxError", "STATUSES", "calibrated_limits", "isolation_level", "run_pass_matrices", "run_pass_matrix"]
+__all__ = [
+    "STATUSES",
+    "Calibration",
+    "PassMatrix",
+    "SandboxError",
+    "calibrated_limits",
+    "isolation_level",
+    "run_pass_matrices",
+    "run_pass_matrix",
+]
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,9 @@ class PassMatrix:
     isolation: dict[str, Any] = field(default_factory=dict)
     schedule: dict[str, Any] = field(default_factory=dict)  # calibration figures: limits, reruns, cells not run
     fingerprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=object))
-    inputs: list[str] = field(default_factory=list)  # per test: what the code is run on (value checks: the call; else the statement)
+    inputs: list[str] = field(
+        default_factory=list
+    )  # per test: what the code is run on (value checks: the call; else the statement)
     cpu_bound_ns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     timed_cpu_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     reported_cpu_ns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
@@ -167,7 +178,9 @@ def run_pass_matrix(
             matrix.fingerprint[i, :] = fingerprint_outcome("error", error)
         else:
             runnable.append(i)
-    run = functools.partial(_run_pass, matrix, pool, codes, checks, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb, timing=timing)
+    run = functools.partial(
+        _run_pass, matrix, pool, codes, checks, setup=setup, time_limit_s=time_limit_s, memory_mb=memory_mb, timing=timing
+    )
     if calibration is None or len(runnable) < calibration.min_finishers:
         run({i: [(j, time_limit_s) for j in range(m)] for i in runnable}, stop=(0, 0.0), batch_cpu_ns=0)
         _unreported(matrix, "error", "no result: the run ended before this test")  # only a forged early end does this
@@ -200,7 +213,9 @@ def _unreported(matrix: PassMatrix, status: str, detail: str) -> int:
     return int(cells.sum())
 
 
-def run_pass_matrices(problems: Sequence[tuple[Sequence[str], Sequence[str], str]], *, pool: Pool | None = None, **options: Any) -> list[PassMatrix]:
+def run_pass_matrices(
+    problems: Sequence[tuple[Sequence[str], Sequence[str], str]], *, pool: Pool | None = None, **options: Any
+) -> list[PassMatrix]:
     """``run_pass_matrix`` for several prompts (codes, tests, setup) at once, results in order: a
     prompt's second pass is often one slow candidate, and the next prompt's cells fill the idle zygotes."""
     pool = pool or shared_pool()
@@ -233,8 +248,12 @@ def _run_pass(matrix: PassMatrix, pool: Pool, codes: Sequence[str], checks: list
                 continue
             try:
                 _fill_row(matrix, i, reply, plans[i], checks)
-            except Exception as exc:  # a malformed (forged) reply: this row crashes, not the matrix
-                matrix.status[i, cols], matrix.passed[i, cols], matrix.detail[i, cols] = "crash", False, f"malformed report: {type(exc).__name__}"
+            except Exception as exc:  # noqa: BLE001 -- any malformed (forged) reply: this row crashes, not the matrix
+                matrix.status[i, cols], matrix.passed[i, cols], matrix.detail[i, cols] = (
+                    "crash",
+                    False,
+                    f"malformed report: {type(exc).__name__}",
+                )
                 matrix.fingerprint[i, cols] = "!crash"
 
 
@@ -249,9 +268,9 @@ def _fill_row(matrix: PassMatrix, i: int, reply: dict, plan: Plan, checks: list[
     results = reply["results"]
     if len(results) != len(plan):
         raise ValueError("one result per planned test expected")
-    for res, (j, limit) in zip(results, plan):
+    for reported, (j, limit) in zip(results, plan):
         check = checks[j]
-        res = res if isinstance(res, dict) else {"s": "error", "e": "no result reported"}
+        res = reported if isinstance(reported, dict) else {"s": "error", "e": "no result reported"}
         state, reason = res.get("s", "error"), str(res.get("e", ""))
         fingerprint = ""
         if state == "value" and check.kind == "value":  # the verdict is ours: compare plain data with the expected literal

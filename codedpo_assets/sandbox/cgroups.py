@@ -9,6 +9,7 @@ start. cgroup v1 (``cpuacct`` + ``memory`` + ``pids``) is used where mounted, el
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -32,7 +33,7 @@ def _mounts() -> dict[str, Path]:
     with open("/proc/self/mountinfo") as fh:
         for line in fh:
             left, _, right = line.partition(" - ")
-            fstype, _source, options = (right.split() + ["", "", ""])[:3]
+            fstype, _source, options = ([*right.split(), "", "", ""])[:3]
             mountpoint = Path(left.split()[4])
             if fstype == "cgroup2":
                 found.setdefault("v2", mountpoint)
@@ -82,9 +83,16 @@ def _create_v1(name: str, bases: dict[str, Path | None]) -> Cgroup:
     dirs = {c: base / name for c, base in bases.items() if base is not None}
     for d in dirs.values():
         _fresh_dir(d)
-    spec = {"kind": "v1", "procs": [str(d / "cgroup.procs") for d in dirs.values()], "cpu": str(dirs["cpuacct"] / "cpuacct.usage")}
+    spec = {
+        "kind": "v1",
+        "procs": [str(d / "cgroup.procs") for d in dirs.values()],
+        "cpu": str(dirs["cpuacct"] / "cpuacct.usage"),
+    }
     if "memory" in dirs:
-        spec |= {"memory_limit": str(dirs["memory"] / "memory.limit_in_bytes"), "memory_events": str(dirs["memory"] / "memory.oom_control")}
+        spec |= {
+            "memory_limit": str(dirs["memory"] / "memory.limit_in_bytes"),
+            "memory_events": str(dirs["memory"] / "memory.oom_control"),
+        }
     if "pids" in dirs:
         spec["pids_max"] = str(dirs["pids"] / "pids.max")
     return Cgroup(list(dirs.values()), spec)
@@ -116,10 +124,8 @@ def _empty(d: Path) -> None:
         if not pids:
             return
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.01)
 
 

@@ -18,6 +18,7 @@ import ast
 import builtins
 import math
 import operator
+from collections.abc import Callable
 from typing import Any
 
 MAX_ITEMS = 1_000_000  # largest sequence the judge builds (``[0] * n``)
@@ -45,7 +46,7 @@ _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 _CMPOPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
            ast.GtE: operator.ge, ast.Is: operator.is_, ast.IsNot: operator.is_not, ast.In: lambda a, b: a in b,
            ast.NotIn: lambda a, b: a not in b}  # fmt: skip
-_UNARY = {ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos}
+_UNARY: dict[type, Callable[[Any], Any]] = {ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 
 class PartError(Exception):
@@ -57,12 +58,17 @@ class PartError(Exception):
 
 
 def _is_isclose(func: ast.expr) -> bool:
-    return isinstance(func, ast.Attribute) and func.attr == "isclose" and isinstance(func.value, ast.Name) and func.value.id == "math"
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "isclose"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "math"
+    )
 
 
 def _callee(call: ast.Call) -> str | None:
     """The judge's name for a call it evaluates itself, or None."""
-    if _is_isclose(call.func) or isinstance(call.func, ast.Name) and call.func.id == "isclose":
+    if _is_isclose(call.func) or (isinstance(call.func, ast.Name) and call.func.id == "isclose"):
         return "isclose"
     if isinstance(call.func, ast.Name) and call.func.id in _PURE:
         return call.func.id
@@ -88,7 +94,9 @@ class _Splitter(ast.NodeTransformer):
             return node
         if isinstance(node, (ast.Compare, ast.BoolOp, ast.Tuple, ast.List, ast.Set, ast.Dict, ast.Subscript, ast.Slice)):
             return self.generic_visit(node)
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY or isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        if (isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY) or (
+            isinstance(node, ast.BinOp) and type(node.op) in _BINOPS
+        ):
             return self.generic_visit(node)
         if isinstance(node, ast.Name) and node.id in _TYPES:
             return node
@@ -113,7 +121,7 @@ def split(test: ast.expr) -> tuple[ast.Expression, tuple[str, ...]] | None:
     be judged outside the candidate (a part that would decide the verdict itself, or no part)."""
     splitter = _Splitter()
     judged = splitter.visit(_copy(test))
-    if not splitter.ok or not splitter.parts or isinstance(judged, ast.Name) and judged.id.startswith(PLACEHOLDER):
+    if not splitter.ok or not splitter.parts or (isinstance(judged, ast.Name) and judged.id.startswith(PLACEHOLDER)):
         return None
     tree = ast.fix_missing_locations(ast.Expression(judged))
     if not _constant_sizes_ok(tree):
@@ -185,15 +193,17 @@ def _eval(node: ast.expr, parts: list[Any]) -> Any:
 
 def _call(node: ast.Call, parts: list[Any]) -> Any:
     name = _callee(node)
+    if name is None:  # the checker admits only calls it names; kept as a guard, not a path
+        raise TypeError(f"not judged: call of {ast.unparse(node.func)}")
     args = [_eval(a, parts) for a in node.args]
-    kwargs = {k.arg: _eval(k.value, parts) for k in node.keywords if k.arg}
+    kwargs = {k.arg: _eval(k.value, parts) for k in node.keywords if k.arg is not None}
     if name == "isclose":
         return math.isclose(*args, **kwargs)
     if name == "type":
         if len(args) != 1:
             raise TypeError("type() takes one argument here")
         return type(args[0])
-    if name == "isinstance" and len(args) == 2 and not (isinstance(args[1], type) or isinstance(args[1], tuple)):
+    if name == "isinstance" and len(args) == 2 and not isinstance(args[1], (type, tuple)):
         raise TypeError("isinstance() arg 2 must be a type")
     result = _PURE[name](*args, **kwargs)
     return list(result) if name == "reversed" else result

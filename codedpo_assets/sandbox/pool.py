@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -53,11 +54,15 @@ class Zygote:
             start_new_session=True,
             cwd="/",
         )
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are pipes (PIPE above)
+        self._stdin, self._stdout = self.proc.stdin, self.proc.stdout
         hello = self._exchange({"op": "hello"}, timeout=60)
-        self.isolation: dict[str, Any] = hello["isolation"] | ({"cgroup": self.cgroup.dirs[0].name} if self.cgroup else {"cgroup": why_not})
+        self.isolation: dict[str, Any] = hello["isolation"] | (
+            {"cgroup": self.cgroup.dirs[0].name} if self.cgroup else {"cgroup": why_not}
+        )
 
     def _read(self, n: int, deadline: float) -> bytes:
-        fd = self.proc.stdout.fileno()
+        fd = self._stdout.fileno()
         data = b""
         while len(data) < n:
             remaining = deadline - time.monotonic()
@@ -72,8 +77,8 @@ class Zygote:
 
     def _exchange(self, request: dict, timeout: float) -> dict:
         payload = json.dumps(request).encode()
-        self.proc.stdin.write(struct.pack(">I", len(payload)) + payload)
-        self.proc.stdin.flush()
+        self._stdin.write(struct.pack(">I", len(payload)) + payload)
+        self._stdin.flush()
         deadline = time.monotonic() + timeout
         (size,) = struct.unpack(">I", self._read(4, deadline))
         reply = json.loads(self._read(size, deadline))
@@ -91,10 +96,8 @@ class Zygote:
             raise SandboxError(f"zygote failed ({type(exc).__name__}: {exc}); restarted") from exc
 
     def close(self) -> None:
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            self._stdin.close()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -31,7 +31,7 @@ _timing_pool: Pool | None = None
 def timing_pool() -> Pool:
     """One dedicated zygote for all timing: candidates spread over several zygotes (cores) pick up
     per-core speed differences (identical programs measured 2.0 vs 2.4 ms, samples not overlapping)."""
-    global _timing_pool
+    global _timing_pool  # noqa: PLW0603 -- one lazily started pool per process
     if _timing_pool is None:
         _timing_pool = Pool(1)
     return _timing_pool

@@ -53,7 +53,9 @@ def _literal(node: ast.expr) -> Any:
         return _NO_VALUE
 
 
-def _value_check(call: ast.expr, op: str, expected: Any = None, **tol: float) -> Check | None:
+def _value_check(
+    call: ast.expr, op: str, expected: Any = None, rel_tol: float = Check.rel_tol, abs_tol: float = Check.abs_tol
+) -> Check | None:
     """A verified check, or None when the child would decide the verdict itself: the evaluated
     expression must hold no comparison or boolean operator (a rigged ``__eq__`` would answer), and
     a bare truthiness test must be a plain call of a program function (not e.g. ``math.isclose`` or
@@ -62,9 +64,11 @@ def _value_check(call: ast.expr, op: str, expected: Any = None, **tol: float) ->
         return None
     if any(isinstance(n, (ast.Compare, ast.BoolOp)) for n in ast.walk(call)):
         return None
-    if op in ("true", "false") and not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not hasattr(builtins, call.func.id)):
+    if op in ("true", "false") and not (
+        isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not hasattr(builtins, call.func.id)
+    ):
         return None  # the truth of a builtin's answer (``isinstance(f(x), int)``) is judged here: expressions
-    return Check("value", ast.unparse(call), op, expected, **tol)
+    return Check("value", ast.unparse(call), op, expected, rel_tol, abs_tol)
 
 
 def _compare(test: ast.Compare) -> Check | None:
@@ -81,7 +85,12 @@ def _compare(test: ast.Compare) -> Check | None:
         return _value_check(left, "is" if isinstance(op, ast.Is) else "is_not", right.value)
     if isinstance(op, (ast.Lt, ast.LtE)) and isinstance(left, ast.Call) and isinstance(left.func, ast.Name):
         tol = _literal(right)
-        if left.func.id == "abs" and len(left.args) == 1 and isinstance(left.args[0], ast.BinOp) and isinstance(tol, (int, float)):
+        if (
+            left.func.id == "abs"
+            and len(left.args) == 1
+            and isinstance(left.args[0], ast.BinOp)
+            and isinstance(tol, (int, float))
+        ):
             diff = left.args[0]
             expected = _literal(diff.right)
             if isinstance(diff.op, ast.Sub) and isinstance(expected, (int, float)):
@@ -93,10 +102,17 @@ def _compare(test: ast.Compare) -> Check | None:
 def _isclose(test: ast.Call) -> Check | None:
     func = test.func
     named = isinstance(func, ast.Name) and func.id == "isclose"
-    dotted = isinstance(func, ast.Attribute) and func.attr == "isclose" and isinstance(func.value, ast.Name) and func.value.id == "math"
+    dotted = (
+        isinstance(func, ast.Attribute)
+        and func.attr == "isclose"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "math"
+    )
     if not (named or dotted) or len(test.args) != 2:
         return None
-    kwargs = {k.arg: _literal(k.value) for k in test.keywords}
+    if any(k.arg is None for k in test.keywords):  # ``**options``: not a literal tolerance
+        return None
+    kwargs = {str(k.arg): _literal(k.value) for k in test.keywords}
     if set(kwargs) - {"rel_tol", "abs_tol"} or any(not isinstance(v, (int, float)) for v in kwargs.values()):
         return None
     tol = {k: float(v) for k, v in kwargs.items()}
@@ -183,7 +199,9 @@ def judge(check: Check, tagged: Any) -> tuple[bool, str]:
         elif check.op in ("true", "false"):
             ok = bool(value) is (check.op == "true")
         elif check.op == "isclose":
-            ok = isinstance(value, (int, float)) and math.isclose(value, check.expected, rel_tol=check.rel_tol, abs_tol=check.abs_tol)
+            ok = isinstance(value, (int, float)) and math.isclose(
+                value, check.expected, rel_tol=check.rel_tol, abs_tol=check.abs_tol
+            )
         else:  # absdiff_lt / absdiff_le
             diff = abs(value - check.expected)
             ok = diff < check.abs_tol if check.op == "absdiff_lt" else diff <= check.abs_tol
@@ -211,7 +229,7 @@ def judge_parts(check: Check, tagged: Any) -> tuple[str, str]:
         ok = bool(expressions.evaluate(check.expected, parts))
     except expressions.PartError as exc:
         return exc.status, exc.reason
-    except (Exception, RecursionError) as exc:  # the assertion raised on these values, as it would in Python
+    except (Exception, RecursionError) as exc:  # noqa: BLE001 -- the assertion raised on these values, as it would in Python
         return "error", f"{type(exc).__name__}: {str(exc)[:200]}"
     return ("pass", "") if ok else ("fail", f"false for {_short([p for p in parts if not isinstance(p, Exception)])}")
 

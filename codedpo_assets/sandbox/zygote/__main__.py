@@ -25,32 +25,31 @@ and the caller marks it unverified.
 Protocol on stdin/stdout: 4-byte big-endian length + JSON, one request → one response.
 """
 
-import fcntl
-import gc
-import json
-import os
-import shutil
-import signal
-import struct
-import sys
-import tempfile
-
 # Warm imports: candidates mostly use these; importing them once here makes each fork cheap.
 import bisect  # noqa: F401
 import collections  # noqa: F401
 import dataclasses  # noqa: F401
 import datetime  # noqa: F401
 import decimal  # noqa: F401
+import fcntl
 import fractions  # noqa: F401
 import functools  # noqa: F401
+import gc
 import hashlib  # noqa: F401
 import heapq  # noqa: F401
 import itertools  # noqa: F401
+import json
 import math  # noqa: F401
 import operator  # noqa: F401
+import os
 import re  # noqa: F401
+import shutil
+import signal
 import statistics  # noqa: F401
 import string  # noqa: F401
+import struct
+import sys
+import tempfile
 import typing  # noqa: F401
 
 import child
@@ -88,7 +87,9 @@ def _start():
     level["scratch"] = isolation.scratch_level()
     level["cpu_accounting"] = accounting
     level["limits"] = "cgroup: memory and process count of the whole run" if state.MEMORY_FD >= 0 else "rlimits per process"
-    level["timing"] = "CPU read by the zygote (cgroup counter)" if state.CPU_FD >= 0 else "CPU read by the zygote (/proc and rusage)"
+    level["timing"] = (
+        "CPU read by the zygote (cgroup counter)" if state.CPU_FD >= 0 else "CPU read by the zygote (/proc and rusage)"
+    )
     state.DEVNULL_FD = fcntl.fcntl(os.open("/dev/null", os.O_RDONLY), fcntl.F_DUPFD, 100)
     state.ZYGOTE_PID = os.getpid()
     # inherited by every child: oversized writes fail with EFBIG, ITIMER_PROF raises the timeout
@@ -100,8 +101,8 @@ def _start():
     state.SCRATCH_KEEP.add(state.WORK_ROOT)
     os.chmod(state.WORK_ROOT, 0o711)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    sys.stdout.reconfigure(errors="backslashreplace")
-    sys.stderr.reconfigure(errors="backslashreplace")
+    sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]  # TextIOWrappers at start
+    sys.stderr.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     return level
 
 

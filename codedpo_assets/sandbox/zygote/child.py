@@ -39,6 +39,7 @@ _stdout, _stderr = sys.stdout, sys.stderr
 _dumps, _type, _repr, _len = json.dumps, type, repr, len
 _int, _float, _str, _bool, _bytes, _complex = int, float, str, bool, bytes, complex
 _list, _tuple, _dict, _set, _frozenset, _none = list, tuple, dict, set, frozenset, type(None)
+_SEQUENCE_TAGS: dict[type, str] = {_list: "l", _tuple: "t", _set: "S", _frozenset: "F"}
 _cpu_value = state.cpu_value
 
 
@@ -62,8 +63,7 @@ def encode(value, depth=0):
     if t is _bytes:
         return ["b", value.hex()]
     if t is _list or t is _tuple or t is _set or t is _frozenset:
-        tag = {_list: "l", _tuple: "t", _set: "S", _frozenset: "F"}[t]
-        return [tag, [encode(v, depth + 1) for v in value]]
+        return [_SEQUENCE_TAGS[t], [encode(v, depth + 1) for v in value]]
     if t is _dict:
         return ["d", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]]
     raise TypeError(f"unsupported result type {t.__name__}")
@@ -269,7 +269,7 @@ def run_child(req, program, compiled, plan, start, fds, workdir, uid, step, coun
         i, limit = plan[k]
         kind, code = compiled[i]
         _fired[0] = False
-        result = {"i": k}
+        result: dict = {"i": k}
         t0 = tree_cpu()
         try:
             _run_test(kind, code, namespace, limit, t0, result)

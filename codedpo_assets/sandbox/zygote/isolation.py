@@ -175,7 +175,11 @@ def isolate():
         level["network"] = "isolated (empty network namespace)"
     if LIBC.unshare(CLONE_NEWNS) == 0 and LIBC.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
         tmp_ok = LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, SCRATCH_OPTIONS) == 0
-        if tmp_ok and os.path.isdir("/dev/shm") and LIBC.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, SCRATCH_OPTIONS) == 0:
+        if (
+            tmp_ok
+            and os.path.isdir("/dev/shm")
+            and LIBC.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, SCRATCH_OPTIONS) == 0
+        ):
             state.SCRATCH_ROOTS.append("/dev/shm")
         state.IPC_FRESH = LIBC.unshare(CLONE_NEWIPC) == 0
         if state.IPC_FRESH:
@@ -201,8 +205,9 @@ def isolate():
 
 def scratch_level():
     if state.SCRATCH_PRIVATE:
-        return ("private per run: /tmp and /dev/shm (cwd, HOME, TMPDIR) are this zygote's own tmpfs, emptied after every run"
-                + ("; fresh IPC namespace whenever a run leaves SysV objects or message queues" if state.IPC_FRESH else ""))
+        return "private per run: /tmp and /dev/shm (cwd, HOME, TMPDIR) are this zygote's own tmpfs, emptied after every run" + (
+            "; fresh IPC namespace whenever a run leaves SysV objects or message queues" if state.IPC_FRESH else ""
+        )
     return "per run: working directory, HOME and TMPDIR only; /tmp is shared (no mount namespace)"
 
 

@@ -21,10 +21,11 @@ WORK_ROOT = "/tmp"
 DEVNULL_FD = 0
 SCRATCH_PRIVATE = False  # /tmp (and /dev/shm) are tmpfs mounts of our own, wiped after every run
 SCRATCH_ROOTS = ["/tmp"]
-SCRATCH_KEEP = set()  # the zygote's own entries in /tmp: library binds, its work root
+SCRATCH_KEEP: set[str] = set()  # the zygote's own entries in /tmp: library binds, its work root
 IPC_FRESH, MQUEUE = False, ""
 TIMER_EARLY_S = 0.0  # how much earlier than its limit a test's CPU timer is armed (measured at start)
-PROCS_FDS, CPU_FD, MEMORY_FD, PIDS_FD, EVENTS_FD = [], -1, -1, -1, -1
+PROCS_FDS: list[int] = []
+CPU_FD, MEMORY_FD, PIDS_FD, EVENTS_FD = -1, -1, -1, -1
 
 
 def cpu_value(data):

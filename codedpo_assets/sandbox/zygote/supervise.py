@@ -118,11 +118,14 @@ class _Batch:
         last = len(self.positions) - 1
         for n, k in enumerate(self.positions):
             res = self.results[k]
-            alone = not last or not self.fast_ns or slow_last and n == last
+            alone = not last or not self.fast_ns or (slow_last and n == last)
             res["cpu"], res["bound"] = spent // len(self.positions), spent if alone else min(spent, self.fast_ns)
             if spent > allowed and res["s"] != "timeout":
                 res.pop("v", None)
-                res["s"], res["e"] = "timeout", f"over the CPU limit by the zygote's counter ({spent / 1e6:.1f} ms for {allowed / 1e6:.1f} ms)"
+                res["s"], res["e"] = (
+                    "timeout",
+                    f"over the CPU limit by the zygote's counter ({spent / 1e6:.1f} ms for {allowed / 1e6:.1f} ms)",
+                )
         self.positions = []
 
 
@@ -253,7 +256,7 @@ def run_one(req, program, compiled, plan, start, uid, results, step, counts):
     if not state.SCRATCH_PRIVATE:
         shutil.rmtree(workdir, ignore_errors=True)
     run_cpu = {"run": spent, "timed": timed}
-    if finished or load is not None and load["load"] != "ok":
+    if finished or (load is not None and load["load"] != "ok"):
         batch.close(spent)
         return (len(plan) if load is None or load["load"] != "ok" else current), load, output, False, finished, run_cpu
     if load is None and not step:  # "load ok" may have died in the buffer: find out one by one
@@ -280,7 +283,7 @@ def run_one(req, program, compiled, plan, start, uid, results, step, counts):
 def compile_tests(tests):
     """Compiled test list; cached because every candidate of a prompt shares it. A ``parts`` test
     is a list of expressions, each evaluated on its own."""
-    compiled = []
+    compiled: list[tuple] = []
     for kind, src in tests:
         try:
             if kind == "parts":
@@ -303,7 +306,7 @@ def _set_run_limits(req):
                 pass
 
 
-_written = {}
+_written: dict = {}
 
 
 def run(req):
@@ -311,13 +314,17 @@ def run(req):
     test; once the stop rule (``child.stop``) holds, the rest is reported as not run."""
     compiled = compile_tests(tuple((t["kind"], t["src"]) for t in req["tests"]))
     limit = float(req["time_limit"])
-    plan = [(int(i), float(l)) for i, l in req["plan"]] if req.get("plan") is not None else [(i, limit) for i in range(len(compiled))]
-    results = [None] * len(plan)
+    plan = (
+        [(int(i), float(lim)) for i, lim in req["plan"]]
+        if req.get("plan") is not None
+        else [(i, limit) for i in range(len(compiled))]
+    )
+    results: list = [None] * len(plan)
     try:
         program = compile(req["setup"] + "\n" + req["code"], "<candidate>", "exec")
     except (SyntaxError, ValueError) as exc:
-        load = {"load": "error", "detail": f"{type(exc).__name__}: {exc}"}
-        return {"results": [{"i": k, "s": "error", "e": load["detail"]} for k in range(len(plan))], "load": load, "output": "", "children": 0,
+        failed = {"load": "error", "detail": f"{type(exc).__name__}: {exc}"}
+        return {"results": [{"i": k, "s": "error", "e": failed["detail"]} for k in range(len(plan))], "load": failed, "output": "", "children": 0,
                 "run_cpu_ns": 0, "timed_cpu_ns": 0}  # fmt: skip
     _set_run_limits(req)
     start, load, outputs, children, run_cpu, timed_cpu = 0, None, b"", 0, 0, 0
@@ -329,7 +336,9 @@ def run(req):
         counts = (streak, sum(results[k]["s"] == "timeout" for k in range(start)), start)
         if streak and child.stop(req, *counts):
             break
-        start, load_now, output, rerun, done, spent = run_one(req, program, compiled, plan, start, state.UID, results, step, counts)
+        start, load_now, output, rerun, done, spent = run_one(
+            req, program, compiled, plan, start, state.UID, results, step, counts
+        )
         step = bool(req.get("timing")) or rerun
         children += 1
         run_cpu, timed_cpu = run_cpu + spent["run"], timed_cpu + spent["timed"]
