@@ -205,7 +205,7 @@ def test_one_heldout_pair_is_not_enough_data():
     ref = np.array([[-5.0, -6.0]])
     records = {
         (r["metric"], r["role"]): r
-        for r in metric_records(preference_items(ref, ref), preference_items(ref + [[-1.0, 0.0]], ref))
+        for r in metric_records(preference_items(ref, ref), preference_items(ref + np.array([[-1.0, 0.0]]), ref))
     }
     base, ckpt = records["heldout_reward_accuracy", "base"], records["heldout_reward_accuracy", "checkpoint"]
     assert (base["value"], ckpt["value"], ckpt["change"], ckpt["n"]) == (0.5, 0.0, -0.5, 1)
