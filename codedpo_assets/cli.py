@@ -136,7 +136,7 @@ def _succeeded(result, what: str, console: Console) -> bool:
 
 
 def _row_count(materialization: "dg.AssetMaterialization") -> int:
-    value = materialization.metadata["dagster/row_count"].value
+    value = materialization.metadata["partition_rows"].value
     return value if isinstance(value, int) else 0
 
 
@@ -171,11 +171,12 @@ def _ops(config: dict, names: list[str]) -> dict:
     }
 
 
-# `run`'s passes over the partitions; before a pass named in PREFETCH, the generation cache is filled
-# for all partitions at once, so the model runs full batches (the assets then make no model calls).
-PASSES = (("seeds", ["seeds"]), ("prompts", ["prompts"]), ("samples", ["candidate_code", "generated_tests"]),
+# `run`'s passes over the partitions. The generation pass is one run per contiguous range of
+# partitions (its assets' single-run backfill policy): all their model requests in one batched call,
+# inside a run the UI shows. The other passes run one partition per run.
+PASSES = (("seeds", ["seeds"]), ("generation", ["prompts", "candidate_code", "generated_tests"]),
           ("sandbox and pairs", ["pass_matrix", "verification_scores", "trusted_tests", "timings", "preference_pairs"]))  # fmt: skip
-PREFETCH = ("prompts", "samples")
+RANGED = ("generation",)
 CHAIN = [name for _, names in PASSES for name in names]  # build_pairs_quick's assets, in order
 
 
@@ -192,7 +193,7 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     import dagster as dg
 
-    from codedpo_assets.assets import build_definitions, generation, sampling_run_config, seeds, training_run_config
+    from codedpo_assets.assets import build_definitions, sampling_run_config, seeds, training_run_config
     from codedpo_assets.progress import Progress
     from codedpo_assets.sources import plan_partitions, scan_sources
 
@@ -220,30 +221,30 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     console.say(
         f"seed partitions: {len(current)} (+{len(plan.added)} -{len(plan.removed)} ~{len(plan.changed)}); materializing {len(todo)}"
     )
-    sampling, backend = generation.SamplingConfig(**generation.QUICK_PROFILE), resources["generator"].get()
+    engine = resources["generator"].get().identity.split(":")[0].split("@")[0]
+    order = instance.get_dynamic_partitions(seeds.SEED_PARTITION_NAME)
     runs: dict[str, list[str]] = {}
     walls: dict[str, float] = {"setup (definitions, partitions, model)": time.monotonic() - started}
-    passes = PASSES if len(todo) > 1 else [("chain", CHAIN)] if todo else []  # one partition: nothing to batch
+    passes = PASSES if len(todo) > 1 else [("chain", CHAIN)] if todo else []  # one partition: one run for its chain
     for stage, names in passes:
-        if stage in PREFETCH:
-            t0 = time.monotonic()
-            calls = generation.prefetch(store, backend, todo, sampling, stage)
-            walls[f"generate {stage} ({backend.identity.split(':')[0].split('@')[0]})"] = time.monotonic() - t0
-            console.say(
-                f"  generated {stage} for {len(todo)} partitions in one batch: {calls} model calls ({time.monotonic() - t0:.0f} s)"
-            )
-        progress, cells, t0 = Progress(stage, len(todo), "partitions"), 0, time.monotonic()
+        progress, cells, done, t0 = Progress(stage, len(todo), "partitions"), 0, 0, time.monotonic()
         progress.update(0)
-        for i, key in enumerate(todo, 1):
-            result = build.execute_in_process(instance=instance, partition_key=key, asset_selection=[dg.AssetKey(n) for n in names],
-                                              run_config=_ops(sampling_run_config("quick"), names), raise_on_error=False)  # fmt: skip
+        for keys in _ranges(todo, order) if stage in RANGED else [[k] for k in todo]:
+            result = build.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(n) for n in names], raise_on_error=False,
+                                              run_config=_ops(sampling_run_config("quick"), names), **_partitions(keys))  # fmt: skip
             runs.setdefault(build.name, []).append(result.run_id)
-            if not _succeeded(result, f"{build.name} partition {key}", console):
+            what = keys[0] if len(keys) == 1 else f"{keys[0]} … {keys[-1]} ({len(keys)} partitions)"
+            if not _succeeded(result, f"{build.name} {what}", console):
                 return 1
+            if stage in RANGED:
+                walls |= {
+                    f"{step} ({len(keys)} partitions, {engine})": s for step, s in _step_walls(instance, result.run_id).items()
+                }
             cells += (
                 sum(_row_count(m) for m in result.asset_materializations_for_node("pass_matrix")) if "pass_matrix" in names else 0
             )
-            progress.update(i, f"{cells} cells" if cells else "")
+            done += len(keys)
+            progress.update(done, f"{cells} cells" if cells else "")
         walls[f"{stage} assets"] = time.monotonic() - t0
     wanted = ["preference_pairs_export"] + ([] if skip_training else ["dpo_checkpoint", "model_evaluation"])
     summarize = defs.resolve_job_def("summarize")
@@ -263,6 +264,28 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     return 0
 
 
+def _ranges(keys: list[str], order: list[str]) -> list[list[str]]:
+    """``keys`` split into runs of consecutive partitions in the partitions' own order (a run
+    materializes a key range: a gap would rebuild the partitions in it)."""
+    position = {k: i for i, k in enumerate(order)}
+    out: list[list[str]] = []
+    for key in sorted(keys, key=position.__getitem__):
+        if out and position[key] == position[out[-1][-1]] + 1:
+            out[-1].append(key)
+        else:
+            out.append([key])
+    return out
+
+
+def _partitions(keys: list[str]) -> dict:
+    """execute_in_process arguments for one partition or a range of them."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    if len(keys) == 1:
+        return {"partition_key": keys[0]}
+    return {"tags": {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}}
+
+
 def _step_walls(instance, run_id: str) -> dict[str, float]:
     """Each step's wall time in a run, as the Dagster UI's run timeline shows it."""
     return {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run_id) if s.start_time and s.end_time}
@@ -270,11 +293,14 @@ def _step_walls(instance, run_id: str) -> dict[str, float]:
 
 def _summary(console: Console, store, runs: dict[str, list[str]], walls: dict[str, float], elapsed_s: float) -> None:
     """What was built and where: totals per stage, drops, pairs, the before/after table, wall time per stage, paths."""
+    from codedpo_assets.assets.generation import QUICK_PROFILE
+
     say = console.say
     say(
         _table(
-            store.query("SELECT stage, items, dropped, partitions FROM pipeline_summary ORDER BY step"),
-            "Built, all partitions (pipeline_summary):",
+            store.query("SELECT stage, items, dropped, not_sampled, partitions FROM pipeline_summary ORDER BY step"),
+            f"Built, all partitions (pipeline_summary; not_sampled: seeds beyond the quick profile's max_seeds = "
+            f"{QUICK_PROFILE['max_seeds']} per partition; pairs dropped: prompts that yielded none):",
         )
     )
     rejected = store.query("SELECT reason, count(*) AS n FROM seeds_rejected GROUP BY reason ORDER BY n DESC, reason")

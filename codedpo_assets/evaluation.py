@@ -276,8 +276,10 @@ def paired_change_interval(before, after, statistic: Callable = np.mean, n_boot:
 class MetricKind:
     """How a metric aggregates its items and how its uncertainty is stated.
 
-    ``method``: 'wilson' (rates of 0/1 items, ties half), 'bootstrap' (means, margins, pass@k
-    estimates, geometric means) or None (counts: no interval, no verdict). ``null``: for metrics
+    ``method``: 'wilson' (means of items in [0, 1]: 0/1 outcomes, ties counted half, per-problem
+    pass@k estimates and shares; Wilson bounds stay honest at 0 or n successes and small n, where a
+    bootstrap collapses to a point), 'bootstrap' (unbounded means: margins, geometric means) or None
+    (counts: no interval, no verdict). ``null``: for metrics
     measured on the checkpoint only (already relative to the base), the value meaning "no
     difference" that its interval is tested against; None there means no verdict."""
 
@@ -293,9 +295,9 @@ def metric_kind(metric: str) -> MetricKind:
         return MetricKind("bootstrap", geometric_mean, null=1.0)
     if metric == "efficiency_faster_share":  # a one-sided share with no "no difference" value: the speed-up carries the verdict
         return MetricKind("wilson")
-    if metric == "humaneval_pass@1_greedy" or metric.endswith("_accuracy"):
+    if metric.startswith("humaneval_") or metric.endswith("_accuracy"):  # pass@k estimates, shares, accuracies: in [0, 1]
         return MetricKind("wilson")
-    return MetricKind("bootstrap")  # humaneval_pass@k estimates, heldout_reward_margin, anything new: a mean
+    return MetricKind("bootstrap")  # reward margins, anything new: an unbounded mean
 
 
 def summarize(items: Items) -> dict[str, float]:
@@ -319,6 +321,32 @@ def value_interval(metric: str, values) -> tuple[float | None, float | None, str
         wilson_interval(float(data.sum()), len(data)) if kind.method == "wilson" else bootstrap_interval(data, kind.statistic)
     )
     return (low, high, kind.method)
+
+
+def newcombe_change_interval(before, after, z: float = 1.96) -> tuple[float, float]:
+    """Interval of ``mean(after) - mean(before)`` for items in [0, 1]: Newcombe's hybrid score
+    interval (each side's Wilson bounds combined, MOVER). It ignores the pairing, so for positively
+    correlated paired items it is wider than needed — never the collapsed point a paired bootstrap
+    gives at n = 1 or when every item moved alike."""
+    b, a = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if len(b) != len(a):
+        raise ValueError(f"paired values need the same items: {len(b)} before, {len(a)} after")
+    if len(b) == 0:
+        return (math.nan, math.nan)
+    (p1, (l1, u1)), (p2, (l2, u2)) = ((x.mean(), wilson_interval(float(x.sum()), len(x), z)) for x in (b, a))
+    d = p2 - p1
+    return (d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2), d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2))
+
+
+def change_interval(metric: str, before, after) -> tuple[float | None, float | None]:
+    """The checkpoint's change in ``metric`` over the shared items: Newcombe for [0, 1] items, a
+    paired bootstrap for unbounded ones — none below 2 items, where a bootstrap is a point."""
+    kind = metric_kind(metric)
+    if kind.method == "wilson":
+        return newcombe_change_interval(before, after)
+    if len(before) < 2:
+        return (None, None)
+    return paired_change_interval(before, after, kind.statistic)
 
 
 def sign_test_p(differences) -> float:
@@ -364,7 +392,7 @@ def metric_records(base: Items, checkpoint: Items) -> list[dict]:
                 before = base.get(metric)
                 if before is not None and len(before) == len(data):
                     rec["change"] = rec["value"] - summarize({metric: np.asarray(before, dtype=float)})[metric]
-                    rec["change_ci_low"], rec["change_ci_high"] = paired_change_interval(before, data, kind.statistic)
+                    rec["change_ci_low"], rec["change_ci_high"] = change_interval(metric, before, data)
                     rec["verdict"] = verdict(
                         len(data), rec["change_ci_low"], rec["change_ci_high"], differences=data - np.asarray(before, dtype=float)
                     )

@@ -9,6 +9,7 @@ one terminal while everything else goes to the log file.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -56,6 +57,7 @@ class Progress:
         self.start = time.monotonic()
         self.done, self._last, self._reported = 0, float("-inf"), -1
         self._base: int | None = None
+        self._lock, self._stop = threading.Lock(), threading.Event()
 
     def update(self, done: int, extra: str = "") -> None:
         """Set the count of finished items; a lower count, or the count last reported, is ignored (a
@@ -69,8 +71,26 @@ class Progress:
         now = time.monotonic()
         if now - self._last < self.every_s and done < self.total:
             return
-        self._last, self._reported = now, done
-        text = line(self.stage, done, self.total, now - self.start, self.unit, extra, self._base)
-        if self.log:
-            self.log(text)
-        publish(text)
+        self._emit(done, extra, now)
+
+    def _emit(self, done: int, extra: str, now: float) -> None:
+        with self._lock:
+            self._last, self._reported = now, done
+            text = line(self.stage, done, self.total, now - self.start, self.unit, extra, self._base or 0)
+            if self.log:
+                self.log(text)
+            publish(text)
+
+    def keep_alive(self) -> None:
+        """Repeat the line every ``every_s`` while no count arrives (one model batch can take
+        minutes: a silent terminal reads as a hang), until :meth:`close`."""
+        threading.Thread(target=self._beat, name=f"progress {self.stage}", daemon=True).start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every_s):
+            now = time.monotonic()
+            if self._base is not None and self.done < self.total and now - self._last >= self.every_s:
+                self._emit(self.done, "working on the next batch", now)
+
+    def close(self) -> None:
+        self._stop.set()

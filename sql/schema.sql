@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS seeds (
     PRIMARY KEY (partition_key, norm_hash)
 );
 
--- seeds_rejected: every input that produced no seed, with a reason code (see README).
+-- seeds_rejected: every input that produced no seed, with a reason code (see docs/architecture.md, Seeds).
 CREATE TABLE IF NOT EXISTS seeds_rejected (
     partition_key  VARCHAR NOT NULL,
     source         VARCHAR NOT NULL,
@@ -71,9 +71,11 @@ CREATE TABLE IF NOT EXISTS prompts (
     signature      VARCHAR NOT NULL,
     prompt         VARCHAR NOT NULL,   -- the task given to the model for solutions and tests
     model          VARCHAR NOT NULL,
-    reason         VARCHAR,
-    raw            VARCHAR             -- the model's output
+    reason         VARCHAR,            -- empty_output | solution_in_prompt (the model wrote code, not a statement)
+    raw            VARCHAR,            -- the model's output
+    cleaned        VARCHAR             -- what was cut from the model's output (code defining functions), or NULL
 );
+ALTER TABLE prompts ADD COLUMN IF NOT EXISTS cleaned VARCHAR;
 
 -- candidate_code: N sampled solutions per prompt; dropped samples keep a row with their reason.
 CREATE TABLE IF NOT EXISTS candidate_code (
@@ -252,28 +254,37 @@ SELECT a.ranker AS ranker_a, b.ranker AS ranker_b, count(*) AS prompts, round(av
 FROM top a JOIN top b ON a.prompt_id = b.prompt_id AND a.ranker < b.ranker GROUP BY ALL ORDER BY ALL;
 
 -- pipeline_summary: every stage's output across all partitions, in pipeline order: the funnel
--- seeds → prompts → programs → tests → cells → pairs (items kept; dropped: rows with a drop reason,
--- for the pair rows the (prompt, kind) rows of preference_pairs_skipped).
+-- seeds → prompts → programs → tests → cells → pairs. items: kept rows; dropped: rows with a drop
+-- reason (pairs: prompts that yielded none, each counted once whatever its kinds' reasons);
+-- not_sampled: rows of the previous stage a configured cap left out (prompts: seeds beyond
+-- max_seeds), so for prompts seeds = items + dropped + not_sampled.
 CREATE OR REPLACE VIEW pipeline_summary AS
+WITH unpaired AS (
+    SELECT kind, count(DISTINCT prompt_id) AS n FROM preference_pairs_skipped GROUP BY ALL
+    UNION ALL
+    SELECT 'any', count(DISTINCT s.prompt_id) FROM preference_pairs_skipped s
+    WHERE NOT EXISTS (SELECT 1 FROM preference_pairs p WHERE p.prompt_id = s.prompt_id)
+)
 SELECT * FROM (
     SELECT 1 AS step, 'seeds' AS stage, 'seeds' AS source_table, count(*) AS items,
-           (SELECT count(*) FROM seeds_rejected) AS dropped, count(DISTINCT partition_key) AS partitions FROM seeds
+           (SELECT count(*) FROM seeds_rejected) AS dropped, 0 AS not_sampled, count(DISTINCT partition_key) AS partitions FROM seeds
     UNION ALL SELECT 2, 'prompts', 'prompts', count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL),
+                     (SELECT count(*) FROM seeds s WHERE NOT EXISTS (SELECT 1 FROM prompts p WHERE p.seed_id = s.seed_id)),
                      count(DISTINCT partition_key) FROM prompts
-    UNION ALL SELECT 3, 'programs', 'candidate_code', count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL),
+    UNION ALL SELECT 3, 'programs', 'candidate_code', count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), 0,
                      count(DISTINCT partition_key) FROM candidate_code
-    UNION ALL SELECT 4, 'tests', 'generated_tests', count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL),
+    UNION ALL SELECT 4, 'tests', 'generated_tests', count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), 0,
                      count(DISTINCT partition_key) FROM generated_tests
-    UNION ALL SELECT 5, 'cells', 'pass_matrix', count(*), 0, count(DISTINCT partition_key) FROM pass_matrix
-    UNION ALL SELECT 6, 'cells passed', 'pass_matrix', count(*) FILTER (WHERE passed), 0, count(DISTINCT partition_key) FROM pass_matrix
-    UNION ALL SELECT 7, 'prompts with trusted tests', 'trusted_tests', count(DISTINCT prompt_id), 0, count(DISTINCT partition_key) FROM trusted_tests
-    UNION ALL SELECT 8, 'pairs', 'preference_pairs', count(*), (SELECT count(*) FROM preference_pairs_skipped), count(DISTINCT partition_key)
-                     FROM preference_pairs
+    UNION ALL SELECT 5, 'cells', 'pass_matrix', count(*), 0, 0, count(DISTINCT partition_key) FROM pass_matrix
+    UNION ALL SELECT 6, 'cells passed', 'pass_matrix', count(*) FILTER (WHERE passed), 0, 0, count(DISTINCT partition_key) FROM pass_matrix
+    UNION ALL SELECT 7, 'prompts with trusted tests', 'trusted_tests', count(DISTINCT prompt_id), 0, 0, count(DISTINCT partition_key) FROM trusted_tests
+    UNION ALL SELECT 8, 'pairs', 'preference_pairs', count(*), coalesce((SELECT n FROM unpaired WHERE kind = 'any'), 0), 0,
+                     count(DISTINCT partition_key) FROM preference_pairs
     UNION ALL SELECT 9, 'correctness pairs', 'preference_pairs', count(*) FILTER (WHERE kind = 'correctness'),
-                     (SELECT count(*) FROM preference_pairs_skipped WHERE kind = 'correctness'),
+                     coalesce((SELECT n FROM unpaired WHERE kind = 'correctness'), 0), 0,
                      count(DISTINCT partition_key) FILTER (WHERE kind = 'correctness') FROM preference_pairs
     UNION ALL SELECT 10, 'efficiency pairs', 'preference_pairs', count(*) FILTER (WHERE kind = 'efficiency'),
-                     (SELECT count(*) FROM preference_pairs_skipped WHERE kind = 'efficiency'),
+                     coalesce((SELECT n FROM unpaired WHERE kind = 'efficiency'), 0), 0,
                      count(DISTINCT partition_key) FILTER (WHERE kind = 'efficiency') FROM preference_pairs
 ) ORDER BY step;
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 from conftest import FakeServer, module_with_function, write
 
@@ -56,7 +57,7 @@ def test_materialize_default_stdlib_partition_in_process(tmp_path):
         )  # fmt: skip
         assert result.success
         (mat,) = result.asset_materializations_for_node("seeds")
-        assert mat.metadata["dagster/row_count"].value == store.get().query("SELECT count(*) FROM seeds").item() > 0
+        assert mat.metadata["partition_rows"].value == store.get().query("SELECT count(*) FROM seeds").item() > 0
 
 
 def test_io_manager_hands_tables_to_user_assets_and_stores_no_pickles(tmp_path):
@@ -129,17 +130,35 @@ def test_cli_run_is_incremental(tmp_path):
     assert "materializing 3" in first
     # the terminal: a progress line per stage with done/total, the summary; Dagster's run logs,
     # warnings and third-party output went to the log file it names
-    assert "[sandbox and pairs] 3/3 partitions (100 %)" in first and "[generation: samples] 24/24 completions (100 %)" in first
+    assert "[sandbox and pairs] 3/3 partitions (100 %)" in first and "[generation] 3/3 partitions (100 %)" in first
+    assert (
+        "[candidate_code 3 partitions] 12/12 completions (100 %)" in first
+    )  # the assets' own progress, all partitions in one call
     assert " - dagster - " not in first and "Warning" not in first
     log = Path(re.search(r"^log: (\S+)", first, re.M).group(1))
     assert "RUN_SUCCESS" in log.read_text() and "build_pairs_quick" in log.read_text()
-    assert "Built, all partitions (pipeline_summary):" in first and f"Log: {log}" in first
-    prefetched = [int(n) for n in re.findall(r"in one batch: (\d+) model calls", first)]
-    assert len(prefetched) == 2 and sum(prefetched) == server.calls  # the assets themselves made no model calls
+    assert (
+        "Built, all partitions (pipeline_summary; not_sampled: seeds beyond the quick profile" in first and f"Log: {log}" in first
+    )
+    # generation ran inside one run per asset step for all three partitions: every model call is in a run's log
+    batched = [int(n) for n in re.findall(r"completions for 3 partitions: (\d+) model calls", log.read_text())]
+    assert len(batched) == 3 and sum(batched) == server.calls
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        ranged = [r for r in instance.get_run_records(dg.RunsFilter(job_name="build_pairs_quick"))
+                  if r.dagster_run.tags.get("dagster/asset_partition_range_start")]  # fmt: skip
+        assert len(ranged) == 1 and ranged[0].dagster_run.tags["dagster/asset_partition_range_end"] == "local:m2.py"
     walls = first[first.index("Wall time by stage (this run):") :]  # each stage's wall time, the generation engine named
-    for stage in ("setup (definitions, partitions, model)", "generate prompts (openai)", "generate samples (openai)", "sandbox and pairs assets",
+    for stage in ("setup (definitions, partitions, model)", "prompts (3 partitions, openai)", "candidate_code (3 partitions, openai)", "sandbox and pairs assets",
                   "pipeline_summary", "preference_pairs_export"):  # fmt: skip
         assert re.search(rf"│ {re.escape(stage)}\s+┆ \d+\.\d\s+┆ \d+ %", walls), (stage, walls)
+    with duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True) as conn:  # the summary's counts add up
+        summary = {
+            r[0]: r[1:] for r in conn.execute("SELECT stage, items, dropped, not_sampled FROM pipeline_summary").fetchall()
+        }
+        seeds, prompts = summary["seeds"][0], summary["prompts"]
+        assert seeds == sum(prompts)  # every seed is a kept prompt, a dropped one, or over the quick cap
+        paired = conn.execute("SELECT count(DISTINCT prompt_id) FROM preference_pairs").fetchone()[0]
+        assert prompts[0] == paired + summary["pairs"][1]  # kept prompts = those with a pair + those without (each once)
     manifest = tmp_path / "data" / "export" / "manifest.json"
     exported = manifest.stat().st_mtime_ns
     assert "materializing 0" in run()

@@ -16,6 +16,7 @@ from codedpo_assets.evaluation import (
     groundtruth_pairs,
     humaneval_scores,
     metric_records,
+    newcombe_change_interval,
     paired_change_interval,
     pass_at_k,
     preference_items,
@@ -215,6 +216,33 @@ def test_one_heldout_pair_is_not_enough_data():
     )  # the interval shows how little one pair says
     assert records["heldout_reward_margin", "checkpoint"]["ci_method"] == "bootstrap"
     assert not any(r["verdict"] == "worse" for r in records.values())
+    # the change on one pair is an interval, not the point 0.5..0.5 a paired bootstrap gives
+    assert ckpt["change_ci_low"] < -0.5 < 0.0 < ckpt["change_ci_high"]
+    margin = records["heldout_reward_margin", "checkpoint"]
+    assert margin["change_ci_low"] is None and margin["change_ci_high"] is None  # one unbounded item: no interval at all
+
+
+def test_zero_successes_get_an_honest_upper_bound():
+    """The report: 0 of 10 for pass@1 and pass@3 showed 0.000..0.000 while the greedy row said 0.000..0.278."""
+    zeros = np.zeros(10)
+    records = {(r["metric"], r["role"]): r for r in metric_records(
+        {"humaneval_pass@1_greedy": zeros, "humaneval_pass@1": zeros, "humaneval_pass@3": zeros},
+        {"humaneval_pass@1_greedy": zeros, "humaneval_pass@1": zeros, "humaneval_pass@3": zeros})}  # fmt: skip
+    for metric in ("humaneval_pass@1_greedy", "humaneval_pass@1", "humaneval_pass@3"):
+        base, ckpt = records[metric, "base"], records[metric, "checkpoint"]
+        assert (base["ci_low"], round(base["ci_high"], 3)) == (0.0, 0.278), metric
+        assert ckpt["change_ci_low"] < 0 < ckpt["change_ci_high"] and ckpt["verdict"] == "not enough data (n = 10)"
+
+
+def test_newcombe_change_interval():
+    assert newcombe_change_interval(np.zeros(10), np.ones(10))[0] > 0.4  # 0/10 -> 10/10: clearly up
+    low, high = newcombe_change_interval([0.5], [0.0])
+    assert -1.0 <= low < -0.5 < 0 < high <= 1.0
+    assert newcombe_change_interval([0.3, 0.4], [0.3, 0.4]) == pytest.approx(
+        (-newcombe_change_interval([0.3, 0.4], [0.3, 0.4])[1], newcombe_change_interval([0.3, 0.4], [0.3, 0.4])[1])
+    )  # no change: symmetric around 0
+    with pytest.raises(ValueError):
+        newcombe_change_interval([1.0], [1.0, 0.0])
 
 
 def test_clearly_better_large_sample_is_better_and_no_change_is_not_enough_data():
@@ -228,7 +256,7 @@ def test_clearly_better_large_sample_is_better_and_no_change_is_not_enough_data(
     assert greedy["verdict"] == "better" and 0 < greedy["change_ci_low"] < greedy["change"] < greedy["change_ci_high"]
     assert (
         greedy["ci_method"] == "wilson"
-        and records["humaneval_pass@5"]["ci_method"] == "bootstrap"
+        and records["humaneval_pass@5"]["ci_method"] == "wilson"  # per-problem estimates in [0, 1]
         and records["humaneval_pass@5"]["verdict"] == "better"
     )
     (worse,) = [
@@ -279,19 +307,17 @@ def test_sign_test_is_exact_and_guards_small_samples():
     assert sign_test_p([0.0, 0.0]) == 1.0  # nothing changed
     assert sign_test_p([1, 1, 1, 1]) == 0.125 and sign_test_p([1] * 6) == 0.03125
     assert sign_test_p([1] * 8 + [-1]) == pytest.approx(2 * 10 / 512)
-    # 4 of 20 problems fixed, none broken: the paired bootstrap interval clears 0, the sign test does not
+    # 4 of 20 items up by one, none down: the paired bootstrap interval of an unbounded mean clears 0,
+    # the sign test does not
     before = np.zeros(20)
     after = np.r_[np.ones(4), np.zeros(16)]
-    (rec,) = [
-        r
-        for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": after})
-        if r["role"] == "checkpoint"
-    ]
+
+    def checkpoint(metric: str) -> dict:
+        (rec,) = [r for r in metric_records({metric: before}, {metric: after}) if r["role"] == "checkpoint"]
+        return rec
+
+    rec = checkpoint("heldout_reward_margin")
     assert rec["change_ci_low"] > 0 and rec["verdict"] == "not enough data (n = 20)"
-    after[4:8] = 1  # 8 of 20 fixed
-    (rec,) = [
-        r
-        for r in metric_records({"humaneval_pass@1_greedy": before}, {"humaneval_pass@1_greedy": after})
-        if r["role"] == "checkpoint"
-    ]
-    assert rec["verdict"] == "better"
+    assert checkpoint("humaneval_pass@1_greedy")["verdict"] == "not enough data (n = 20)"  # 4 of 20 fixed
+    after[4:8] = 1  # 8 of 20
+    assert checkpoint("heldout_reward_margin")["verdict"] == checkpoint("humaneval_pass@1_greedy")["verdict"] == "better"

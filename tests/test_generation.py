@@ -9,7 +9,7 @@ from conftest import FakeServer
 
 from codedpo_assets import calibration
 from codedpo_assets.assets import build_definitions
-from codedpo_assets.assets.generation import Generator, candidate_code, generated_tests, prompts
+from codedpo_assets.assets.generation import Generator, Sampling, SamplingConfig, candidate_code, generated_tests, prompts
 from codedpo_assets.assets.pass_matrix import pass_matrix
 from codedpo_assets.assets.preferences import (
     pairs_are_sound,
@@ -23,6 +23,7 @@ from codedpo_assets.assets.resources import SeedSource, SeedSources
 from codedpo_assets.assets.seeds import seed_sources, seeds
 from codedpo_assets.generation.backends import GenerationError, GenerationParams, OpenAIBackend, Request
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
+from codedpo_assets.generation.tasks import task_statement
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE
 from codedpo_assets.scoring import DEFAULT_RANKER
 
@@ -187,16 +188,14 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
                 for k in ("pass_matrix", "verification_scores", "preference_pairs")}  # fmt: skip
         heatmap_prompt = db_prompt = defs.resources["store"].get().query("SELECT prompt_id FROM prompts").item()
         assert (
-            f"Pass matrix of prompt {heatmap_prompt[:8]} (add)" in meta["pass_matrix"]["pass_matrix_heatmap"].value
+            f"Pass matrix of prompt {heatmap_prompt[:8]} (add, local:calc.py)" in meta["pass_matrix"]["pass_matrix_heatmap"].value
         )  # the title names its prompt
         assert meta["pass_matrix"]["heatmap_prompt"].value.startswith(db_prompt)
         shown = [
-            r.data for r in meta["pass_matrix"]["preview"].value.records
+            r.data for r in meta["pass_matrix"]["heatmap_codes"].value.records
         ]  # beside it: that prompt's codes, whole, with their verdicts
         assert [r["code"] for r in shown] == [0, 1] and any(r["program"].startswith("def add(a, b):\n") for r in shown)
-        assert meta["pass_matrix"]["total_rows_all_partitions"].value == 6 and meta["pass_matrix"]["pass_rate"].value == round(
-            4 / 6, 4
-        )
+        assert meta["pass_matrix"]["partition_rows"].value == 6 and meta["pass_matrix"]["pass_rate"].value == round(4 / 6, 4)
         assert "data:image/png;base64," in meta["verification_scores"]["score_histogram"].value
         pairs = [r.data for r in meta["preference_pairs"]["preview"].value.records]
         assert (
@@ -300,3 +299,41 @@ def test_missing_model_path_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(GenerationError, match="does not exist"):
         TransformersBackend(tmp_path / "nope")
+
+
+ISLEAP = """Here is a Python function that implements the logic described:
+```python
+def isleap(year):
+    \"\"\"Check if a year is leap year.\"\"\"
+    return (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) or year % 100)
+```
+Given a year as an integer, return True when it is a leap year in the Gregorian calendar and False otherwise."""
+
+
+def test_task_statements_lose_the_code_they_leak():
+    """The report: the isleap prompt carried a wrong implementation of isleap."""
+    statement, cut, reason = task_statement(ISLEAP)
+    assert "def " not in statement and "year % 4" not in statement and cut == "code defining isleap" and reason is None
+    assert statement.endswith("False otherwise.")
+    bare = "def area(w, h):\n    return w * h\n\nSo the area is the product."  # unfenced code, little statement left
+    statement, cut, reason = task_statement(bare)
+    assert statement == "So the area is the product." and cut == "code defining area" and reason == "solution_in_prompt"
+    unterminated = (
+        "Compute the mean of a list of numbers and return it as a float value.\n```python\ndef mean(xs):\n    return sum(xs)"
+    )
+    assert task_statement(unterminated)[0] == "Compute the mean of a list of numbers and return it as a float value."
+    usage = "Return the sum of two integers given as arguments, as an integer.\n```python\n>>> add(1, 2)\n3\n```"
+    assert task_statement(usage) == (usage, None, None)  # an example call is a statement, not a solution
+
+
+def test_sampling_fields_left_empty_take_the_runs_profile():
+    """A quick job's launchpad showed the paper's numbers: empty fields now mean "the run's profile"."""
+    assert SamplingConfig().resolved("quick") == Sampling(0.8, 1.0, 128, 3, 4)
+    assert SamplingConfig().resolved("paper") == Sampling(1.5, 1.0, 512, 0, 15)
+    assert SamplingConfig(n_samples=7).resolved("quick").n_samples == 7  # a value given wins
+    with pytest.raises(dg.Failure, match="profile='fast'"):
+        SamplingConfig().resolved("fast")
+    quick = build_definitions().resolve_job_def("build_pairs_quick")
+    assert quick.run_tags["profile"] == "quick"
+    described = SamplingConfig.model_fields["max_new_tokens"].description
+    assert "paper 512, quick 128" in described  # every profile's value where the field is described

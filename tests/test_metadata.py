@@ -3,9 +3,10 @@ rounded numbers, inline previews that keep code readable, totals across partitio
 
 import sys
 
+import dagster as dg
 import polars as pl
 
-from codedpo_assets.assets.metadata import EXCERPT, code_version, column_schema, frame_table, rounded, totals
+from codedpo_assets.assets.metadata import EXCERPT, code_preview, code_version, column_schema, frame_table, rounded, whole_asset
 from codedpo_assets.store import Store
 
 
@@ -18,6 +19,8 @@ def test_column_schema_follows_the_schema_file_with_its_comments():
     )  # the CREATE block's comment, not the migration's
     assert not columns["partition_key"].constraints.nullable
     assert [c.name for c in column_schema("pipeline_summary").columns][:3] == ["step", "stage", "source_table"]  # views too
+    # the UI renders descriptions as markdown and drops what looks like a tag: brackets go as entities
+    assert "&lt;source&gt;" in {c.name: c for c in column_schema("seeds").columns}["partition_key"].description
 
 
 def test_code_version_changes_with_the_source_and_only_then(tmp_path, monkeypatch):
@@ -49,7 +52,7 @@ def test_preview_keeps_code_whole_up_to_an_excerpt():
     assert [c.name for c in table.schema.columns] == ["code", "score", "n"]
 
 
-def test_totals_count_every_partition(tmp_path):
+def test_whole_asset_beside_each_partition(tmp_path):
     store = Store(tmp_path / "db.duckdb")
     row = {"prompt_id": "p", "code_id": "c", "test_id": "t", "code_index": 0, "test_index": 0, "status": "pass", "passed": True,
            "verified": True, "cpu_time_ns": 1, "detail": "", "limit_ms": 1.0}  # fmt: skip
@@ -57,5 +60,16 @@ def test_totals_count_every_partition(tmp_path):
         store.replace_partition(
             key, {"pass_matrix": [{**row, "partition_key": key, "test_id": f"t{i}", "test_index": i} for i in range(n)]}
         )
-    meta = totals(store, "pass_matrix")
-    assert meta["total_rows_all_partitions"].value == 5 and meta["partitions_with_rows"].value == 2
+    meta = whole_asset(store, "pass_matrix", "a", 2, kept="passed")
+    assert meta["partition_rows"].value == 2 and meta["partition"].value == "a"
+    (whole,) = [r.data for r in meta["all_partitions"].value.records]  # a table: never charted as a rising tally
+    assert whole == {"partitions": 2, "rows": 5, "kept": 5, "dropped": 0}
+    assert not any(isinstance(v, (dg.IntMetadataValue, dg.FloatMetadataValue)) for k, v in meta.items() if k != "partition_rows")
+
+
+def test_code_preview_keeps_newlines_and_indentation(tmp_path):
+    store = Store(tmp_path / "db.duckdb")
+    program = "def add(a, b):\n    total = a\n    return total + b\n"
+    md = code_preview(store, "SELECT 'p1' AS prompt_id, 2 AS multiplicity, ? AS code", [program], title="Kept").value
+    assert md.startswith("**Kept**") and "prompt_id: `p1` · multiplicity: `2`" in md
+    assert f"```python\n{program}\n```" in md

@@ -1,5 +1,7 @@
 """Progress lines: counts, rate and ETA as a person reads them; throttled; shared through a file."""
 
+import time
+
 import pytest
 
 from codedpo_assets import progress as progress_mod
@@ -94,3 +96,22 @@ def test_verbose_console_keeps_everything_on_the_terminal(tmp_path, capfd):
         console.say("summary line")
     out, _ = capfd.readouterr()
     assert out.splitlines() == ["dagster says", "[stage] 2/2 items (100 %)", "summary line"] and not log.exists()
+
+
+def test_a_long_batch_keeps_the_line_moving():
+    """The report: progress lines went silent for minutes while one model batch ran."""
+    seen: list[str] = []
+    p = Progress("generation", 10, "completions", seen.append, every_s=0.05)
+    p.update(2)
+    p.keep_alive()
+    time.sleep(0.4)  # no count arrives: the line repeats with the time elapsed
+    p.close()
+    repeats = [s for s in seen if "working on the next batch" in s]
+    assert len(repeats) >= 3 and all(s.startswith("[generation] 2/10 completions") for s in repeats)
+    time.sleep(0.15)
+    assert len([s for s in seen if "working" in s]) == len(repeats)  # closed: silent
+    p2 = Progress("g", 1, log=seen.append, every_s=0.05)
+    p2.keep_alive()
+    time.sleep(0.15)
+    p2.close()
+    assert not any(s.startswith("[g]") for s in seen)  # nothing counted yet: nothing to repeat

@@ -1,6 +1,7 @@
 """Dagster wiring: one module per pipeline stage, assembled by :func:`build_definitions`."""
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -27,6 +28,10 @@ def build_pairs_executor() -> dg.ExecutorDefinition:
     raise ValueError(f"{EXECUTOR_ENV}={kind!r}: choose in_process, multiprocess or celery")
 
 
+# build_pairs jobs hold the generation assets (one run for many partitions) and the sandbox assets (one
+# partition per run): Dagster warns that such a job's own backfills take the smaller, one partition per
+# run — what automation wants; a backfill of the generation assets alone from the asset graph is one run.
+warnings.filterwarnings("ignore", message="Asset job .* materializes assets with varying BackfillPolicies")
 PROFILES = ("paper", "quick")  # every generation/training job exists once per profile; its config is the launchpad's preset
 CHAIN = (
     dg.AssetSelection.assets(seeds.seeds).downstream()

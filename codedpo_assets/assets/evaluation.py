@@ -74,9 +74,8 @@ def _sample_and_score(db, role: str, path: str, config: EvaluationConfig, proble
 
     def generate(jobs, params):  # cached: the base model's samples are reused by later evaluations
         kind = "greedy" if params.temperature == 0 else "sampled"
-        return generate_cached(
-            db, backend, jobs, params, generation_progress(f"evaluation {role}: {kind} HumanEval", len(jobs), log)
-        )[0]
+        with generation_progress(f"evaluation {role}: {kind} HumanEval", len(jobs), log) as report:
+            return generate_cached(db, backend, jobs, params, report)[0]
 
     fmt = FORMATS[config.prompt_format]
     greedy, sampled, nonempty = sample_humaneval(
@@ -88,32 +87,39 @@ def _sample_and_score(db, role: str, path: str, config: EvaluationConfig, proble
     )[1]
 
 
-# The before/after view's columns, as the Dagster table shows them (model_evaluation_table in sql/schema.sql).
+# The before/after table as the asset page shows it: a value and its interval in one cell, so the
+# table fits the page without scrolling (the full columns are in model_evaluation_table).
 BEFORE_AFTER_COLUMNS = [
     ("metric", "string", "Metric (higher is better for all)."),
     ("n", "int", "Problems / held-out pairs / efficiency problems behind the values."),
-    ("base", "float", "Base model."),
-    ("base_ci", "string", "95% interval of base (Wilson for rates, bootstrap otherwise)."),
-    ("checkpoint", "float", "Trained checkpoint."),
-    ("checkpoint_ci", "string", "95% interval of checkpoint."),
-    ("change", "float", "checkpoint - base."),
-    ("change_ci", "string", "95% paired-bootstrap interval of the change."),
-    ("verdict", "string", "better / worse, or 'not enough data (n = N)' when the interval spans no change or n < 2."),
+    ("base", "string", "Base model: value [95 % interval] (Wilson for values in [0, 1], bootstrap otherwise)."),
+    ("checkpoint", "string", "Trained checkpoint: value [95 % interval]."),
+    ("change", "string", "checkpoint − base [95 % interval] (Newcombe for values in [0, 1], paired bootstrap otherwise)."),
+    (
+        "verdict",
+        "string",
+        "better / worse, or 'not enough data' when the interval spans no change, the sign test disagrees or n < 2.",
+    ),
 ]
 
 
-def _clean(x):
-    """A metadata value: NaN → None, floats rounded to 4 decimals."""
-    if isinstance(x, float):
-        return None if math.isnan(x) else round(x, 4)
-    return x
+def _with_interval(value: float | None, interval: str | None) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if not interval:  # a count, or a value with no interval
+        return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
+    return f"{value:.3f} [{interval.replace('..', ', ')}]"
 
 
 def before_after_table(view: pl.DataFrame) -> dg.TableMetadataValue:
     """The rows of model_evaluation_table for one checkpoint as a Dagster table (rendered inline)."""
     records = [
-        dg.TableRecord({name: _clean(row.get(name)) for name, _, _ in BEFORE_AFTER_COLUMNS}) for row in view.iter_rows(named=True)
-    ]
+        dg.TableRecord({"metric": row["metric"], "n": row["n"], "base": _with_interval(row["base"], row["base_ci"]),
+                        "checkpoint": _with_interval(row["checkpoint"], row["checkpoint_ci"]),
+                        "change": _with_interval(row["change"], row["change_ci"]),
+                        "verdict": (row["verdict"] or "").split(" (n = ")[0] or None})  # n is its own column
+        for row in view.iter_rows(named=True)
+    ]  # fmt: skip
     schema = dg.TableSchema(columns=[dg.TableColumn(name, kind, description=desc) for name, kind, desc in BEFORE_AFTER_COLUMNS])
     return dg.MetadataValue.table(records=records, schema=schema)
 

@@ -3,13 +3,14 @@
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from codedpo_assets.assets.metadata import code_version, preview, table_metadata, totals
+from codedpo_assets.assets.metadata import code_preview, code_version, previews, table_metadata, whole_asset
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.assets.seeds import SEED_PARTITIONS
 from codedpo_assets.generation.backends import Backend, GenerationError, GenerationParams, OpenAIBackend, embedded_model_dir
@@ -21,6 +22,7 @@ from codedpo_assets.generation.tasks import (
     signature,
     solution_messages,
     task_messages,
+    task_statement,
     task_text,
     test_messages,
 )
@@ -112,49 +114,98 @@ def generator_from_env() -> Generator:
     return Generator(**overrides)  # pydantic turns the strings into the fields' types
 
 
-class SamplingConfig(dg.Config):
-    """Sampling parameters; defaults are the paper's (temperature 1.5). docs/configuration.md lists the quick profile."""
+# The sampling profiles. paper: the paper's values; quick: `make run` on a 2-core CPU (three seeds
+# per partition, 4 solutions and 4 test samples, short outputs).
+SAMPLING_PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {"temperature": 1.5, "top_p": 1.0, "max_new_tokens": 512, "max_seeds": 0, "n_samples": 15},
+    "quick": {"temperature": 0.8, "top_p": 1.0, "max_new_tokens": 128, "max_seeds": 3, "n_samples": 4},
+}
+QUICK_PROFILE = SAMPLING_PROFILES["quick"]
+PROFILE_TAG = "profile"  # the run tag naming the profile; each job sets it, a run without one gets "paper"
 
-    temperature: float = Field(default=1.5, description="Sampling temperature (paper: 1.5).")
-    top_p: float = Field(default=1.0, description="Nucleus sampling.")
-    max_new_tokens: int = Field(default=512, description="Longest completion.")
-    max_seeds: int = Field(default=0, description="prompts: seeds per partition to use (0 = all).")
-    n_samples: int = Field(
-        default=15, description="candidate_code: N solutions; generated_tests: M test samples (paper: 15 + 15)."
+
+def run_profile(context: dg.AssetExecutionContext) -> str:
+    return context.run.tags.get(PROFILE_TAG, "paper")
+
+
+def _by_profile(name: str, what: str) -> Any:
+    """A field left empty takes the run's profile value: a launchpad then shows no other profile's numbers."""
+    paper, quick = SAMPLING_PROFILES["paper"][name], SAMPLING_PROFILES["quick"][name]
+    return Field(
+        default=None, description=f"{what} Empty: the run's profile (tag `{PROFILE_TAG}`): paper {paper}, quick {quick}."
     )
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The sampling values a run uses: its config over its profile."""
+
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    max_seeds: int
+    n_samples: int
 
     def params(self, stop: tuple[str, ...] = ()) -> GenerationParams:
         return GenerationParams(self.temperature, self.top_p, self.max_new_tokens, stop)
 
 
-def _code_params(config: SamplingConfig, backend: Backend) -> GenerationParams:
+class SamplingConfig(dg.Config):
+    """Sampling parameters. Each field left empty takes the run's profile (``SAMPLING_PROFILES``:
+    paper — the paper's values, what automation's build_pairs runs — or quick, build_pairs_quick)."""
+
+    temperature: float | None = _by_profile("temperature", "Sampling temperature.")
+    top_p: float | None = _by_profile("top_p", "Nucleus sampling.")
+    max_new_tokens: int | None = _by_profile("max_new_tokens", "Longest completion.")
+    max_seeds: int | None = _by_profile("max_seeds", "prompts: seeds per partition to use (0 = all).")
+    n_samples: int | None = _by_profile("n_samples", "candidate_code: N solutions; generated_tests: M test samples.")
+
+    def resolved(self, profile: str) -> Sampling:
+        if profile not in SAMPLING_PROFILES:
+            raise dg.Failure(f"run tag {PROFILE_TAG}={profile!r}: choose one of {sorted(SAMPLING_PROFILES)}")
+        given = self.model_dump()
+        return Sampling(**{k: v if given[k] is None else given[k] for k, v in SAMPLING_PROFILES[profile].items()})
+
+
+def _code_params(sampling: Sampling, backend: Backend) -> GenerationParams:
     """Prefilled replies end at the closing fence; unprefilled ones would stop at the opening one."""
-    return config.params((FENCE,) if backend.prefills else ())
+    return sampling.params((FENCE,) if backend.prefills else ())
 
 
-# `make run` on a 2-core CPU: three seeds per partition, 4 solutions and 4 test samples, short outputs.
-QUICK_PROFILE: dict[str, Any] = {"temperature": 0.8, "max_new_tokens": 128, "max_seeds": 3, "n_samples": 4}
+class GenerationReport:
+    """A ``generate_cached`` callback: completions done/total with rate, ETA and tokens/s. Used as a
+    context, it also repeats its line every few seconds while a batch runs."""
 
+    def __init__(self, stage: str, total: int, log: Callable[[str], None] | None = None) -> None:
+        self.progress, self.total, self.tokens, self.calls = Progress(stage, total, "completions", log), total, 0, 0
 
-def generation_progress(stage: str, total: int, log: Callable[[str], None] | None = None) -> Callable[[int, int], None]:
-    """A ``generate_cached`` callback: completions done/total with rate, ETA and tokens/s."""
-    progress, tokens, calls = Progress(stage, total, "completions", log), [0], [0]
-
-    def report(done: int, new_tokens: int) -> None:
-        calls[0] += 1
-        if calls[0] == 1 and done == total:
+    def __call__(self, done: int, new_tokens: int) -> None:
+        self.calls += 1
+        if self.calls == 1 and done == self.total:
             return  # all of it cached: nothing to wait for, nothing to report
-        tokens[0] += new_tokens
-        progress.update(done, f"{tokens[0] / max(time.monotonic() - progress.start, 1e-9):.0f} tokens/s" if tokens[0] else "")
+        self.tokens += new_tokens
+        elapsed = max(time.monotonic() - self.progress.start, 1e-9)
+        self.progress.update(done, f"{self.tokens / elapsed:.0f} tokens/s" if self.tokens else "")
 
-    return report
+    def __enter__(self) -> "GenerationReport":
+        self.progress.keep_alive()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.close()
 
 
-def _asset_progress(context: dg.AssetExecutionContext, total: int) -> Callable[[int, int], None]:
-    return generation_progress(f"{context.asset_key.to_user_string()} {context.partition_key}", total, context.log.info)
+def generation_progress(stage: str, total: int, log: Callable[[str], None] | None = None) -> GenerationReport:
+    return GenerationReport(stage, total, log)
 
 
-def task_jobs(db, key: str, config: SamplingConfig) -> tuple[list[tuple], list[str], list]:
+def _asset_progress(context: dg.AssetExecutionContext, total: int) -> GenerationReport:
+    keys = context.partition_keys
+    where = keys[0] if len(keys) == 1 else f"{len(keys)} partitions"
+    return generation_progress(f"{context.asset_key.to_user_string()} {where}", total, context.log.info)
+
+
+def task_jobs(db, key: str, config: Sampling) -> tuple[list[tuple], list[str], list]:
     """Seeds of a partition (up to max_seeds), their signatures and the task-writing jobs."""
     limit = f"LIMIT {int(config.max_seeds)}" if config.max_seeds > 0 else ""
     seeds = db.query(f"SELECT seed_id, symbol, code FROM seeds WHERE partition_key = ? ORDER BY seed_id {limit}", [key]).rows()
@@ -168,28 +219,14 @@ def _usable_prompts(db, key: str) -> list[tuple[str, str, str]]:
     ).rows()
 
 
-def solution_jobs(db, key: str, config: SamplingConfig) -> tuple[list[tuple], list]:
+def solution_jobs(db, key: str, config: Sampling) -> tuple[list[tuple], list]:
     todo = _usable_prompts(db, key)
     return todo, [(solution_messages(prompt), i) for _, _, prompt in todo for i in range(config.n_samples)]
 
 
-def test_jobs(db, key: str, config: SamplingConfig) -> tuple[list[tuple], list]:
+def test_jobs(db, key: str, config: Sampling) -> tuple[list[tuple], list]:
     todo = _usable_prompts(db, key)
     return todo, [(test_messages(prompt, entry), i) for _, entry, prompt in todo for i in range(config.n_samples)]
-
-
-def prefetch(db, backend: Backend, keys: list[str], config: SamplingConfig, stage: str) -> int:
-    """Fill the generation cache with what ``stage`` ("prompts" or "samples") will ask for in all
-    ``keys``, in one call: full batches across partitions instead of a few sequences per partition
-    (the per-partition assets then hit the cache). Reports progress; returns model calls made."""
-    if stage == "prompts":
-        jobs, params = [j for key in keys for j in task_jobs(db, key, config)[2]], config.params()
-    else:
-        jobs, params = (
-            [j for key in keys for fn in (solution_jobs, test_jobs) for j in fn(db, key, config)[1]],
-            _code_params(config, backend),
-        )
-    return generate_cached(db, backend, jobs, params, generation_progress(f"generation: {stage}", len(jobs)))[1]
 
 
 ASSET_ARGS: dict[str, Any] = {
@@ -197,20 +234,58 @@ ASSET_ARGS: dict[str, Any] = {
     "group_name": "generation",
     "kinds": {"python", "duckdb"},
     "owners": ["team:codedpo"],
+    # A backfill of many partitions is one run: every partition's requests go to the model in one
+    # batched call (a few sequences per partition would leave a CPU engine or a vLLM server idle),
+    # and the run's logs and timeline show the generation. One partition per run works the same.
+    "backfill_policy": dg.BackfillPolicy.single_run(),
 }
 VERSION = code_version(__name__, "codedpo_assets.generation", "codedpo_assets.normalize", "codedpo_assets.sandbox.verdicts")
-PREVIEWS = {  # real rows of the partition, kept ones first
-    "prompts": "SELECT entry_point, signature, reason, prompt FROM prompts WHERE partition_key = ? ORDER BY reason NULLS FIRST, prompt_id",
-    "candidate_code": "SELECT prompt_id, sample_index, multiplicity, reason, code FROM candidate_code WHERE partition_key = ? "
-                      "ORDER BY reason NULLS FIRST, prompt_id, sample_index",
-    "generated_tests": "SELECT prompt_id, multiplicity, verified, reason, test FROM generated_tests WHERE partition_key = ? "
-                       "ORDER BY reason NULLS FIRST, prompt_id, sample_index",
+PREVIEWS = {  # real rows, kept ones first; {partition}: the whole asset or one partition
+    "prompts": "SELECT partition_key, entry_point, signature, reason, cleaned, prompt FROM prompts WHERE {partition} "
+    "ORDER BY reason NULLS FIRST, partition_key, prompt_id",
+    "candidate_code": "SELECT partition_key, prompt_id, sample_index, multiplicity, reason, code FROM candidate_code WHERE {partition} "
+    "ORDER BY reason NULLS FIRST, partition_key, prompt_id, sample_index",
+    "generated_tests": "SELECT partition_key, prompt_id, multiplicity, verified, reason, test FROM generated_tests WHERE {partition} "
+    "ORDER BY reason NULLS FIRST, partition_key, prompt_id, sample_index",
+}
+CODE = {  # the kept programs and tests as code (a table cell flattens newlines)
+    "candidate_code": "SELECT prompt_id, sample_index, multiplicity, code FROM candidate_code WHERE partition_key = ? AND reason IS NULL "
+                      "ORDER BY prompt_id, sample_index",
+    "generated_tests": "SELECT prompt_id, multiplicity, test FROM generated_tests WHERE partition_key = ? AND reason IS NULL "
+                       "ORDER BY prompt_id, sample_index",
 }  # fmt: skip
 
 
-def _result(db: Store, key: str, table: str, metadata: dict) -> dg.MaterializeResult:
-    return dg.MaterializeResult(
-        metadata={**metadata, **totals(db, table, "WHERE reason IS NULL"), "preview": preview(db, PREVIEWS[table], [key])}
+def _generate(
+    context: dg.AssetExecutionContext, db: Store, backend: Backend, jobs: dict[str, list], params: GenerationParams
+) -> dict[str, list[str]]:
+    """Every partition's jobs in one cached, batched call; the replies split back by partition."""
+    flat = [j for key in jobs for j in jobs[key]]
+    with _asset_progress(context, len(flat)) as report:
+        texts, calls = generate_cached(db, backend, flat, params, report)
+    context.log.info(
+        f"{len(flat)} completions for {len(jobs)} partitions: {calls} model calls ({len(flat) - calls} from the cache)"
+    )
+    out, start = {}, 0
+    for key, items in jobs.items():
+        out[key], start = texts[start : start + len(items)], start + len(items)
+    return out
+
+
+def _written(context: dg.AssetExecutionContext, db: Store, key: str, table: str, rows: list[dict], **extra: Any) -> None:
+    """Replace one partition's rows and attach its own metadata to its materialization."""
+    db.replace_partition(key, {table: rows})
+    kept = sum(r["reason"] is None for r in rows)
+    code = {"partition_code": code_preview(db, CODE[table], [key], title=f"Kept rows of {key}")} if table in CODE else {}
+    context.add_asset_metadata(
+        {
+            "kept": kept,
+            **extra,
+            **whole_asset(db, table, key, len(rows), "reason IS NULL"),
+            **previews(db, PREVIEWS[table], key),
+            **code,
+        },
+        partition_key=key,
     )
 
 
@@ -219,39 +294,36 @@ def _result(db: Store, key: str, table: str, metadata: dict) -> dg.MaterializeRe
 def prompts(
     context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator
 ) -> dg.MaterializeResult:
-    db, key = store.get(), context.partition_key
-    seeds, sigs, jobs = task_jobs(db, key, config)
-    backend = generator.get()
-    texts, calls = generate_cached(db, backend, jobs, config.params(), _asset_progress(context, len(jobs)))
-    rows = []
-    for (seed_id, symbol, _), sig, text in zip(seeds, sigs, texts):
-        prompt = task_text(text, sig)
-        reason = "empty_output" if not text.strip() else None
-        rows.append({"partition_key": key, "prompt_id": content_hash(f"{seed_id}\0{backend.identity}\0{prompt}"), "seed_id": seed_id,
-                     "entry_point": symbol, "signature": sig, "prompt": prompt, "model": backend.identity, "reason": reason, "raw": text})  # fmt: skip
-    db.replace_partition(key, {"prompts": rows})
-    usable = sum(r["reason"] is None for r in rows)
-    return _result(
-        db, key, "prompts", {"dagster/row_count": len(rows), "usable": usable, "model_calls": calls, "model": backend.identity}
-    )
+    db, backend, sampling = store.get(), generator.get(), config.resolved(run_profile(context))
+    tasks = {key: task_jobs(db, key, sampling) for key in context.partition_keys}
+    texts = _generate(context, db, backend, {key: jobs for key, (_, _, jobs) in tasks.items()}, sampling.params())
+    for key, (seeds, sigs, _) in tasks.items():
+        rows = []
+        for (seed_id, symbol, _), sig, text in zip(seeds, sigs, texts[key]):
+            statement, cleaned, leak = task_statement(text)
+            prompt = task_text(statement, sig)
+            reason = "empty_output" if not text.strip() else leak
+            rows.append({"partition_key": key, "prompt_id": content_hash(f"{seed_id}\0{backend.identity}\0{prompt}"), "seed_id": seed_id,
+                         "entry_point": symbol, "signature": sig, "prompt": prompt, "model": backend.identity, "reason": reason, "raw": text,
+                         "cleaned": cleaned})  # fmt: skip
+        _written(context, db, key, "prompts", rows, seeds_over_cap=_over_cap(db, key, len(seeds)))
+    return dg.MaterializeResult(metadata={"model": backend.identity})
+
+
+def _over_cap(db: Store, key: str, sampled: int) -> int:
+    """Seeds of the partition that ``max_seeds`` left out (no prompt was written for them)."""
+    return int(db.query("SELECT count(*) FROM seeds WHERE partition_key = ?", [key]).item()) - sampled
 
 
 def _sample_code(
     context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator, make_jobs: Callable
-) -> tuple[Store, str, list[tuple[tuple, list[str]]], int]:
-    """A partition's code-sampling jobs through the cache: (db, key, [(prompt row, its n replies)], model calls)."""
-    db, key = store.get(), context.partition_key
-    todo, jobs = make_jobs(db, key, config)
-    backend = generator.get()
-    texts, calls = generate_cached(db, backend, jobs, _code_params(config, backend), _asset_progress(context, len(jobs)))
-    n = config.n_samples
-    return db, key, [(row, texts[p * n : (p + 1) * n]) for p, row in enumerate(todo)], calls
-
-
-def _write_samples(db: Store, key: str, table: str, rows: list[dict], calls: int) -> dg.MaterializeResult:
-    db.replace_partition(key, {table: rows})
-    kept = sum(r["reason"] is None for r in rows)
-    return _result(db, key, table, {"dagster/row_count": len(rows), "kept": kept, "model_calls": calls})
+) -> tuple[Store, dict[str, list[tuple[tuple, list[str]]]]]:
+    """Every partition's code-sampling jobs in one call through the cache: (db, {partition: [(prompt row, its n replies)]})."""
+    db, backend, sampling = store.get(), generator.get(), config.resolved(run_profile(context))
+    planned = {key: make_jobs(db, key, sampling) for key in context.partition_keys}
+    texts = _generate(context, db, backend, {key: jobs for key, (_, jobs) in planned.items()}, _code_params(sampling, backend))
+    n = sampling.n_samples
+    return db, {key: [(row, texts[key][p * n : (p + 1) * n]) for p, row in enumerate(todo)] for key, (todo, _) in planned.items()}
 
 
 @dg.asset(deps=[prompts], description="N sampled solutions per prompt; code extracted, deduplicated by normalized AST; drops keep a reason.",
@@ -259,14 +331,16 @@ def _write_samples(db: Store, key: str, table: str, rows: list[dict], calls: int
 def candidate_code(
     context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator
 ) -> dg.MaterializeResult:
-    db, key, sampled, calls = _sample_code(context, config, store, generator, solution_jobs)
-    rows = []
-    for (prompt_id, entry, _), outs in sampled:
-        for item, raw in zip(dedupe([extract_program(t, entry, i) for i, t in enumerate(outs)]), outs):
-            rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": content_hash(f"{prompt_id}\0{item.sample_index}"),
-                         "sample_index": item.sample_index, "code": item.text or None, "norm_hash": item.norm_hash or None,
-                         "multiplicity": item.multiplicity or None, "reason": item.reason or None, "detail": item.detail or None, "raw": raw})  # fmt: skip
-    return _write_samples(db, key, "candidate_code", rows, calls)
+    db, sampled = _sample_code(context, config, store, generator, solution_jobs)
+    for key, prompts_and_replies in sampled.items():
+        rows = []
+        for (prompt_id, entry, _), outs in prompts_and_replies:
+            for item, raw in zip(dedupe([extract_program(t, entry, i) for i, t in enumerate(outs)]), outs):
+                rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": content_hash(f"{prompt_id}\0{item.sample_index}"),
+                             "sample_index": item.sample_index, "code": item.text or None, "norm_hash": item.norm_hash or None,
+                             "multiplicity": item.multiplicity or None, "reason": item.reason or None, "detail": item.detail or None, "raw": raw})  # fmt: skip
+        _written(context, db, key, "candidate_code", rows)
+    return dg.MaterializeResult()
 
 
 @dg.asset(deps=[prompts], description="M sampled test sets per prompt, split into standalone asserts calling the entry point; deduplicated; drops keep a reason.",
@@ -274,16 +348,18 @@ def candidate_code(
 def generated_tests(
     context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator
 ) -> dg.MaterializeResult:
-    db, key, sampled, calls = _sample_code(context, config, store, generator, test_jobs)
-    rows = []
-    for (prompt_id, entry, _), outs in sampled:
-        items = dedupe([t for i, out in enumerate(outs) for t in extract_tests(out, entry, i)])
-        for n, item in enumerate(items):
-            rows.append({"partition_key": key, "prompt_id": prompt_id, "test_id": content_hash(f"{prompt_id}\0{n}\0{item.text}"),
-                         "sample_index": item.sample_index, "test": item.text or None, "norm_hash": item.norm_hash or None,
-                         "verified": parse_test(item.text).verified if item.text else None, "multiplicity": item.multiplicity or None,
-                         "reason": item.reason or None, "detail": item.detail or None})  # fmt: skip
-    return _write_samples(db, key, "generated_tests", rows, calls)
+    db, sampled = _sample_code(context, config, store, generator, test_jobs)
+    for key, prompts_and_replies in sampled.items():
+        rows = []
+        for (prompt_id, entry, _), outs in prompts_and_replies:
+            items = dedupe([t for i, out in enumerate(outs) for t in extract_tests(out, entry, i)])
+            for n, item in enumerate(items):
+                rows.append({"partition_key": key, "prompt_id": prompt_id, "test_id": content_hash(f"{prompt_id}\0{n}\0{item.text}"),
+                             "sample_index": item.sample_index, "test": item.text or None, "norm_hash": item.norm_hash or None,
+                             "verified": parse_test(item.text).verified if item.text else None, "multiplicity": item.multiplicity or None,
+                             "reason": item.reason or None, "detail": item.detail or None})  # fmt: skip
+        _written(context, db, key, "generated_tests", rows)
+    return dg.MaterializeResult()
 
 
 SAMPLING_ASSETS = (prompts, candidate_code, generated_tests)  # the assets configured by SamplingConfig

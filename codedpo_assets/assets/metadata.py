@@ -1,6 +1,6 @@
 """What every asset page shows: the column schema of its table (from sql/schema.sql), previews of
-real rows as Dagster tables (rendered inline, unlike images), rounded numbers, totals across
-partitions, and a code version taken from the source so the UI marks assets stale after a change."""
+real rows as Dagster tables (rendered inline, unlike images) and code as code, rounded numbers,
+the whole asset beside each partition, and a code version taken from the source so the UI marks assets stale after a change."""
 
 import hashlib
 import re
@@ -17,6 +17,7 @@ import polars as pl
 from codedpo_assets.store import schema_sql
 
 EXCERPT = 600  # characters of code shown in a preview cell; longer text ends with how much was cut
+CODE_CHARS = 3000  # characters of one program in a code preview
 
 
 def code_version(*modules: str) -> str:
@@ -62,9 +63,15 @@ def _catalog() -> dict[str, list[tuple[str, str, bool]]]:
     return out
 
 
+def _literal_markdown(text: str) -> str:
+    """The UI renders descriptions as markdown and drops anything that looks like an HTML tag
+    (``<source>:<path>`` read ``:``): angle brackets as entities show as written."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def column_schema(table: str) -> dg.TableSchema:
     """The table's (or view's) columns with the schema file's comments as descriptions."""
-    notes = _comments(schema_sql(), table)
+    notes = {name: _literal_markdown(text) for name, text in _comments(schema_sql(), table).items()}
     return dg.TableSchema(columns=[dg.TableColumn(name, dtype, description=notes.get(name), constraints=dg.TableColumnConstraints(nullable=nullable))
                                    for name, dtype, nullable in _catalog()[table]])  # fmt: skip
 
@@ -102,13 +109,44 @@ def preview(db, sql: str, params: Sequence | None = None, limit: int = 8) -> dg.
     return frame_table(db.query(f"SELECT * FROM ({sql}) LIMIT {int(limit)}", list(params or [])))
 
 
-def totals(db, table: str, where: str = "") -> dict[str, dg.MetadataValue]:
-    """Rows and partitions of ``table`` across every partition: a partitioned asset's page shows
-    its last partition; these say how much there is in all."""
-    rows, partitions = db.query(f"SELECT count(*), count(DISTINCT partition_key) FROM {table} {where}").row(0)
+def code_preview(db, sql: str, params: Sequence | None = None, limit: int = 4, title: str = "") -> dg.MarkdownMetadataValue:
+    """Rows of ``sql`` whose last column is code, as markdown: each row's other columns on one line,
+    then its code in a python block (monospace, newlines and indentation kept; a table cell flattens
+    them). Up to ``CODE_CHARS`` per block."""
+    frame = db.query(f"SELECT * FROM ({sql}) LIMIT {int(limit)}", list(params or []))
+    *fields, code = frame.columns
+    parts = [f"**{title}**"] if title else []
+    for row in frame.iter_rows(named=True):
+        text = str(row[code] or "")
+        cut = f"\n# … {len(text) - CODE_CHARS} more characters" if len(text) > CODE_CHARS else ""
+        parts.append(" · ".join(f"{k}: `{_cell(row[k])}`" for k in fields) + f"\n```python\n{text[:CODE_CHARS]}{cut}\n```")
+    return dg.MetadataValue.md("\n\n".join(parts) if frame.height else "no rows")
+
+
+def whole_asset(db, table: str, key: str, partition_rows: int, kept: str = "TRUE") -> dict[str, dg.MetadataValue]:
+    """What a partition's materialization says about itself and about the whole asset. The asset
+    page shows the latest materialization, so the whole asset's figures are there too — as a table:
+    a number would be charted by the Plots tab as a tally rising in build order. ``kept``: the
+    condition of rows that go on (drop rows keep a reason)."""
+    rows, kept_n, parts = db.query(
+        f"SELECT count(*), count(*) FILTER (WHERE {kept}), count(DISTINCT partition_key) FROM {table}"
+    ).row(0)
+    totals = pl.DataFrame(
+        {"partitions": [int(parts)], "rows": [int(rows)], "kept": [int(kept_n)], "dropped": [int(rows - kept_n)]}
+    )
     return {
-        "total_rows_all_partitions": dg.MetadataValue.int(int(rows)),
-        "partitions_with_rows": dg.MetadataValue.int(int(partitions)),
+        "partition": dg.MetadataValue.text(key),
+        "partition_rows": dg.MetadataValue.int(partition_rows),
+        "all_partitions": frame_table(totals),
+    }
+
+
+def previews(db, sql: str, key: str, limit: int = 8) -> dict[str, dg.TableMetadataValue]:
+    """``preview``: rows of the whole asset (every partition); ``partition_preview``: this
+    partition's. ``sql`` has ``{partition}`` where the partition condition goes."""
+    return {
+        "preview": preview(db, sql.format(partition="TRUE"), [], limit),
+        "partition_preview": preview(db, sql.format(partition="partition_key = ?"), [key], limit),
     }
 
 

@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from codedpo_assets.assets.generation import ASSET_ARGS, candidate_code, generated_tests
-from codedpo_assets.assets.metadata import code_version, numbers, preview, table_metadata, totals
+from codedpo_assets.assets.metadata import code_version, numbers, preview, previews, table_metadata, whole_asset
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.plots import status_heatmap
 from codedpo_assets.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIME_LIMIT_S, Calibration, run_pass_matrices
@@ -60,22 +60,37 @@ def seed_imports(db, key: str) -> dict[str, str]:
     return {prompt_id: "\n".join(imports or []) for prompt_id, imports in rows}
 
 
-def _pictures(db, rows: list[dict]) -> dict:
-    """Heatmap of the largest prompt's matrix, and beside it the same prompt's codes with their row
-    of verdicts (empty partition: nothing)."""
-    if not rows:
+HEATMAP_PICK = """
+    SELECT g.prompt_id, count(DISTINCT g.cells) AS patterns, count(*) AS codes,
+           EXISTS (SELECT 1 FROM preference_pairs p WHERE p.prompt_id = g.prompt_id AND p.kind = 'correctness') AS paired
+    FROM pass_matrix_grid g GROUP BY g.prompt_id ORDER BY paired DESC, patterns DESC, codes DESC, g.prompt_id LIMIT 1"""
+
+
+def _pictures(db) -> dict:
+    """Heatmap of one prompt of the whole asset — one whose matrix gave a correctness pair, else the
+    most informative (most distinct verdict rows) — with why it was picked, and beside it that
+    prompt's codes with their row of verdicts (no cells anywhere: nothing)."""
+    picked = db.query(HEATMAP_PICK).rows()
+    if not picked:
         return {}
-    prompt = Counter(r["prompt_id"] for r in rows).most_common(1)[0][0]
-    cells = [r for r in rows if r["prompt_id"] == prompt]
-    grid = [["" for _ in range(max(r["test_index"] for r in cells) + 1)] for _ in range(max(r["code_index"] for r in cells) + 1)]
-    for r in cells:
-        grid[r["code_index"]][r["test_index"]] = r["status"]
-    entry = db.query("SELECT entry_point FROM prompts WHERE prompt_id = ?", [prompt]).item()
-    title = f"Pass matrix of prompt {prompt[:8]} ({entry}): {len(grid)} codes x {len(grid[0])} tests"
+    prompt, patterns, n_codes, paired = picked[0]
+    cells = db.query("SELECT code_index, test_index, status FROM pass_matrix WHERE prompt_id = ?", [prompt]).rows()
+    grid = [["" for _ in range(max(c[1] for c in cells) + 1)] for _ in range(max(c[0] for c in cells) + 1)]
+    for i, j, status in cells:
+        grid[i][j] = status
+    partition, entry = db.query("SELECT partition_key, entry_point FROM prompts WHERE prompt_id = ?", [prompt]).row(0)
+    why = ("its matrix gave a correctness pair" if paired else
+           f"no prompt has a correctness pair yet; this matrix is the most informative: {patterns} distinct verdict rows over {n_codes} codes")  # fmt: skip
+    title = f"Pass matrix of prompt {prompt[:8]} ({entry}, {partition}): {len(grid)} codes x {len(grid[0])} tests"
     codes = ("SELECT g.code_index AS code, g.cells AS \"verdicts (P pass, F fail, E error, T timeout, C crash)\", g.tests_passed, c.code AS program "
              "FROM pass_matrix_grid g JOIN candidate_code c USING (code_id) WHERE g.prompt_id = ? ORDER BY g.code_index")  # fmt: skip
-    return {"pass_matrix_heatmap": dg.MetadataValue.md(status_heatmap(grid, title)), "heatmap_prompt": dg.MetadataValue.text(f"{prompt} ({entry})"),
-            "preview": preview(db, codes, [prompt], limit=20)}  # fmt: skip
+    return {"pass_matrix_heatmap": dg.MetadataValue.md(status_heatmap(grid, title)),
+            "heatmap_prompt": dg.MetadataValue.text(f"{prompt} ({entry}, partition {partition}): {why}"),
+            "heatmap_codes": preview(db, codes, [prompt], limit=20)}  # fmt: skip
+
+
+SUMMARY = ("SELECT partition_key, prompt_id, codes, tests, cells_passed, cells, pass_rate, timeouts, crashes FROM pass_matrix_summary "
+           "WHERE {partition} ORDER BY pass_rate DESC, partition_key, prompt_id")  # fmt: skip
 
 
 @dg.asset(
@@ -110,9 +125,9 @@ def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, sto
     statuses = Counter(r["status"] for r in rows)
     return dg.MaterializeResult(
         metadata={
-            **_pictures(db, rows),
-            "dagster/row_count": len(rows),
-            **totals(db, "pass_matrix"),
+            **_pictures(db),
+            **whole_asset(db, "pass_matrix", key, len(rows)),
+            **previews(db, SUMMARY, key),
             "prompts": len(codes.keys() & tests.keys()),
             **numbers({"pass_rate": statuses["pass"] / len(rows) if rows else 0.0}),
             "cells_by_status": dg.MetadataValue.json(dict(sorted(statuses.items()))),

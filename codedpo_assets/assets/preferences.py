@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,8 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from codedpo_assets.assets.generation import ASSET_ARGS
-from codedpo_assets.assets.metadata import code_version, frame_table, preview, table_metadata, totals
+from codedpo_assets.assets.generation import ASSET_ARGS, run_profile
+from codedpo_assets.assets.metadata import code_preview, code_version, frame_table, previews, table_metadata, whole_asset
 from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.normalize import content_hash
@@ -132,16 +131,16 @@ def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, r
     if any(not np.isfinite(r["score"]) for r in rows):
         raise dg.Failure("non-finite score computed; nothing written")
     db.replace_partition(key, {"verification_scores": rows})
-    codes = {r: [x["score"] for x in rows if x["ranker"] == r and x["kind"] == "code"] for r in RANKERS}
+    scores = db.query("SELECT ranker, score FROM verification_scores WHERE kind = 'code'").rows()  # the whole asset
+    codes = {r: [score for ranker, score in scores if ranker == r] for r in RANKERS}
     metadata: dict[str, Any] = {
-        "dagster/row_count": len(rows),
         "prompts": len({r["prompt_id"] for r in rows}),
-        **totals(db, "verification_scores"),
-    }
-    if rows:
-        metadata["score_histogram"] = dg.MetadataValue.md(score_panels(codes, f"Code scores per ranker, partition {key}"))
-        metadata["preview"] = preview(db, "SELECT prompt_id, ranker, item_index AS code, rank, score FROM verification_scores "
-                                          "WHERE partition_key = ? AND kind = 'code' AND rank = 1 ORDER BY prompt_id, ranker", [key])  # fmt: skip
+        **whole_asset(db, "verification_scores", key, len(rows)),
+        **previews(db, "SELECT partition_key, prompt_id, ranker, item_index AS code, rank, score, confidence FROM verification_scores "
+                       "WHERE {partition} AND kind = 'code' AND rank = 1 ORDER BY partition_key, prompt_id, ranker", key),
+    }  # fmt: skip
+    if scores:
+        metadata["score_histogram"] = dg.MetadataValue.md(score_panels(codes, "Code scores per ranker, all partitions"))
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -154,23 +153,23 @@ def trusted_tests(context: dg.AssetExecutionContext, store: DuckDBStore, ranking
         rows += [{"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "test_id": matrix.tests[j], "test_index": j}
                  for j in np.flatnonzero(trusted_mask(ranked))]  # fmt: skip
     db.replace_partition(key, {"trusted_tests": rows})
-    shown = ("SELECT t.prompt_id, t.ranker, t.test_index, g.test FROM trusted_tests t JOIN generated_tests g USING (partition_key, test_id) "
-             "WHERE t.partition_key = ? ORDER BY t.prompt_id, t.test_index")  # fmt: skip
-    return dg.MaterializeResult(
-        metadata={"dagster/row_count": len(rows), **totals(db, "trusted_tests"), "preview": preview(db, shown, [key])}
-    )
+    shown = ("SELECT partition_key, t.prompt_id, t.ranker, t.test_index, g.test FROM trusted_tests t JOIN generated_tests g USING (partition_key, test_id) "
+             "WHERE {partition} ORDER BY partition_key, t.prompt_id, t.test_index")  # fmt: skip
+    return dg.MaterializeResult(metadata={**whole_asset(db, "trusted_tests", key, len(rows)), **previews(db, shown, key)})
 
 
 class FilterConfig(dg.Config):
     """The confidence threshold of one run (timings skip, and pairs drop, prompts below it)."""
 
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0,
-                                         description="Overrides ranking.min_confidence for this run; empty: the ranking's (0.45, chosen by "
-                                                     "cross-validation on real samples). The quick profile keeps every prompt (0): 4 samples "
-                                                     "of a 135M model fall outside what the confidence model was calibrated on.")  # fmt: skip
+                                         description="Overrides ranking.min_confidence for this run. Empty: the run's profile (tag `profile`): "
+                                                     "paper the ranking's (0.45, chosen by cross-validation on real samples), quick 0 (keeps every "
+                                                     "prompt: 4 samples of a 135M model fall outside what the confidence model was calibrated on).")  # fmt: skip
 
-    def threshold(self, ranking: Ranking) -> float:
-        return ranking.min_confidence if self.min_confidence is None else self.min_confidence
+    def threshold(self, ranking: Ranking, profile: str = "paper") -> float:
+        if self.min_confidence is not None:
+            return self.min_confidence
+        return QUICK_FILTER["min_confidence"] if profile == "quick" else ranking.min_confidence
 
 
 QUICK_FILTER = {"min_confidence": 0.0}  # the quick profile's FilterConfig (make run exercises the loop end to end)
@@ -203,7 +202,7 @@ def timings(
     )
     rows, setup = [], seed_imports(db, key)
     for prompt_id, (matrix, ranked) in _rankings(db, key, ranking).items():
-        if not by_prompt.get(prompt_id) or ranked.confidence < config.threshold(ranking):
+        if not by_prompt.get(prompt_id) or ranked.confidence < config.threshold(ranking, run_profile(context)):
             continue
         codes, correct = matrix.codes, np.flatnonzero(trusted_codes(ranked)).tolist()
         results = time_candidates([codes_text[codes[i]] for i in correct], [tests_text[t] for _, t in by_prompt[prompt_id]],
@@ -212,12 +211,10 @@ def timings(
             rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": codes[i], "code_index": i, "median_ns": t.median_ns,
                          "mad_ns": t.mad_ns, "repetitions": len(t.samples_ns), "samples_ns": list(t.samples_ns), "all_passed": t.all_passed})  # fmt: skip
     db.replace_partition(key, {"timings": rows})
-    shown = ("SELECT t.prompt_id, t.code_index, round(t.median_ns / 1e6, 3) AS median_ms, round(t.mad_ns / 1e6, 3) AS mad_ms, t.repetitions, "
-             "t.all_passed, c.code FROM timings t JOIN candidate_code c USING (partition_key, code_id) WHERE t.partition_key = ? "
-             "ORDER BY t.prompt_id, t.median_ns")  # fmt: skip
-    return dg.MaterializeResult(
-        metadata={"dagster/row_count": len(rows), **totals(db, "timings"), "preview": preview(db, shown, [key])}
-    )
+    shown = ("SELECT partition_key, t.prompt_id, t.code_index, round(t.median_ns / 1e6, 3) AS median_ms, round(t.mad_ns / 1e6, 3) AS mad_ms, "
+             "t.repetitions, t.all_passed, c.code FROM timings t JOIN candidate_code c USING (partition_key, code_id) WHERE {partition} "
+             "ORDER BY partition_key, t.prompt_id, t.median_ns")  # fmt: skip
+    return dg.MaterializeResult(metadata={**whole_asset(db, "timings", key, len(rows)), **previews(db, shown, key)})
 
 
 class PairsConfig(FilterConfig):
@@ -236,6 +233,13 @@ def _pair_row(
             "chosen_score": float(scores[pair.chosen]), "rejected_score": float(scores[pair.rejected]),
             "chosen_cluster": pair.chosen_cluster, "rejected_cluster": pair.rejected_cluster,
             "trusted_test_ids": trusted_ids, "confidence": ranked.confidence, "min_confidence": threshold}  # fmt: skip
+
+
+PAIRS_AND_SKIPS = """
+    SELECT kind || ' pairs', count(*) FROM preference_pairs GROUP BY kind
+    UNION ALL SELECT 'no ' || kind || ' pair: ' || reason, count(*) FROM preference_pairs_skipped GROUP BY kind, reason ORDER BY 2 DESC"""
+PAIR_CODE = ("SELECT partition_key, kind, round(margin, 3) AS margin, chosen || '\n\n# ---- rejected ----\n' || rejected AS code "
+             "FROM preference_pairs ORDER BY kind, partition_key, pair_id")  # fmt: skip
 
 
 @dg.asset(deps=[timings], description="Correctness (the chosen code vs a code of the lowest-scored behaviour cluster failing a trusted test) and "
@@ -259,7 +263,7 @@ def preference_pairs(
         "SELECT prompt_id, code_index, median_ns, mad_ns, samples_ns, all_passed FROM timings WHERE partition_key = ?", [key]
     ).rows():
         timed.setdefault(prompt_id, {})[i] = Timing(med, mad, tuple(samples), ok)
-    rankings, threshold = _rankings(db, key, ranking), config.threshold(ranking)
+    rankings, threshold = _rankings(db, key, ranking), config.threshold(ranking, run_profile(context))
     pairs, skipped = [], []
     for prompt_id in sorted(prompts):
         if prompt_id not in rankings:
@@ -288,15 +292,14 @@ def preference_pairs(
                 skipped.append({"partition_key": key, "prompt_id": prompt_id, "kind": kind, "reason": result, "confidence": conf})
     db.replace_partition(key, {"preference_pairs": pairs, "preference_pairs_skipped": skipped})
     by_kind = {k: sum(p["kind"] == k for p in pairs) for k in ("correctness", "efficiency")}
-    reasons = Counter(s["reason"] for s in skipped)
-    shown = {**by_kind, **{f"no pair: {r}": n for r, n in reasons.items()}}
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(pairs), "skipped": len(skipped), "correctness_pairs": by_kind["correctness"],
-                                          "efficiency_pairs": by_kind["efficiency"], "by_kind": dg.MetadataValue.json(by_kind),
-                                          **totals(db, "preference_pairs"),
-                                          "pairs_by_kind": dg.MetadataValue.md(hbars(shown, f"Pairs and skipped prompt/kind rows, partition {key}", "rows")),
-                                          "preview": preview(db, "SELECT kind, round(margin, 3) AS margin, round(confidence, 3) AS confidence, chosen_cluster, "
-                                                                 "rejected_cluster, chosen, rejected "
-                                                                 "FROM preference_pairs WHERE partition_key = ? ORDER BY kind, pair_id", [key])})  # fmt: skip
+    shown = dict(db.query(PAIRS_AND_SKIPS).rows())  # the whole asset
+    return dg.MaterializeResult(metadata={"skipped": len(skipped), "correctness_pairs": by_kind["correctness"], "efficiency_pairs": by_kind["efficiency"],
+                                          **whole_asset(db, "preference_pairs", key, len(pairs)),
+                                          "pairs_by_kind": dg.MetadataValue.md(hbars(shown, "Pairs, and prompts without a pair of a kind, all partitions", "rows")),
+                                          **previews(db, "SELECT partition_key, kind, round(margin, 3) AS margin, round(confidence, 3) AS confidence, chosen_cluster, "
+                                                         "rejected_cluster, chosen, rejected FROM preference_pairs WHERE {partition} "
+                                                         "ORDER BY partition_key, kind, pair_id", key),
+                                          "pairs_as_code": code_preview(db, PAIR_CODE, title="Pairs, all partitions: chosen, then rejected")})  # fmt: skip
 
 
 class ExportConfig(dg.Config):

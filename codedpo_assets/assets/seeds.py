@@ -13,7 +13,7 @@ from collections import Counter
 import dagster as dg
 from pydantic import Field
 
-from codedpo_assets.assets.metadata import code_version, preview, table_metadata, totals
+from codedpo_assets.assets.metadata import code_preview, code_version, previews, table_metadata, whole_asset
 from codedpo_assets.assets.resources import DuckDBStore, SeedSources
 from codedpo_assets.decontam import humaneval_decontaminator
 from codedpo_assets.harvest import HarvestRules, harvest_unit
@@ -89,14 +89,22 @@ def seeds(
     return dg.MaterializeResult(
         data_version=dg.DataVersion(unit.content_hash),
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(written["seeds"]),
+            **whole_asset(db, "seeds", unit.key, written["seeds"]),
             "rejected": dg.MetadataValue.int(len(rejected)),
             "decontaminated": dg.MetadataValue.int(reasons.get("decontaminated", 0)),
             "rejected_by_reason": dg.MetadataValue.json(dict(sorted(reasons.items()))),
             "unit_hash": unit.content_hash,
-            **totals(db, "seeds"),
-            "preview": preview(
-                db, "SELECT symbol, path, n_lines, license, code FROM seeds WHERE partition_key = ? ORDER BY seed_id", [unit.key]
+            **previews(
+                db,
+                "SELECT partition_key, symbol, path, n_lines, license, code FROM seeds WHERE {partition} "
+                "ORDER BY partition_key, seed_id",
+                unit.key,
+            ),
+            "partition_code": code_preview(
+                db,
+                "SELECT symbol, path, code FROM seeds WHERE partition_key = ? ORDER BY seed_id",
+                [unit.key],
+                title=f"Seeds of {unit.key}",
             ),
         },
     )

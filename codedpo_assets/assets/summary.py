@@ -10,6 +10,12 @@ from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.plots import funnel, hbars, text_bar
 
 FUNNEL = ("seeds", "prompts", "programs", "tests", "cells", "pairs")
+# Prompts that yielded no pair of any kind, each once, by why no correctness pair came of it: the bars
+# add up to the funnel's dropped pairs.
+UNPAIRED_BY_REASON = """
+    SELECT reason, count(*) FROM preference_pairs_skipped s
+    WHERE kind = 'correctness' AND NOT EXISTS (SELECT 1 FROM preference_pairs p WHERE p.prompt_id = s.prompt_id)
+    GROUP BY reason ORDER BY 2 DESC, reason"""
 
 # The `summarize` job's automation condition: rebuilt whenever any partition of its upstream changes (eager() would wait for every partition to
 # exist, and a partition that failed to build would then block the totals forever).
@@ -32,16 +38,14 @@ AFTER_ANY_PARTITION = (
 )  # fmt: skip
 def pipeline_summary(store: DuckDBStore) -> dg.MaterializeResult:
     db = store.get()
-    rows = db.query("SELECT stage, items, dropped, partitions FROM pipeline_summary ORDER BY step").rows()
-    items = {stage: int(n) for stage, n, _, _ in rows}
+    rows = db.query("SELECT stage, items, dropped, not_sampled, partitions FROM pipeline_summary ORDER BY step").rows()
+    items = {stage: int(n) for stage, n, _, _, _ in rows}
     top = max(items.values(), default=0)
     table = [
-        {"stage": stage, "items": int(n), "dropped": int(d), "partitions": int(p), "bar": text_bar(n, top)}
-        for stage, n, d, p in rows
+        {"stage": stage, "items": int(n), "dropped": int(d), "not_sampled": int(c), "partitions": int(p), "bar": text_bar(n, top)}
+        for stage, n, d, c, p in rows
     ]
-    skipped = dict(
-        db.query("SELECT reason, count(DISTINCT prompt_id) FROM preference_pairs_skipped GROUP BY reason ORDER BY 2 DESC").rows()
-    )
+    skipped = dict(db.query(UNPAIRED_BY_REASON).rows())
     pass_rate = items["cells passed"] / items["cells"] if items["cells"] else 0.0
     return dg.MaterializeResult(
         metadata={

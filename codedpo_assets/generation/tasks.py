@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import copy
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 
 import polars as pl
@@ -39,6 +40,42 @@ def task_messages(seed_code: str, sig: str) -> Messages:
 
 def task_text(description: str, sig: str) -> str:
     return description.strip() + f"\n\nImplement the function `{sig}` in Python."
+
+
+_FENCED = re.compile(r"```[^\n]*\n.*?(?:```|\Z)", re.S)
+_DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)[ \t]*\(", re.M)
+MIN_STATEMENT_WORDS = 8  # fewer words left once the code is out: no task statement, only a solution
+
+
+def task_statement(description: str) -> tuple[str, str | None, str | None]:
+    """The model's task text without code that defines functions: a statement that carries an
+    implementation (often a wrong one) teaches the solver to copy it, and its tests to agree with it.
+    Fenced blocks holding a ``def`` and bare ``def`` blocks are cut. Returns (statement, what was
+    cut or None, drop reason or None: ``solution_in_prompt`` when too little statement is left)."""
+    names: list[str] = []
+
+    def cut_block(match: re.Match) -> str:
+        found = _DEF.findall(match.group(0))
+        names.extend(name for _, name in found)
+        return "" if found else match.group(0)
+
+    text = _FENCED.sub(cut_block, description)
+    kept, body_indent = [], None
+    for line in text.splitlines():
+        head = _DEF.match(line)
+        if head:
+            names.append(head.group(2))
+            body_indent = len(head.group(1).expandtabs())
+            continue
+        if body_indent is not None and (not line.strip() or len(line) - len(line.lstrip()) > body_indent):
+            continue  # the body of a cut function
+        body_indent = None
+        kept.append(line)
+    statement = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+    if not names:
+        return statement, None, None
+    cut = f"code defining {', '.join(dict.fromkeys(names))}"
+    return statement, cut, "solution_in_prompt" if len(statement.split()) < MIN_STATEMENT_WORDS else None
 
 
 FENCE = "```"  # replies are prefilled up to inside a code block, so generation stops at the closing fence
