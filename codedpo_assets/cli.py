@@ -237,9 +237,8 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
             if not _succeeded(result, f"{build.name} {what}", console):
                 return 1
             if stage in RANGED:
-                walls |= {
-                    f"{step} ({len(keys)} partitions, {engine})": s for step, s in _step_walls(instance, result.run_id).items()
-                }
+                steps = _step_walls(instance, result.run_id).items()
+                walls |= {f"{step} ({len(keys)} partitions, {engine})": s for step, s in steps if step in names}
             cells += (
                 sum(_row_count(m) for m in result.asset_materializations_for_node("pass_matrix")) if "pass_matrix" in names else 0
             )

@@ -315,8 +315,8 @@ def summarize(items: Items) -> dict[str, float]:
 def value_interval(metric: str, values) -> tuple[float | None, float | None, str | None]:
     """(low, high, method) of a metric's value; (None, None, None) for counts and empty items."""
     kind, data = metric_kind(metric), np.asarray(values, dtype=float)
-    if kind.method is None or len(data) == 0:
-        return (None, None, None)
+    if kind.method is None or len(data) == 0 or (kind.method == "bootstrap" and len(data) < 2):
+        return (None, None, None)  # counts, nothing, or one unbounded value: a bootstrap of it is a point
     low, high = (
         wilson_interval(float(data.sum()), len(data)) if kind.method == "wilson" else bootstrap_interval(data, kind.statistic)
     )

@@ -34,6 +34,8 @@ def line(stage: str, done: int, total: int, elapsed_s: float, unit: str = "items
         rate_text = f"{rate:.1f}/s" if rate >= 0.1 else f"{rate * 60:.1f}/min"
         text += f", {rate_text}, elapsed {duration(elapsed_s)}"
         text += f", ETA {duration((total - done) / rate)}" if done < total else ", done"
+    elif elapsed_s >= 1:  # nothing done yet: how long it has been waiting
+        text += f", elapsed {duration(elapsed_s)}"
     return f"{text}{', ' + extra if extra else ''}"
 
 

@@ -146,30 +146,16 @@ def _trainer(settings: TrainSettings, model: Any, ref: Any, tokenizer: Any, exam
 
         data = Dataset.from_list([{"prompt": e["prompt"], "completion": e["chosen"]} for e in examples])
         return SFTTrainer(model=model, args=SFTConfig(**common), train_dataset=data, processing_class=tokenizer, peft_config=peft)
+    paired: dict[str, Any] = {"model": model, "ref_model": ref, "train_dataset": Dataset.from_list(examples), "processing_class": tokenizer,
+                              "peft_config": peft}  # fmt: skip
     if settings.arm == "kto":
         from trl import KTOConfig, KTOTrainer
 
-        kto_args = KTOConfig(beta=settings.beta, **common)
-        return KTOTrainer(
-            model=model,
-            ref_model=ref,
-            args=kto_args,
-            train_dataset=Dataset.from_list(examples),
-            processing_class=tokenizer,
-            peft_config=peft,
-        )
+        return KTOTrainer(args=KTOConfig(beta=settings.beta, **common), **paired)
     from trl import DPOConfig, DPOTrainer
 
     losses = {"dpo": (["sigmoid"], None), "rpo": (["sigmoid", "sft"], [1.0, settings.sft_weight])}[settings.arm]
-    args = DPOConfig(beta=settings.beta, loss_type=losses[0], loss_weights=losses[1], **common)
-    return DPOTrainer(
-        model=model,
-        ref_model=ref,
-        args=args,
-        train_dataset=Dataset.from_list(examples),
-        processing_class=tokenizer,
-        peft_config=peft,
-    )
+    return DPOTrainer(args=DPOConfig(beta=settings.beta, loss_type=losses[0], loss_weights=losses[1], **common), **paired)
 
 
 def train(

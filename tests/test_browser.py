@@ -107,6 +107,23 @@ def _dismiss_community_dialog(driver) -> None:
         WebDriverWait(driver, 10).until(ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Skip']"))).click()
 
 
+def test_quick_launchpad_shows_no_paper_numbers(dagster_ui):
+    """The report: build_pairs_quick's launchpad opened on the paper profile (512 tokens, 15 samples)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, _ = dagster_ui
+    driver = _browser()
+    try:
+        _shows(driver, f"{base}/locations/codedpo/jobs/build_pairs_quick/playground", "profile: quick")
+        editor = "return Array.from(document.querySelectorAll('.CodeMirror')).map(e => e.CodeMirror.getValue()).join('\\n')"
+        config = WebDriverWait(driver, 60).until(lambda d: d.execute_script(editor) or None)
+        driver.save_screenshot(str(SCREENSHOTS / "launchpad_quick.png"))
+        # sampling fields are empty (the run's profile decides): no paper numbers under the quick job
+        assert "pass_matrix" in config and "max_new_tokens: 512" not in config and "n_samples: 15" not in config, config[:2000]
+    finally:
+        driver.quit()
+
+
 def test_materialize_from_the_ui(dagster_ui):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
@@ -219,8 +236,8 @@ def test_what_make_run_leaves_is_readable_in_the_ui(built_ui):
 
     base, home = built_ui
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        (record,) = instance.get_run_records(dg.RunsFilter(job_name="build_pairs_quick"), limit=1)
-    run_id = record.dagster_run.run_id
+        records = instance.get_run_records(dg.RunsFilter(job_name="build_pairs_quick"))
+    run_id = records[0].dagster_run.run_id
     driver = _browser()
     try:
         _shows(driver, f"{base}/runs", "build_pairs_quick", "summarize", "train_and_evaluate_quick")
@@ -234,11 +251,36 @@ def test_what_make_run_leaves_is_readable_in_the_ui(built_ui):
         assert button.is_enabled(), "the run of a named job can be re-executed from the UI"
         driver.save_screenshot(str(SCREENSHOTS / "run_of_make_run.png"))
 
-        text = _shows(driver, f"{base}/assets/preference_pairs", "total_rows_all_partitions", "partitions_with_rows")
-        driver.save_screenshot(str(SCREENSHOTS / "partitioned_asset.png"))
-        assert "chosen" in text and "rejected" in text  # the preview table, inline
+        # generation ran inside one run for all three partitions: its steps are on the run's page
+        (ranged,) = [r for r in records if r.dagster_run.tags.get("dagster/asset_partition_range_start")]
+        _shows(driver, f"{base}/runs/{ranged.dagster_run.run_id}", "prompts", "candidate_code", "generated_tests", "Success")
+        driver.save_screenshot(str(SCREENSHOTS / "generation_run.png"))
 
-        _shows(driver, f"{base}/assets/pipeline_summary", "seeds", "prompts", "programs", "cells", "pairs")
+        # a partitioned asset: the whole asset beside the partition, as tables (no running tally to chart)
+        text = _shows(
+            driver, f"{base}/assets/preference_pairs", "all_partitions", "partition_rows", "partition_preview", "pairs_as_code"
+        )
+        driver.save_screenshot(str(SCREENSHOTS / "partitioned_asset.png"))
+        assert "chosen" in text and "rejected" in text and "total_rows_all_partitions" not in text  # previews, inline
+        _shows(driver, f"{base}/assets/pass_matrix", "heatmap_prompt", "its matrix gave a correctness pair")
+        _shows(driver, f"{base}/assets/prompts", "cleaned")  # what was cut from a task statement has its column
+
+        # code as code: the kept programs open as a python block, newlines and indentation kept
+        _shows(driver, f"{base}/assets/candidate_code", "partition_code")
+        for link in driver.find_elements(
+            By.XPATH, "//*[normalize-space(text())='[Show Markdown]']"
+        ):  # long markdown: behind a link
+            link.click()
+        block = WebDriverWait(driver, 60).until(
+            ec.presence_of_element_located((By.XPATH, "//pre[contains(., 'def add(a, b):')]"))
+        )
+        assert "def add(a, b):\n    return a" in block.text
+        driver.save_screenshot(str(SCREENSHOTS / "code_preview.png"))
+
+        # column descriptions as written: angle brackets survive the markdown rendering
+        _shows(driver, f"{base}/assets/seeds", "<source>:<path>")
+
+        _shows(driver, f"{base}/assets/pipeline_summary", "seeds", "prompts", "programs", "cells", "pairs", "not_sampled")
         driver.find_element(By.XPATH, "//*[normalize-space(text())='[Show Markdown]']").click()
         chart = WebDriverWait(driver, 60).until(
             ec.presence_of_element_located((By.XPATH, "//img[starts-with(@src, 'data:image/png')]"))
@@ -250,9 +292,30 @@ def test_what_make_run_leaves_is_readable_in_the_ui(built_ui):
         time.sleep(1)  # the dialog fades in
         driver.save_screenshot(str(SCREENSHOTS / "funnel_chart.png"))
 
-        text = _shows(driver, f"{base}/assets/model_evaluation", "verdict", "change_ci", "not enough data (n = ")
+        text = _shows(
+            driver,
+            f"{base}/assets/model_evaluation",
+            "before_after_intervals",
+            "verdict",
+            "not enough data",
+            "heldout_*, efficiency_*",
+        )
         driver.save_screenshot(str(SCREENSHOTS / "evaluation_table.png"))
         assert "humaneval_pass@1_greedy" in text
+        pass_rows = [line for line in text.splitlines() if line.startswith("humaneval_pass@")]
+        assert pass_rows and not any("0.000..0.000" in line for line in pass_rows)  # 0 successes: an upper bound, not a point
+        # the before/after table: every verdict on one line, and on a full-HD screen no horizontal scrolling
+        rows = "Array.from(document.querySelectorAll('tr')).filter(r => r.innerText.startsWith('humaneval_pass@1_greedy'))"
+        heights = driver.execute_script(f"return {rows}.map(r => r.lastElementChild.getBoundingClientRect().height)")
+        assert heights and max(heights) < 45, heights  # one line of text (wrapped over five lines before)
+        driver.set_window_size(1920, 1080)
+        _shows(driver, f"{base}/assets/model_evaluation", "before_after_intervals")
+        scrolls = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table')).filter(t => t.innerText.includes('humaneval_pass@1_greedy'))"
+            ".map(t => { let e = t; while (e && e.scrollWidth <= e.clientWidth + 1) e = e.parentElement;"
+            " return e && e !== document.documentElement && e !== document.body ? e.scrollWidth - e.clientWidth : 0; })"
+        )
+        assert scrolls and max(scrolls) == 0, scrolls
     except Exception:
         driver.save_screenshot(str(SCREENSHOTS / "failure.png"))
         raise

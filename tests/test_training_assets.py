@@ -93,8 +93,9 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
             mats = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
             assert "data:image/png;base64," in mats["dpo_checkpoint"]["training_curves"].value
             meta = mats["model_evaluation"]
-            table = {r.data["metric"]: r.data for r in meta["before_after"].records}  # a Dagster table: rendered inline
-            # six columns that fit the page: each value with its interval in one cell, n beside the verdict
+            table = {r.data["metric"]: r.data for r in meta["before_after"].records}  # Dagster tables: rendered inline
+            ci = {r.data["metric"]: r.data for r in meta["before_after_intervals"].records}
+            # two tables that fit the page beside the UI's sidebar: values with n and verdict, and their intervals
             assert [c.name for c in meta["before_after"].schema.columns] == [
                 "metric",
                 "n",
@@ -103,35 +104,44 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
                 "change",
                 "verdict",
             ]
-            assert {
-                "humaneval_pass@1_greedy",
-                "humaneval_pass@2",
-                "heldout_reward_accuracy",
-                "efficiency_problems",
-                "humaneval_nonempty",
-                "humaneval_defines_entry",
-                "groundtruth_reward_accuracy",
-                "groundtruth_logp_accuracy",
-                "groundtruth_reward_margin",
-            } <= set(table)
+            assert [c.name for c in meta["before_after_intervals"].schema.columns] == ["metric", "base", "checkpoint", "change"]
+            assert (
+                {
+                    "humaneval_pass@1_greedy",
+                    "humaneval_pass@2",
+                    "heldout_reward_accuracy",
+                    "efficiency_problems",
+                    "humaneval_nonempty",
+                    "humaneval_defines_entry",
+                    "groundtruth_reward_accuracy",
+                    "groundtruth_logp_accuracy",
+                    "groundtruth_reward_margin",
+                }
+                <= set(table)
+                == set(ci)
+            )
             # the tiny model writes no function: every problem's canonical solution vs its failing program is a ground-truth pair,
             # and the replies that define nothing are shown as such
-            assert table["groundtruth_reward_accuracy"]["n"] == 2 and table["groundtruth_reward_accuracy"]["base"].startswith(
-                "0.500 ["
+            assert table["groundtruth_reward_accuracy"]["n"] == 2 and table["groundtruth_reward_accuracy"]["base"] == "0.500"
+            assert table["humaneval_defines_entry"]["base"] == "0.000" and ci["humaneval_defines_entry"]["base"].startswith(
+                "0.000.."
             )
-            assert table["humaneval_defines_entry"]["base"].startswith("0.000 [0.000, ") and table["humaneval_nonempty"]["n"] == 2
+            assert float(ci["humaneval_defines_entry"]["base"].split("..")[1]) > 0.5  # 0 of 2: an upper bound, not a point
+            assert table["humaneval_nonempty"]["n"] == 2
             assert meta["prompt_format"].value == "chat_function" and meta["groundtruth_pairs"].value == 2
             reward = table["heldout_reward_accuracy"]  # one held-out pair: whatever the change, no verdict but "not enough data"
-            assert reward["base"].startswith("0.500 [") and reward["n"] == 1 and reward["verdict"] == "not enough data"
-            assert re.fullmatch(r"-?\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\]", reward["change"])  # an interval even at n = 1
+            assert reward["base"] == "0.500" and reward["n"] == 1 and reward["verdict"] == "not enough data"
+            assert re.fullmatch(
+                r"-?\d\.\d{3}\.\.-?\d\.\d{3}", ci["heldout_reward_accuracy"]["change"]
+            )  # an interval even at n = 1
             greedy = table["humaneval_pass@1_greedy"]
             assert (
                 greedy["n"] == 2
-                and greedy["base"].count("[") == 1
+                and ci["humaneval_pass@1_greedy"]["base"]
                 and greedy["verdict"] in ("better", "worse", "not enough data")
             )
             assert re.fullmatch(r"\d+", table["efficiency_problems"]["checkpoint"])  # a count: no interval
-            assert table["efficiency_problems"]["verdict"] is None
+            assert table["efficiency_problems"]["verdict"] is None and ci["efficiency_problems"]["checkpoint"] is None
             for metric in table:  # both models' numbers as metadata: the Plots tab compares them across materializations
                 assert f"checkpoint/{metric}" in meta and (metric.startswith("efficiency") or f"base/{metric}" in meta)
                 assert meta[f"checkpoint/{metric}"].value == round(meta[f"checkpoint/{metric}"].value, 4)

@@ -19,6 +19,7 @@ from codedpo_assets.evaluation import (
     efficiency_items,
     groundtruth_pairs,
     humaneval_scores,
+    metric_kind,
     metric_records,
     model_logps,
     preference_items,
@@ -87,41 +88,51 @@ def _sample_and_score(db, role: str, path: str, config: EvaluationConfig, proble
     )[1]
 
 
-# The before/after table as the asset page shows it: a value and its interval in one cell, so the
-# table fits the page without scrolling (the full columns are in model_evaluation_table).
+# The before/after tables as the asset page shows them: the values with their verdict, and beside
+# them their 95 % intervals — two tables that each fit the page (one with everything needs
+# horizontal scrolling beside the UI's sidebar). The full columns are in model_evaluation_table.
 BEFORE_AFTER_COLUMNS = [
     ("metric", "string", "Metric (higher is better for all)."),
     ("n", "int", "Problems / held-out pairs / efficiency problems behind the values."),
-    ("base", "string", "Base model: value [95 % interval] (Wilson for values in [0, 1], bootstrap otherwise)."),
-    ("checkpoint", "string", "Trained checkpoint: value [95 % interval]."),
-    ("change", "string", "checkpoint − base [95 % interval] (Newcombe for values in [0, 1], paired bootstrap otherwise)."),
+    ("base", "string", "Base model."),
+    ("checkpoint", "string", "Trained checkpoint."),
+    ("change", "string", "checkpoint − base."),
     (
         "verdict",
         "string",
         "better / worse, or 'not enough data' when the interval spans no change, the sign test disagrees or n < 2.",
     ),
 ]
+INTERVAL_COLUMNS = [
+    ("metric", "string", "Metric."),
+    ("base", "string", "95 % interval of base (Wilson for values in [0, 1], bootstrap otherwise)."),
+    ("checkpoint", "string", "95 % interval of checkpoint."),
+    ("change", "string", "95 % interval of the change (Newcombe for values in [0, 1], paired bootstrap otherwise)."),
+]
 
 
-def _with_interval(value: float | None, interval: str | None) -> str | None:
+def _number(value: float | None, count: bool) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if not interval:  # a count, or a value with no interval
-        return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
-    return f"{value:.3f} [{interval.replace('..', ', ')}]"
+    return str(int(value)) if count else f"{value:.3f}"
 
 
-def before_after_table(view: pl.DataFrame) -> dg.TableMetadataValue:
-    """The rows of model_evaluation_table for one checkpoint as a Dagster table (rendered inline)."""
-    records = [
-        dg.TableRecord({"metric": row["metric"], "n": row["n"], "base": _with_interval(row["base"], row["base_ci"]),
-                        "checkpoint": _with_interval(row["checkpoint"], row["checkpoint_ci"]),
-                        "change": _with_interval(row["change"], row["change_ci"]),
-                        "verdict": (row["verdict"] or "").split(" (n = ")[0] or None})  # n is its own column
-        for row in view.iter_rows(named=True)
-    ]  # fmt: skip
-    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind, description=desc) for name, kind, desc in BEFORE_AFTER_COLUMNS])
-    return dg.MetadataValue.table(records=records, schema=schema)
+def _table(records: list[dict], columns: list[tuple[str, str, str]]) -> dg.TableMetadataValue:
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind, description=desc) for name, kind, desc in columns])
+    return dg.MetadataValue.table(records=[dg.TableRecord(r) for r in records], schema=schema)
+
+
+def before_after_tables(view: pl.DataFrame) -> dict[str, dg.TableMetadataValue]:
+    """The rows of model_evaluation_table for one checkpoint as two Dagster tables (rendered inline):
+    ``before_after`` (values, n, verdict) and ``before_after_intervals``."""
+    values, intervals = [], []
+    for row in view.iter_rows(named=True):
+        count = metric_kind(row["metric"]).method is None
+        verdict = (row["verdict"] or "").split(" (n = ")[0] or None  # n is its own column
+        values.append({"metric": row["metric"], "n": row["n"], **{r: _number(row[r], count) for r in ("base", "checkpoint", "change")},
+                       "verdict": verdict})  # fmt: skip
+        intervals.append({"metric": row["metric"], **{r: row[f"{r}_ci"] for r in ("base", "checkpoint", "change")}})
+    return {"before_after": _table(values, BEFORE_AFTER_COLUMNS), "before_after_intervals": _table(intervals, INTERVAL_COLUMNS)}
 
 
 @dg.asset(
@@ -185,7 +196,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
     links: dict[str, dg.MetadataValue] = {"checkpoint_path": dg.MetadataValue.path(path)}
     if checkpoint_run:
         links["checkpoint_run"] = dg.MetadataValue.dagster_run(checkpoint_run)
-    return dg.MaterializeResult(metadata={"before_after": before_after_table(view), "checkpoint_id": dg.MetadataValue.text(checkpoint_id), **links,
+    return dg.MaterializeResult(metadata={**before_after_tables(view), "checkpoint_id": dg.MetadataValue.text(checkpoint_id), **links,
                                           "settings": dg.MetadataValue.json(config.model_dump()),
                                           "humaneval_problems": len(problems), "heldout_pairs": len(examples), "groundtruth_pairs": len(truth),
                                           "prompt_format": config.prompt_format, "efficiency_problems": len(both),

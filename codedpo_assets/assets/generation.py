@@ -315,15 +315,45 @@ def _over_cap(db: Store, key: str, sampled: int) -> int:
     return int(db.query("SELECT count(*) FROM seeds WHERE partition_key = ?", [key]).item()) - sampled
 
 
-def _sample_code(
-    context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator, make_jobs: Callable
-) -> tuple[Store, dict[str, list[tuple[tuple, list[str]]]]]:
-    """Every partition's code-sampling jobs in one call through the cache: (db, {partition: [(prompt row, its n replies)]})."""
+def _sample(
+    context: dg.AssetExecutionContext,
+    config: SamplingConfig,
+    store: DuckDBStore,
+    generator: Generator,
+    make_jobs: Callable,
+    table: str,
+    rows_of: Callable[[str, str, str, list[str]], list[dict]],
+) -> dg.MaterializeResult:
+    """Every partition's code-sampling jobs in one call through the cache, then each partition's rows
+    (``rows_of(partition, prompt_id, entry point, its n replies)``) written with its own metadata."""
     db, backend, sampling = store.get(), generator.get(), config.resolved(run_profile(context))
     planned = {key: make_jobs(db, key, sampling) for key in context.partition_keys}
     texts = _generate(context, db, backend, {key: jobs for key, (_, jobs) in planned.items()}, _code_params(sampling, backend))
     n = sampling.n_samples
-    return db, {key: [(row, texts[key][p * n : (p + 1) * n]) for p, row in enumerate(todo)] for key, (todo, _) in planned.items()}
+    for key, (todo, _) in planned.items():
+        rows = [
+            row
+            for p, (prompt_id, entry, _) in enumerate(todo)
+            for row in rows_of(key, prompt_id, entry, texts[key][p * n : (p + 1) * n])
+        ]
+        _written(context, db, key, table, rows)
+    return dg.MaterializeResult()
+
+
+def _program_rows(key: str, prompt_id: str, entry: str, outs: list[str]) -> list[dict]:
+    return [{"partition_key": key, "prompt_id": prompt_id, "code_id": content_hash(f"{prompt_id}\0{item.sample_index}"),
+             "sample_index": item.sample_index, "code": item.text or None, "norm_hash": item.norm_hash or None,
+             "multiplicity": item.multiplicity or None, "reason": item.reason or None, "detail": item.detail or None, "raw": raw}
+            for item, raw in zip(dedupe([extract_program(t, entry, i) for i, t in enumerate(outs)]), outs)]  # fmt: skip
+
+
+def _test_rows(key: str, prompt_id: str, entry: str, outs: list[str]) -> list[dict]:
+    items = dedupe([t for i, out in enumerate(outs) for t in extract_tests(out, entry, i)])
+    return [{"partition_key": key, "prompt_id": prompt_id, "test_id": content_hash(f"{prompt_id}\0{n}\0{item.text}"),
+             "sample_index": item.sample_index, "test": item.text or None, "norm_hash": item.norm_hash or None,
+             "verified": parse_test(item.text).verified if item.text else None, "multiplicity": item.multiplicity or None,
+             "reason": item.reason or None, "detail": item.detail or None}
+            for n, item in enumerate(items)]  # fmt: skip
 
 
 @dg.asset(deps=[prompts], description="N sampled solutions per prompt; code extracted, deduplicated by normalized AST; drops keep a reason.",
@@ -331,16 +361,7 @@ def _sample_code(
 def candidate_code(
     context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator
 ) -> dg.MaterializeResult:
-    db, sampled = _sample_code(context, config, store, generator, solution_jobs)
-    for key, prompts_and_replies in sampled.items():
-        rows = []
-        for (prompt_id, entry, _), outs in prompts_and_replies:
-            for item, raw in zip(dedupe([extract_program(t, entry, i) for i, t in enumerate(outs)]), outs):
-                rows.append({"partition_key": key, "prompt_id": prompt_id, "code_id": content_hash(f"{prompt_id}\0{item.sample_index}"),
-                             "sample_index": item.sample_index, "code": item.text or None, "norm_hash": item.norm_hash or None,
-                             "multiplicity": item.multiplicity or None, "reason": item.reason or None, "detail": item.detail or None, "raw": raw})  # fmt: skip
-        _written(context, db, key, "candidate_code", rows)
-    return dg.MaterializeResult()
+    return _sample(context, config, store, generator, solution_jobs, "candidate_code", _program_rows)
 
 
 @dg.asset(deps=[prompts], description="M sampled test sets per prompt, split into standalone asserts calling the entry point; deduplicated; drops keep a reason.",
@@ -348,18 +369,7 @@ def candidate_code(
 def generated_tests(
     context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator
 ) -> dg.MaterializeResult:
-    db, sampled = _sample_code(context, config, store, generator, test_jobs)
-    for key, prompts_and_replies in sampled.items():
-        rows = []
-        for (prompt_id, entry, _), outs in prompts_and_replies:
-            items = dedupe([t for i, out in enumerate(outs) for t in extract_tests(out, entry, i)])
-            for n, item in enumerate(items):
-                rows.append({"partition_key": key, "prompt_id": prompt_id, "test_id": content_hash(f"{prompt_id}\0{n}\0{item.text}"),
-                             "sample_index": item.sample_index, "test": item.text or None, "norm_hash": item.norm_hash or None,
-                             "verified": parse_test(item.text).verified if item.text else None, "multiplicity": item.multiplicity or None,
-                             "reason": item.reason or None, "detail": item.detail or None})  # fmt: skip
-        _written(context, db, key, "generated_tests", rows)
-    return dg.MaterializeResult()
+    return _sample(context, config, store, generator, test_jobs, "generated_tests", _test_rows)
 
 
 SAMPLING_ASSETS = (prompts, candidate_code, generated_tests)  # the assets configured by SamplingConfig

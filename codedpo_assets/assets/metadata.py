@@ -64,9 +64,11 @@ def _catalog() -> dict[str, list[tuple[str, str, bool]]]:
 
 
 def _literal_markdown(text: str) -> str:
-    """The UI renders descriptions as markdown and drops anything that looks like an HTML tag
-    (``<source>:<path>`` read ``:``): angle brackets as entities show as written."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """The UI renders descriptions as markdown: it drops anything that looks like an HTML tag
+    (``<source>:<path>`` read ``:``) and turns ``_*`` pairs into italics. Entities and escapes show
+    the text as written."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("*", "\\*").replace("_", "\\_")  # heldout_*, efficiency_* read as written, not in italics
 
 
 def column_schema(table: str) -> dg.TableSchema:
