@@ -324,18 +324,24 @@ def value_interval(metric: str, values) -> tuple[float | None, float | None, str
 
 
 def newcombe_change_interval(before, after, z: float = 1.96) -> tuple[float, float]:
-    """Interval of ``mean(after) - mean(before)`` for items in [0, 1]: Newcombe's hybrid score
-    interval (each side's Wilson bounds combined, MOVER). It ignores the pairing, so for positively
-    correlated paired items it is wider than needed — never the collapsed point a paired bootstrap
-    gives at n = 1 or when every item moved alike."""
+    """Interval of ``mean(after) - mean(before)`` for paired items in [0, 1]: Newcombe's score
+    interval for paired data (1998, method 10) — each side's Wilson bounds combined with the items'
+    correlation φ (0 where a side is constant or no item moved: the unpaired, wider interval). Never
+    the collapsed point a paired bootstrap gives at n = 1 or when no item moved; about as tight as a
+    paired bootstrap at large n (logp accuracy 7/78 → 15/78: [+0.036, +0.182] vs [+0.038, +0.179])."""
     b, a = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
     if len(b) != len(a):
         raise ValueError(f"paired values need the same items: {len(b)} before, {len(a)} after")
     if len(b) == 0:
         return (math.nan, math.nan)
     (p1, (l1, u1)), (p2, (l2, u2)) = ((x.mean(), wilson_interval(float(x.sum()), len(x), z)) for x in (b, a))
+    # no item moved: nothing to learn the pairing from, and φ = 1 would make the interval a point
+    moved = bool(np.any(a != b))
+    phi = float(np.corrcoef(b, a)[0, 1]) if moved and b.std() > 0 and a.std() > 0 else 0.0
     d = p2 - p1
-    return (d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2), d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2))
+    down = (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2
+    up = (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2
+    return (d - math.sqrt(max(down, 0.0)), d + math.sqrt(max(up, 0.0)))
 
 
 def change_interval(metric: str, before, after) -> tuple[float | None, float | None]:

@@ -241,6 +241,10 @@ def test_newcombe_change_interval():
     assert newcombe_change_interval([0.3, 0.4], [0.3, 0.4]) == pytest.approx(
         (-newcombe_change_interval([0.3, 0.4], [0.3, 0.4])[1], newcombe_change_interval([0.3, 0.4], [0.3, 0.4])[1])
     )  # no change: symmetric around 0
+    before, after = np.r_[np.ones(7), np.zeros(71)], np.r_[np.ones(15), np.zeros(63)]  # the pairing counts at large n
+    assert newcombe_change_interval(before, after) == pytest.approx(paired_change_interval(before, after), abs=0.01)
+    same = [1.0] * 5 + [0.0] * 5  # no item moved: not the point 0..0
+    assert newcombe_change_interval(same, same)[1] > 0.3
     with pytest.raises(ValueError):
         newcombe_change_interval([1.0], [1.0, 0.0])
 
