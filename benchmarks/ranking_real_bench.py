@@ -36,7 +36,8 @@ import real_samples
 
 from codedpo_assets import calibration
 from codedpo_assets.decontam import humaneval_problems
-from codedpo_assets.evaluation import bootstrap_interval, check_programs, paired_change_interval
+from codedpo_assets.evaluation import check_programs
+from codedpo_assets.intervals import bootstrap_interval, paired_change_interval
 from codedpo_assets.normalize import normalized_hash
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, correctness_pair, efficiency_pair, trusted_codes, trusted_tests
 from codedpo_assets.sandbox import run_pass_matrices

@@ -9,21 +9,23 @@ import pytest
 from codedpo_assets.decontam import humaneval_problems
 from codedpo_assets.eval_formats import FORMATS, defines_entry_point, task
 from codedpo_assets.evaluation import (
-    bootstrap_interval,
     check_programs,
     efficiency_items,
-    geometric_mean,
     groundtruth_pairs,
     humaneval_scores,
     metric_records,
-    newcombe_change_interval,
-    paired_change_interval,
     pass_at_k,
     preference_items,
     reply_logps,
     sample_humaneval,
-    sign_test_p,
     summarize,
+)
+from codedpo_assets.intervals import (
+    bootstrap_interval,
+    geometric_mean,
+    newcombe_change_interval,
+    paired_change_interval,
+    sign_test_p,
     verdict,
     wilson_interval,
 )
