@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from codedpo_assets.assets.generation import generation_progress
+from codedpo_assets.assets.generation import GenerationReport
 from codedpo_assets.assets.metadata import code_version, table_metadata
 from codedpo_assets.assets.preferences import ExportConfig
 from codedpo_assets.assets.resources import DuckDBStore
@@ -75,7 +75,7 @@ def _sample_and_score(db, role: str, path: str, config: EvaluationConfig, proble
 
     def generate(jobs, params):  # cached: the base model's samples are reused by later evaluations
         kind = "greedy" if params.temperature == 0 else "sampled"
-        with generation_progress(f"evaluation {role}: {kind} HumanEval", len(jobs), log) as report:
+        with GenerationReport(f"evaluation {role}: {kind} HumanEval", len(jobs), log) as report:
             return generate_cached(db, backend, jobs, params, report)[0]
 
     fmt = FORMATS[config.prompt_format]

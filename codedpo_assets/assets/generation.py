@@ -195,14 +195,10 @@ class GenerationReport:
         self.progress.close()
 
 
-def generation_progress(stage: str, total: int, log: Callable[[str], None] | None = None) -> GenerationReport:
-    return GenerationReport(stage, total, log)
-
-
 def _asset_progress(context: dg.AssetExecutionContext, total: int) -> GenerationReport:
     keys = context.partition_keys
     where = keys[0] if len(keys) == 1 else f"{len(keys)} partitions"
-    return generation_progress(f"{context.asset_key.to_user_string()} {where}", total, context.log.info)
+    return GenerationReport(f"{context.asset_key.to_user_string()} {where}", total, context.log.info)
 
 
 def task_jobs(db, key: str, config: Sampling) -> tuple[list[tuple], list[str], list]:

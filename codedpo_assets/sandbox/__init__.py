@@ -94,9 +94,8 @@ class PassMatrix:
     isolation: dict[str, Any] = field(default_factory=dict)
     schedule: dict[str, Any] = field(default_factory=dict)  # calibration figures: limits, reruns, cells not run
     fingerprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=object))
-    inputs: list[str] = field(
-        default_factory=list
-    )  # per test: what the code is run on (value checks: the call; else the statement)
+    # per test: what the code is run on (value checks: the call; else the statement)
+    inputs: list[str] = field(default_factory=list)
     cpu_bound_ns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     timed_cpu_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     reported_cpu_ns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))

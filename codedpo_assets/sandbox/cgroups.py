@@ -33,7 +33,7 @@ def _mounts() -> dict[str, Path]:
     with open("/proc/self/mountinfo") as fh:
         for line in fh:
             left, _, right = line.partition(" - ")
-            fstype, _source, options = ([*right.split(), "", "", ""])[:3]
+            fstype, _source, options = [*right.split(), "", "", ""][:3]
             mountpoint = Path(left.split()[4])
             if fstype == "cgroup2":
                 found.setdefault("v2", mountpoint)
