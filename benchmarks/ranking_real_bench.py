@@ -327,7 +327,8 @@ def _ceiling(cases: list[Case], tables: dict, cv: dict) -> None:
     """How far the execution signal can go: (1) precision at a fixed yield of the out-of-fold
     confidence (prompts ranked by it, the top ones with a pair kept) beside the best that *any*
     confidence increasing in the model's two features (log mass, log agreement) could reach,
-    fitted in sample; (2) pass@1 if a ranker always picked the best behaviour on the (mass,
+    fitted in sample (its interval resamples the prompts with a pair; the yield stays a share of
+    all prompts); (2) pass@1 if a ranker always picked the best behaviour on the (mass,
     agreement) Pareto front, and the prompts whose correct behaviours are all dominated."""
     n = len(cases)
     _header(
@@ -345,19 +346,28 @@ def _ceiling(cases: list[Case], tables: dict, cv: dict) -> None:
             if size > has.sum():
                 cells.append(f"– (pairs on {has.sum()} prompts)")
                 continue
-            oof = [right[[i for i in np.argsort(-conf, kind="stable") if has[i]][:size]].mean() for conf in res["conf"]]
-            best = calibration.monotone_ceiling(x[:, 0], x[:, 1], right[has], size)
-            cells.append(f"{100 * np.mean(oof):.0f} % \\| {100 * best / size:.0f} %")
+            kept = np.zeros_like(res["has"])
+            for d, conf in enumerate(res["conf"]):
+                kept[d, [i for i in np.argsort(-conf, kind="stable") if has[i]][:size]] = True
+            prec, _, pci, _ = pair_stats(kept, res["right"])
+            items = np.column_stack([x, right[has]])  # per prompt with a pair: its features and whether its pair is right
+
+            def ceiling(r: np.ndarray, size: int = size) -> float:
+                return calibration.monotone_ceiling(r[:, 0], r[:, 1], r[:, 2], size) / size
+
+            cells.append(f"{_pct(prec, pci)} \\| {_pct(ceiling(items), bootstrap_interval(items, ceiling, n_boot=BOOT))}")
         print(f"| {ranker} | " + " | ".join(cells) + " |")
     front_best, dominated = [], 0
     for case, row in zip(cases, tables[DEFAULT_RANKER][None]):
-        clusters, ranking = row["ranking"].clusters, row["ranking"]
+        ranking = row["ranking"]
+        clusters = ranking.clusters
         if not clusters.size:
             front_best.append(0.0)
             continue
         mass, agree = clusters.mass(), agreement(clusters.passed, case.test_weights[ranking.counted])
-        right_share = np.array([case.correct[clusters.members(k)] @ case.weights[clusters.members(k)] / clusters.samples[k]
-                                for k in range(clusters.size)])  # fmt: skip
+        right_share = (
+            np.bincount(clusters.of_code, weights=case.weights * case.correct, minlength=clusters.size) / clusters.samples
+        )
         front = [k for k in range(clusters.size)
                  if not ((mass >= mass[k]) & (agree >= agree[k]) & ((mass > mass[k]) | (agree > agree[k]))).any()]  # fmt: skip
         front_best.append(float(right_share[front].max()))

@@ -107,15 +107,13 @@ def monotone_ceiling(x1: np.ndarray, x2: np.ndarray, good: np.ndarray, size: int
     none = np.iinfo(np.int64).min // 2
     best = np.full((len(levels), size + 1), none)
     best[:, 0] = 0  # [threshold index, items selected] → most good items so far
+    rows, counts = np.arange(len(levels))[:, None], np.arange(size + 1)[None, :]
     for x1_value in np.unique(x1):  # ascending; items with equal x1 share one threshold
         items = np.flatnonzero(x1 == x1_value)
         reachable = np.maximum.accumulate(best[::-1], axis=0)[::-1]  # the threshold may only fall
-        new = np.full_like(best, none)
-        for level, threshold in enumerate(levels):
-            picked = items[x2[items] >= threshold]
-            k, gain = len(picked), int(good[picked].sum())
-            if k <= size:
-                new[level, k:] = reachable[level, : size + 1 - k] + gain
-        best = new
+        picked = x2[items][None, :] >= levels[:, None]  # [threshold, item]
+        before = counts - picked.sum(axis=1)[:, None]  # items selected before this group
+        gain = (picked * good[items]).sum(axis=1)[:, None]
+        best = np.where(before >= 0, reachable[rows, np.maximum(before, 0)] + gain, none)
     result = int(best[:, size].max())
     return result if result >= 0 else -1

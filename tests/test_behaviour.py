@@ -1,6 +1,7 @@
 """Behaviour fingerprints (sandbox), clusters, functional overlap, the behaviour ranker, calibrated
 confidence, and the public path from a real PassMatrix to pairs."""
 
+import itertools
 import math
 
 import numpy as np
@@ -203,8 +204,6 @@ def test_unverified_verdicts_rank_nothing_and_are_never_trusted():
 
 def test_monotone_ceiling_matches_brute_force():
     """The best monotone selection, checked against every subset on small random cases (ties in both features included)."""
-    import itertools
-
     rng = np.random.default_rng(7)
     for _ in range(150):
         n = int(rng.integers(2, 9))
