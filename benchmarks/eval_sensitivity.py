@@ -29,8 +29,9 @@ from codedpo_assets.assets.training import QUICK_TRAINING
 from codedpo_assets.decontam import humaneval_problems
 from codedpo_assets.eval_formats import FORMATS
 from codedpo_assets.evaluation import groundtruth_pairs, humaneval_scores, sample_humaneval
-from codedpo_assets.generation.backends import Request, embedded_model_dir
+from codedpo_assets.generation.backends import Request
 from codedpo_assets.generation.ct2 import local_backend
+from codedpo_assets.generation.embedded import embedded_model_dir
 from codedpo_assets.generation.tasks import seed_for
 from codedpo_assets.sensitivity import judged, sensitivity
 from codedpo_assets.training import TrainSettings

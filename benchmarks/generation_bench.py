@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from codedpo_assets.generation.backends import GenerationParams, Request, TransformersBackend, embedded_model_dir
+from codedpo_assets.generation.backends import GenerationParams, Request, TransformersBackend
 from codedpo_assets.generation.ct2 import local_backend
+from codedpo_assets.generation.embedded import embedded_model_dir
 from codedpo_assets.generation.parsing import extract_program
 from codedpo_assets.generation.tasks import FENCE, seed_for, solution_messages, task_text
 from codedpo_assets.intervals import paired_change_interval, wilson_interval

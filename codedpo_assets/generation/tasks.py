@@ -27,13 +27,16 @@ def signature(seed_code: str, symbol: str) -> str:
 
 
 def task_messages(seed_code: str, sig: str) -> Messages:
+    """An instruct model answers "write a problem" with a solution and an explanation unless told
+    not to; a statement with one example call gives the solver and the test writer the same contract."""
     return [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": (
             "Here is a code snippet from an open-source project:\n```python\n" + seed_code.strip() + "\n```\n"
-            "Write a short, self-contained programming problem inspired by it. State what the function "
-            f"must compute, its inputs and its output. The solution must be a Python function `{sig}`. "
-            "Do not include the solution."
+            f"Write a short, self-contained programming problem that asks for a Python function `{sig}` "
+            "doing what this code does. State what it must return for which inputs, then give one example "
+            "call with its exact result. Write only the problem statement, in at most 120 words: no code "
+            "block, no solution, no explanation of how to solve it."
         )},
     ]  # fmt: skip
 
@@ -79,15 +82,24 @@ def task_statement(description: str) -> tuple[str, str | None, str | None]:
 
 
 FENCE = "```"  # replies are prefilled up to inside a code block, so generation stops at the closing fence
+# Where a reply has said what it is for. An instruct model's problem statement runs on into headed
+# sections that explain a solution; its code runs on past the function into example calls.
+TASK_STOP = ("\n#", "\nExplanation", "\n**")
+PROGRAM_STOP = (FENCE, "\n# ", "\nprint(", "\nif __name__")  # a top-level comment or call: the function is done
+TEST_STOP = (FENCE,)
 
 
 def solution_messages(task: str) -> Messages:
-    """Ends with an assistant prefill (an open code block): small models then write code, not prose.
-
-    (Prefilling the ``def`` line too makes SmolLM2-135M close the block at once.)"""
+    """Ends with an assistant prefill (an open code block): the reply is code and ends at the closing
+    fence. Docstrings and doctests cost an instruct model half its tokens and add nothing the sandbox
+    judges, so it is asked for the function alone."""
     return [
         {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": task + "\nReply with one ```python code block containing the complete function."},
+        {
+            "role": "user",
+            "content": task + "\nReply with one ```python code block containing only the complete function "
+            "(and the imports it needs): no docstring, no comments, no examples, no explanation.",
+        },
         {"role": "assistant", "content": f"{FENCE}python\n"},
     ]
 
@@ -97,7 +109,8 @@ def test_messages(task: str, entry_point: str) -> Messages:
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": (
             task + f"\nWrite 5 test cases for `{entry_point}`, each a single line of the form "
-            f"`assert {entry_point}(<arguments>) == <expected literal value>`. Reply with one ```python code block."
+            f"`assert {entry_point}(<arguments>) == <expected literal value>`, where the expected value is exactly "
+            "what a correct implementation returns. Reply with one ```python code block of asserts only."
         )},
         {"role": "assistant", "content": f"{FENCE}python\nassert {entry_point}("},
     ]  # fmt: skip
