@@ -1,36 +1,45 @@
-"""The default CPU engine vs transformers on the embedded SmolLM2-135M: speed and quality, one run.
+"""Generation on the embedded model, the engine and prompts before vs after issue 33, side by side.
 
-Run: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generation_bench.py [--samples 4] [--rounds 2]
+Run: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generation_bench.py [--tasks 16] [--samples 4] [--rounds 1]
 (figures: docs/benchmarks.md, "Generation engines").
 
-Both engines get the same requests — the pipeline's own solution prompt (chat template, prefilled
-code fence, closing fence as the stop string) for 16 small fixed tasks, ``--samples`` each, at the
-quick profile's temperature 0.8, <= 256 new tokens — in chunks of one batch that alternate between
-the engines, so a busy machine slows both alike. Tokens/s = generated tokens / wall time. Quality:
-share of completions that define the entry point (the pipeline's extractor) and share that pass
-every test of their task (the product's sandbox), with Wilson intervals and a paired-by-task
-bootstrap interval of the difference. The last line:
-``generation: <engine> <X> tok/s vs transformers <Y> tok/s = <R>x``.
+Both arms sample the same tasks — ``--samples`` solutions and ``--samples`` test sets each (the
+pipeline's N + M), at the quick profile's temperature 0.8 and token limit — on the default engine
+(CTranslate2 int8, one single-threaded replica per core), in alternating chunks so a busy machine
+slows both alike:
+
+- **old**: the solution and test prompts written for SmolLM2 (an open code block, nothing more),
+  stopping only at the closing fence, replicas that wait for each other after every round of batches;
+- **new**: the product's prompts (the function alone: no docstring, comments, examples), its stop
+  strings (a top-level comment or call after the function ends the reply) and its scheduler (each
+  replica runs its whole queue).
+
+Per arm: tokens/s (generated tokens / wall time), tokens per reply, the share of solutions that
+parse into a program and pass their task's tests (the product's sandbox; Wilson intervals), test
+replies that yield a kept assert, and the seconds one task's N + M samples cost. The last line:
+``generation: new <X> tok/s, <S> s per task (N+M) vs old <Y> tok/s, <T> s``.
 """
 
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from codedpo_assets.generation.backends import GenerationParams, Request, TransformersBackend
-from codedpo_assets.generation.ct2 import local_backend
+from codedpo_assets.generation.backends import GenerationParams, Request, cut_at_stop, prefix_of
+from codedpo_assets.generation.ct2 import CTranslate2Backend
 from codedpo_assets.generation.embedded import embedded_model_dir
-from codedpo_assets.generation.parsing import extract_program
-from codedpo_assets.generation.tasks import FENCE, seed_for, solution_messages, task_text
-from codedpo_assets.intervals import paired_change_interval, wilson_interval
+from codedpo_assets.generation.parsing import extract_program, extract_tests
+from codedpo_assets.generation.tasks import FENCE, PROGRAM_STOP, SYSTEM, TEST_STOP, seed_for, solution_messages, task_text
+from codedpo_assets.generation.tasks import test_messages as new_test_messages
+from codedpo_assets.intervals import wilson_interval
 from codedpo_assets.sandbox import run_pass_matrix
 
-TASKS = [  # (signature, what it must do, tests): small enough that a 135M model sometimes gets them right
+TASKS = [  # (signature, what it must do, tests): small functions with known answers
     ("def add(a, b):", "Return the sum of two integers a and b.", ["add(2, 3) == 5", "add(-1, 1) == 0"]),
     ("def square(n):", "Return n multiplied by itself.", ["square(4) == 16", "square(-3) == 9"]),
     ("def is_even(n):", "Return True when the integer n is even, else False.", ["is_even(4) is True", "is_even(7) is False"]),
@@ -82,27 +91,81 @@ TASKS = [  # (signature, what it must do, tests): small enough that a 135M model
 ]
 
 
-def requests(samples: int) -> tuple[list[Request], list[int]]:
-    """Every task's prompt ``samples`` times, seeded as the pipeline seeds them; and each request's task."""
-    jobs = [(solution_messages(task_text(desc, sig)), i, t) for t, (sig, desc, _) in enumerate(TASKS) for i in range(samples)]
-    return [Request(m, seed_for(m, i)) for m, i, _ in jobs], [t for _, _, t in jobs]
+def old_solution_messages(task: str) -> list[dict[str, str]]:
+    """The solution prompt before issue 33 (written for SmolLM2-135M)."""
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": task + "\nReply with one ```python code block containing the complete function."},
+        {"role": "assistant", "content": f"{FENCE}python\n"},
+    ]
+
+
+def old_test_messages(task: str, entry_point: str) -> list[dict[str, str]]:
+    """The test prompt before issue 33."""
+    ask = (f"\nWrite 5 test cases for `{entry_point}`, each a single line of the form "
+           f"`assert {entry_point}(<arguments>) == <expected literal value>`. Reply with one ```python code block.")  # fmt: skip
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": task + ask},
+        {"role": "assistant", "content": f"{FENCE}python\nassert {entry_point}("},
+    ]
+
+
+class RoundsBackend(CTranslate2Backend):
+    """The scheduler before issue 33: a round of one batch per replica, then a wait for the slowest."""
+
+    def generate(self, requests: Sequence[Request], params: GenerationParams, progress=None) -> list[str]:
+        prompts = [self._tokens(r.messages) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: (len(prompts[i]), i))
+        texts: dict[int, str] = {}
+        for start in range(0, len(order), self.batch_size * self.replicas):
+            chunk = order[start : start + self.batch_size * self.replicas]
+            size = -(-len(chunk) // min(self.replicas, len(chunk)))
+            batches = [chunk[i : i + size] for i in range(0, len(chunk), size)]
+            replicas = [self._replica(requests[batch[0]].seed) for batch in batches]
+            pending = [self._submit(r, [prompts[i] for i in batch], params) for r, batch in zip(replicas, batches)]
+            ids = [res.result().sequences_ids[0] for results in pending for res in results]
+            for i, text in zip(chunk, self.tokenizer.batch_decode(ids, skip_special_tokens=True)):
+                texts[i] = prefix_of(requests[i].messages) + cut_at_stop(text, params.stop)
+            if progress:
+                progress(len(texts), sum(map(len, ids)))
+        return [texts[i] for i in range(len(requests))]
+
+
+ARMS = {  # name: (backend class, solution prompt, test prompt, solution stop, test stop)
+    "old": (RoundsBackend, old_solution_messages, old_test_messages, (FENCE,), (FENCE,)),
+    "new": (CTranslate2Backend, solution_messages, new_test_messages, PROGRAM_STOP, TEST_STOP),
+}
 
 
 def entry(task: int) -> str:
     return TASKS[task][0][4 : TASKS[task][0].index("(")]
 
 
-def judge(texts: list[str], task_of: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per completion: defines the entry point; passes every test of its task (in the sandbox)."""
-    programs = [extract_program(text, entry(t), i) for i, (text, t) in enumerate(zip(texts, task_of))]
-    defines = np.array([not p.reason for p in programs])
-    passes = np.zeros(len(texts), dtype=bool)
-    for t, (_, _, tests) in enumerate(TASKS):
-        rows = [i for i, task in enumerate(task_of) if task == t and defines[i]]
+def jobs(arm: str, tasks: int, samples: int, round_: int) -> tuple[list[Request], list[Request]]:
+    """The arm's solution and test requests: every task ``samples`` times each, seeded as the pipeline seeds."""
+    _, solve, test, _, _ = ARMS[arm]
+    sol, tst = [], []
+    for t, (sig, desc, _) in enumerate(TASKS[:tasks]):
+        for i in range(samples):
+            m = solve(task_text(desc, sig))
+            sol.append(Request(m, seed_for(m, i) + round_))
+            m = test(task_text(desc, sig), entry(t))
+            tst.append(Request(m, seed_for(m, i) + round_))
+    return sol, tst
+
+
+def passes(texts: list[str], owner: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per solution: parses into a program defining the entry point; passes every test of its task."""
+    programs = [extract_program(text, entry(t), i) for i, (text, t) in enumerate(zip(texts, owner))]
+    parsed = np.array([not p.reason for p in programs])
+    ok = np.zeros(len(texts), dtype=bool)
+    for t in sorted(set(owner)):
+        rows = [i for i, task in enumerate(owner) if task == t and parsed[i]]
         if rows:
-            matrix = run_pass_matrix([programs[i].text for i in rows], [f"assert {test}" for test in tests], calibration=None)
-            passes[rows] = matrix.passed.all(axis=1)
-    return defines, passes
+            matrix = run_pass_matrix([programs[i].text for i in rows], [f"assert {x}" for x in TASKS[t][2]], calibration=None)
+            ok[rows] = matrix.passed.all(axis=1)
+    return parsed, ok
 
 
 def rate(flags: np.ndarray) -> str:
@@ -112,46 +175,45 @@ def rate(flags: np.ndarray) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=4, help="completions per task per engine and round")
-    parser.add_argument("--rounds", type=int, default=2, help="passes over the tasks (different seeds each round)")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--tasks", type=int, default=len(TASKS), help=f"tasks to sample (<= {len(TASKS)})")
+    parser.add_argument("--samples", type=int, default=4, help="N solutions and M test sets per task")
+    parser.add_argument("--rounds", type=int, default=1, help="passes over the tasks (other seeds each round)")
+    parser.add_argument("--max-new-tokens", type=int, default=160, help="the quick profile's limit")
     args = parser.parse_args()
     path = embedded_model_dir()
-    engines = {"default": local_backend(path), "transformers": TransformersBackend(path, batch_size=16)}
-    name = engines["default"].identity.split(":")[0]
-    print(f"model {path.name}; default engine {name}; {len(TASKS)} tasks x {args.samples} samples x {args.rounds} rounds; "
-          f"temperature 0.8, <= {args.max_new_tokens} new tokens, stop at the closing fence")  # fmt: skip
-    params = GenerationParams(temperature=0.8, max_new_tokens=args.max_new_tokens, stop=(FENCE,))
-    base, task_of = requests(args.samples)
-    tokens, seconds, texts = dict.fromkeys(engines, 0), dict.fromkeys(engines, 0.0), {k: [] for k in engines}
+    engines = {arm: cls(path) for arm, (cls, *_) in ARMS.items()}
+    print(f"model {path.name}; engine {engines['new'].identity.split(':')[0]}; {args.tasks} tasks x ({args.samples} solutions + "
+          f"{args.samples} test sets) x {args.rounds} rounds; temperature 0.8, <= {args.max_new_tokens} new tokens")  # fmt: skip
+    tokens, seconds = dict.fromkeys(ARMS, 0), dict.fromkeys(ARMS, 0.0)
+    sols: dict[str, list[str]] = {a: [] for a in ARMS}
+    tests: dict[str, list[str]] = {a: [] for a in ARMS}
     for r in range(args.rounds):
-        batch = [Request(q.messages, q.seed + r) for q in base]
-        for start in range(0, len(batch), 32):  # 32 requests per engine in turn: load swings hit both
-            for key, backend in engines.items():
+        for kind in ("solutions", "tests"):  # each kind of request for both arms in turn: load swings hit both
+            for arm, (_, _, _, sol_stop, test_stop) in ARMS.items():
+                sol, tst = jobs(arm, args.tasks, args.samples, r)
+                batch, stop, out = (sol, sol_stop, sols) if kind == "solutions" else (tst, test_stop, tests)
                 counted = [0]
                 t0 = time.perf_counter()
-                texts[key] += backend.generate(
-                    batch[start : start + 32], params, lambda _, n, c=counted: c.__setitem__(0, c[0] + n)
-                )
-                seconds[key] += time.perf_counter() - t0
-                tokens[key] += counted[0]
-    owner = np.array(task_of * args.rounds)
-    judged = {key: judge(texts[key], list(owner)) for key in engines}
-    print(f"{'engine':<26}{'tok/s':>8}{'tokens':>8}  {'defines the entry point':<26}{'passes its tests':<24}")
-    for key in engines:
-        label = name if key == "default" else "transformers fp32"
-        print(
-            f"{label:<26}{tokens[key] / seconds[key]:8.1f}{tokens[key]:8d}  {rate(judged[key][0]):<26}{rate(judged[key][1]):<24}"
-        )
-    for what, idx in (("defines", 0), ("passes", 1)):
-        per_task = {k: [judged[k][idx][owner == t].mean() for t in range(len(TASKS))] for k in engines}
-        low, high = paired_change_interval(per_task["transformers"], per_task["default"])
-        diff = np.mean(per_task["default"]) - np.mean(per_task["transformers"])
-        print(
-            f"difference in '{what}' (default - transformers, paired by task): {100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]"
-        )
-    fast, slow = tokens["default"] / seconds["default"], tokens["transformers"] / seconds["transformers"]
-    print(f"generation: {name} {fast:.1f} tok/s vs transformers {slow:.1f} tok/s = {fast / slow:.1f}x")
+                params = GenerationParams(temperature=0.8, max_new_tokens=args.max_new_tokens, stop=stop)
+                out[arm] += engines[arm].generate(batch, params, lambda _, n, c=counted: c.__setitem__(0, c[0] + n))
+                seconds[arm] += time.perf_counter() - t0
+                tokens[arm] += counted[0]
+    owner = [t for _ in range(args.rounds) for t in range(args.tasks) for _ in range(args.samples)]
+    print(
+        f"{'arm':<5}{'tok/s':>7}{'tok/reply':>10}{'s/task':>8}  {'solutions parse':<22}{'solutions pass':<22}{'test replies with an assert':<26}"
+    )
+    per_task = {}
+    for arm in ARMS:
+        parsed, ok = passes(sols[arm], owner)
+        asserted = np.array([any(not x.reason for x in extract_tests(t, entry(o), 0)) for t, o in zip(tests[arm], owner)])
+        replies = len(sols[arm]) + len(tests[arm])
+        per_task[arm] = seconds[arm] / (args.tasks * args.rounds)
+        print(f"{arm:<5}{tokens[arm] / seconds[arm]:7.1f}{tokens[arm] / replies:10.1f}{per_task[arm]:8.1f}  "
+              f"{rate(parsed):<22}{rate(ok):<22}{rate(asserted):<26}")  # fmt: skip
+    new, old = (tokens[a] / seconds[a] for a in ("new", "old"))
+    print(
+        f"generation: new {new:.1f} tok/s, {per_task['new']:.1f} s per task (N+M) vs old {old:.1f} tok/s, {per_task['old']:.1f} s"
+    )
 
 
 if __name__ == "__main__":

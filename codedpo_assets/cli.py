@@ -127,12 +127,29 @@ def _succeeded(result, what: str, console: Console) -> bool:
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     for e in failed:
         console.say(f"  check {e.asset_key.to_user_string()}:{e.check_name} failed ({e.severity.value}): {e.metadata}")
+    for step, error in _step_errors(result):
+        console.say(f"  {step}: {error}")
     if not result.success or any(e.severity.value == "ERROR" for e in failed):
         console.say(
             f"FAILED: {what} (run {result.run_id}); the error is in {console.log_path if console.log else 'the output above'} and in the Dagster UI"
         )
         return False
     return True
+
+
+def _step_errors(result) -> list[tuple[str, str]]:
+    """(step, the error's own message) of each failed step: the cause in one line, not a stack trace
+    (a GenerationError or dg.Failure says what to fix; Dagster wraps it in its own frames)."""
+    out = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause and "dagster" in error.cls_name.lower():  # the user code's error, not the wrapper
+                error = error.cause
+            head = (error.message.strip().splitlines() or [error.cls_name])[0]
+            qualified, _, text = head.partition(": ")  # "package.module.Class: text"
+            out.append((event.step_key or "", text if qualified.endswith(error.cls_name) and text else head))
+    return out
 
 
 def _row_count(materialization: "dg.AssetMaterialization") -> int:
@@ -301,7 +318,7 @@ def _summary(
     """What was built and where: totals per stage, drops, pairs, the before/after table (or why there
     is none), wall time per stage, paths. Printed after a failed step too: what was built so far."""
     from codedpo_assets.assets.generation import QUICK_PROFILE
-    from codedpo_assets.assets.training import no_pairs_report
+    from codedpo_assets.assets.shortfall import no_pairs_report
 
     say = console.say
     say(

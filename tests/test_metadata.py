@@ -73,3 +73,13 @@ def test_code_preview_keeps_newlines_and_indentation(tmp_path):
     md = code_preview(store, "SELECT 'p1' AS prompt_id, 2 AS multiplicity, ? AS code", [program], title="Kept").value
     assert md.startswith("**Kept**") and "prompt_id: `p1` · multiplicity: `2`" in md
     assert f"```python\n{program}\n```" in md
+
+
+def test_whole_asset_counts_drops_kept_apart_and_partitions_with_only_drops(tmp_path):
+    store = Store(tmp_path / "db.duckdb")
+    skipped = {"prompt_id": "p", "kind": "correctness", "reason": "no_trusted_tests", "confidence": None}
+    for key in ("a", "b", "c"):  # three built partitions, none with a pair
+        store.replace_partition(key, {"preference_pairs_skipped": [{**skipped, "partition_key": key}]})
+    meta = whole_asset(store, "preference_pairs", "c", 0, dropped_table="preference_pairs_skipped")
+    (whole,) = [r.data for r in meta["all_partitions"].value.records]
+    assert whole == {"partitions": 3, "rows": 0, "kept": 0, "dropped": 3}

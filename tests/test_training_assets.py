@@ -13,6 +13,7 @@ from codedpo_assets.assets.evaluation import model_evaluation
 from codedpo_assets.assets.generation import Generator, candidate_code, generated_tests, prompts
 from codedpo_assets.assets.pass_matrix import pass_matrix
 from codedpo_assets.assets.preferences import (
+    pairs_are_sound,
     preference_pairs,
     preference_pairs_export,
     timings,
@@ -21,7 +22,9 @@ from codedpo_assets.assets.preferences import (
 )
 from codedpo_assets.assets.resources import DuckDBStore, SeedSource, SeedSources
 from codedpo_assets.assets.seeds import seed_sources, seeds
-from codedpo_assets.assets.training import dpo_checkpoint
+from codedpo_assets.assets.shortfall import no_pairs_report
+from codedpo_assets.assets.training import TRAINING_SKIPPED_TAG, dpo_checkpoint
+from codedpo_assets.cli import _step_errors
 
 QUERIES = Path(__file__).resolve().parent.parent / "sql" / "queries"
 SEED = "def add(a, b):\n    total = a\n    total += b\n    return total\n"
@@ -185,20 +188,41 @@ def test_pairs_to_checkpoint_to_before_after_table(tree, tmp_path, tiny_model_di
         server.close()
 
 
-def test_zero_pairs_fail_naming_the_empty_stage_and_write_no_checkpoint(tree, tmp_path, tiny_model_dir):
+def test_zero_pairs_skip_training_with_the_reason_and_write_no_checkpoint(tree, tmp_path, tiny_model_dir):
     defs = _defs(tmp_path, tree, "http://127.0.0.1:9/v1")
-    final = [preference_pairs_export, dpo_checkpoint]
+    final = [preference_pairs_export, dpo_checkpoint, model_evaluation]
     with dg.instance_for_test() as instance:
-        result = dg.materialize([seed_sources, *CHAIN, *final], selection=final, instance=instance, resources=defs.resources,
-                                run_config={"ops": {k: v for k, v in _config(tmp_path, tiny_model_dir)["ops"].items() if k != "model_evaluation"}},
-                                raise_on_error=False)  # fmt: skip
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "no training pairs" in str(failure.event_specific_data.error) and "upstream `seeds` produced no usable rows" in str(
-        failure.event_specific_data.error
-    )
+        result = dg.materialize([seed_sources, *CHAIN, *final, pairs_are_sound], selection=final, instance=instance, resources=defs.resources,
+                                run_config=_config(tmp_path, tiny_model_dir), raise_on_error=False)  # fmt: skip
+        assert result.success  # nothing to train on is an outcome, not an error
+        assert not [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        (export,) = result.get_asset_materialization_events()
+        assert export.asset_key.path[-1] == "preference_pairs_export"
+        assert "No pairs exported" in export.materialization.metadata["note"].value
+        (check,) = result.get_asset_check_evaluations()  # zero pairs is not "sound": a warning that does not block
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN and check.metadata["pairs"].value == 0
+        (observed,) = [
+            e.event_specific_data.asset_observation for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"
+        ]
+        reason = observed.metadata["training_skipped"].value
+        assert "no training pairs" in reason and "upstream `seeds` produced no usable rows" in reason
+        tag = instance.get_run_by_id(result.run_id).tags[TRAINING_SKIPPED_TAG]
+        assert tag.startswith("no training pairs") and len(tag) <= 200
+        skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
+        assert skipped == ["model_evaluation"]  # it never ran, so it cannot have failed
     assert not (tmp_path / "ckpt").exists()
     assert defs.resources["store"].get().query("SELECT count(*) FROM dpo_checkpoint").item() == 0
+
+
+def test_no_pairs_report_counts_reasons_and_says_what_to_change(tmp_path):
+    db = DuckDBStore(database=str(tmp_path / "db.duckdb")).get()
+    rows = [{"partition_key": "p", "prompt_id": f"q{i}", "kind": "correctness", "reason": r, "confidence": None}
+            for i, r in enumerate(["no_trusted_tests", "no_trusted_tests", "fewer_than_two_candidates"])]  # fmt: skip
+    db.replace_partition("p", {"preference_pairs_skipped": rows})
+    report = no_pairs_report(db)
+    assert report.startswith("upstream `seeds` produced no usable rows.")
+    assert "no_trusted_tests x2 (no test was passed by the top-ranked code" in report
+    assert "fewer_than_two_candidates x1 (too few distinct programs" in report
 
 
 @pytest.mark.parametrize("bad", [{"arm": "ppo"}, {"arm": "kto", "batch_size": 1}])
@@ -212,3 +236,5 @@ def test_bad_training_config_is_a_clear_failure(tree, tmp_path, tiny_model_dir, 
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "dpo_checkpoint config" in str(failure.event_specific_data.error)
+    ((step, line),) = _step_errors(result)  # what the terminal prints: the cause, without the wrapper's class
+    assert step == "dpo_checkpoint" and line.startswith("dpo_checkpoint config: ") and "\n" not in line

@@ -125,17 +125,25 @@ def code_preview(db, sql: str, params: Sequence | None = None, limit: int = 4, t
     return dg.MetadataValue.md("\n\n".join(parts) if frame.height else "no rows")
 
 
-def whole_asset(db, table: str, key: str, partition_rows: int, kept: str = "TRUE") -> dict[str, dg.MetadataValue]:
+def whole_asset(
+    db, table: str, key: str, partition_rows: int, kept: str = "TRUE", dropped_table: str | None = None
+) -> dict[str, dg.MetadataValue]:
     """What a partition's materialization says about itself and about the whole asset. The asset
     page shows the latest materialization, so the whole asset's figures are there too — as a table:
     a number would be charted by the Plots tab as a tally rising in build order. ``kept``: the
-    condition of rows that go on (drop rows keep a reason)."""
+    condition of rows that go on (drop rows keep a reason); ``dropped_table``: where an asset keeps
+    its drops apart (seeds_rejected, preference_pairs_skipped) — they count as dropped, and a
+    partition with only drops still counts as built."""
     rows, kept_n, parts = db.query(
         f"SELECT count(*), count(*) FILTER (WHERE {kept}), count(DISTINCT partition_key) FROM {table}"
     ).row(0)
-    totals = pl.DataFrame(
-        {"partitions": [int(parts)], "rows": [int(rows)], "kept": [int(kept_n)], "dropped": [int(rows - kept_n)]}
-    )
+    dropped = rows - kept_n
+    if dropped_table:
+        dropped += int(db.query(f"SELECT count(*) FROM {dropped_table}").item())
+        parts = db.query(
+            f"SELECT count(*) FROM (SELECT partition_key FROM {table} UNION SELECT partition_key FROM {dropped_table})"
+        ).item()
+    totals = pl.DataFrame({"partitions": [int(parts)], "rows": [int(rows)], "kept": [int(kept_n)], "dropped": [int(dropped)]})
     return {
         "partition": dg.MetadataValue.text(key),
         "partition_rows": dg.MetadataValue.int(partition_rows),

@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from codedpo_assets.assets.generation import ASSET_ARGS, candidate_code, generated_tests
-from codedpo_assets.assets.metadata import code_version, numbers, preview, previews, table_metadata, whole_asset
+from codedpo_assets.assets.metadata import code_version, frame_table, numbers, preview, previews, table_metadata, whole_asset
 from codedpo_assets.assets.resources import DuckDBStore
 from codedpo_assets.plots import status_heatmap
 from codedpo_assets.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIME_LIMIT_S, Calibration, run_pass_matrices
@@ -93,6 +93,10 @@ SUMMARY = ("SELECT partition_key, prompt_id, codes, tests, cells_passed, cells, 
            "WHERE {partition} ORDER BY pass_rate DESC, partition_key, prompt_id")  # fmt: skip
 
 
+CELLS_BY_STATUS = """SELECT status, count(*) AS cells, round(count(*) / sum(count(*)) OVER (), 3) AS share
+    FROM pass_matrix GROUP BY status ORDER BY cells DESC, status"""
+
+
 @dg.asset(
     deps=[candidate_code, generated_tests],
     description="One row per (prompt, code, test) cell: status, CPU time and a fingerprint of what the code returned, from the sandbox (see docs/sandbox.md).",
@@ -131,6 +135,8 @@ def pass_matrix(context: dg.AssetExecutionContext, config: PassMatrixConfig, sto
             "prompts": len(codes.keys() & tests.keys()),
             **numbers({"pass_rate": statuses["pass"] / len(rows) if rows else 0.0}),
             "cells_by_status": dg.MetadataValue.json(dict(sorted(statuses.items()))),
+            # the whole matrix beside this partition's (which may be empty)
+            "all_partitions_cells_by_status": frame_table(db.query(CELLS_BY_STATUS)),
             "isolation": dg.MetadataValue.json(isolation),
             "calibration": dg.MetadataValue.json(dict(schedule)),
         }

@@ -14,6 +14,7 @@ from codedpo_assets.assets.generation import ASSET_ARGS, run_profile
 from codedpo_assets.assets.metadata import code_preview, code_version, frame_table, previews, table_metadata, whole_asset
 from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
 from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.assets.shortfall import no_pairs_report
 from codedpo_assets.normalize import content_hash
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, correctness_pair, efficiency_pair, trusted_codes
 from codedpo_assets.pairs import trusted_tests as trusted_mask
@@ -294,7 +295,7 @@ def preference_pairs(
     by_kind = {k: sum(p["kind"] == k for p in pairs) for k in ("correctness", "efficiency")}
     shown = dict(db.query(PAIRS_AND_SKIPS).rows())  # the whole asset
     return dg.MaterializeResult(metadata={"skipped": len(skipped), "correctness_pairs": by_kind["correctness"], "efficiency_pairs": by_kind["efficiency"],
-                                          **whole_asset(db, "preference_pairs", key, len(pairs)),
+                                          **whole_asset(db, "preference_pairs", key, len(pairs), dropped_table="preference_pairs_skipped"),
                                           "pairs_by_kind": dg.MetadataValue.md(hbars(shown, "Pairs, and prompts without a pair of a kind, all partitions", "rows")),
                                           **previews(db, "SELECT partition_key, kind, round(margin, 3) AS margin, round(confidence, 3) AS confidence, chosen_cluster, "
                                                          "rejected_cluster, chosen, rejected FROM preference_pairs WHERE {partition} "
@@ -371,7 +372,8 @@ def preference_pairs_export(context: dg.AssetExecutionContext, config: ExportCon
             "", "```python", "from datasets import load_dataset", f"load_dataset('parquet', data_files='{out / 'preference_pairs.parquet'}')", "```"]  # fmt: skip
     (out / "README.md").write_text("\n".join(card) + "\n")
     preview_table = frame_table(frame.head(5))
-    return dg.MaterializeResult(metadata={"dagster/row_count": total, "path": dg.MetadataValue.path(str(out)), "pair_set_version": version,
+    empty = {"note": dg.MetadataValue.md(f"**No pairs exported**: {no_pairs_report(db)}")} if not total else {}
+    return dg.MaterializeResult(metadata={**empty, "dagster/row_count": total, "path": dg.MetadataValue.path(str(out)), "pair_set_version": version,
                                           "dagster/column_schema": preview_table.schema, "preview": preview_table,
                                           "splits": dg.MetadataValue.json(splits),
                                           "by_kind_ranker": dg.MetadataValue.json({f"{k}/{r}": n for k, r, n in stats})})  # fmt: skip
@@ -391,4 +393,9 @@ def pairs_are_sound(store: DuckDBStore) -> dg.AssetCheckResult:
             "SELECT count(DISTINCT prompt_id) FROM preference_pairs p WHERE NOT EXISTS (SELECT 1 FROM trusted_tests t WHERE t.prompt_id = p.prompt_id)").item(),
         "non_finite_scores": db.query("SELECT count(*) FROM verification_scores WHERE NOT isfinite(score)").item(),
     }  # fmt: skip
-    return dg.AssetCheckResult(passed=not any(problems.values()), metadata={k: int(v) for k, v in problems.items()})
+    pairs = int(db.query("SELECT count(*) FROM preference_pairs").item())
+    metadata = {"pairs": pairs, **{k: int(v) for k, v in problems.items()}}
+    if not pairs:  # nothing to be unsound, but nothing to train on: a warning, not a pass (it does not block)
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
+                                   description="no pairs to check: the export is empty (see pipeline_summary for why)")  # fmt: skip
+    return dg.AssetCheckResult(passed=not any(problems.values()), metadata=metadata)

@@ -89,7 +89,7 @@ def seeds(
     return dg.MaterializeResult(
         data_version=dg.DataVersion(unit.content_hash),
         metadata={
-            **whole_asset(db, "seeds", unit.key, written["seeds"]),
+            **whole_asset(db, "seeds", unit.key, written["seeds"], dropped_table="seeds_rejected"),
             "rejected": dg.MetadataValue.int(len(rejected)),
             "decontaminated": dg.MetadataValue.int(reasons.get("decontaminated", 0)),
             "rejected_by_reason": dg.MetadataValue.json(dict(sorted(reasons.items()))),
