@@ -9,28 +9,31 @@ pipeline's N + M), at the quick profile's temperature 0.8 and token limit — on
 slows both alike:
 
 - **old**: the solution and test prompts written for SmolLM2 (an open code block, nothing more),
-  stopping only at the closing fence, replicas that wait for each other after every round of batches;
-- **new**: the product's prompts (the function alone: no docstring, comments, examples), its stop
-  strings (a top-level comment or call after the function ends the reply) and its scheduler (each
-  replica runs its whole queue).
+  stopping only at the closing fence;
+- **new**: the product's prompts (the function alone: no docstring, comments, examples) and its stop
+  strings (a top-level comment or call after the function ends the reply).
+
+(A scheduler that hands each replica its whole queue instead of rounds of one batch per replica
+was tried and dropped: the same requests took the same wall time — 75 s vs 74–78 s for 96 replies —
+and a request's draws then depended on the lengths of the requests before it.)
 
 Per arm: tokens/s (generated tokens / wall time), tokens per reply, the share of solutions that
 parse into a program and pass their task's tests (the product's sandbox; Wilson intervals), test
 replies that yield a kept assert, and the seconds one task's N + M samples cost. The last line:
-``generation: new <X> tok/s, <S> s per task (N+M) vs old <Y> tok/s, <T> s``.
+``generation: new <X> tok/s, <S> s per task (N+M) vs old <Y> tok/s, <T> s``. Seconds per task is
+the figure that counts: tok/s alone rewards longer replies.
 """
 
 import argparse
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from codedpo_assets.generation.backends import GenerationParams, Request, cut_at_stop, prefix_of
+from codedpo_assets.generation.backends import GenerationParams, Request
 from codedpo_assets.generation.ct2 import CTranslate2Backend
 from codedpo_assets.generation.embedded import embedded_model_dir
 from codedpo_assets.generation.parsing import extract_program, extract_tests
@@ -111,30 +114,9 @@ def old_test_messages(task: str, entry_point: str) -> list[dict[str, str]]:
     ]
 
 
-class RoundsBackend(CTranslate2Backend):
-    """The scheduler before issue 33: a round of one batch per replica, then a wait for the slowest."""
-
-    def generate(self, requests: Sequence[Request], params: GenerationParams, progress=None) -> list[str]:
-        prompts = [self._tokens(r.messages) for r in requests]
-        order = sorted(range(len(requests)), key=lambda i: (len(prompts[i]), i))
-        texts: dict[int, str] = {}
-        for start in range(0, len(order), self.batch_size * self.replicas):
-            chunk = order[start : start + self.batch_size * self.replicas]
-            size = -(-len(chunk) // min(self.replicas, len(chunk)))
-            batches = [chunk[i : i + size] for i in range(0, len(chunk), size)]
-            replicas = [self._replica(requests[batch[0]].seed) for batch in batches]
-            pending = [self._submit(r, [prompts[i] for i in batch], params) for r, batch in zip(replicas, batches)]
-            ids = [res.result().sequences_ids[0] for results in pending for res in results]
-            for i, text in zip(chunk, self.tokenizer.batch_decode(ids, skip_special_tokens=True)):
-                texts[i] = prefix_of(requests[i].messages) + cut_at_stop(text, params.stop)
-            if progress:
-                progress(len(texts), sum(map(len, ids)))
-        return [texts[i] for i in range(len(requests))]
-
-
-ARMS = {  # name: (backend class, solution prompt, test prompt, solution stop, test stop)
-    "old": (RoundsBackend, old_solution_messages, old_test_messages, (FENCE,), (FENCE,)),
-    "new": (CTranslate2Backend, solution_messages, new_test_messages, PROGRAM_STOP, TEST_STOP),
+ARMS = {  # name: (solution prompt, test prompt, solution stop, test stop)
+    "old": (old_solution_messages, old_test_messages, (FENCE,), (FENCE,)),
+    "new": (solution_messages, new_test_messages, PROGRAM_STOP, TEST_STOP),
 }
 
 
@@ -144,7 +126,7 @@ def entry(task: int) -> str:
 
 def jobs(arm: str, tasks: int, samples: int, round_: int) -> tuple[list[Request], list[Request]]:
     """The arm's solution and test requests: every task ``samples`` times each, seeded as the pipeline seeds."""
-    _, solve, test, _, _ = ARMS[arm]
+    solve, test, _, _ = ARMS[arm]
     sol, tst = [], []
     for t, (sig, desc, _) in enumerate(TASKS[:tasks]):
         for i in range(samples):
@@ -181,21 +163,21 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=160, help="the quick profile's limit")
     args = parser.parse_args()
     path = embedded_model_dir()
-    engines = {arm: cls(path) for arm, (cls, *_) in ARMS.items()}
-    print(f"model {path.name}; engine {engines['new'].identity.split(':')[0]}; {args.tasks} tasks x ({args.samples} solutions + "
+    engine = CTranslate2Backend(path)
+    print(f"model {path.name}; engine {engine.identity.split(':')[0]}; {args.tasks} tasks x ({args.samples} solutions + "
           f"{args.samples} test sets) x {args.rounds} rounds; temperature 0.8, <= {args.max_new_tokens} new tokens")  # fmt: skip
     tokens, seconds = dict.fromkeys(ARMS, 0), dict.fromkeys(ARMS, 0.0)
     sols: dict[str, list[str]] = {a: [] for a in ARMS}
     tests: dict[str, list[str]] = {a: [] for a in ARMS}
     for r in range(args.rounds):
         for kind in ("solutions", "tests"):  # each kind of request for both arms in turn: load swings hit both
-            for arm, (_, _, _, sol_stop, test_stop) in ARMS.items():
+            for arm, (_, _, sol_stop, test_stop) in ARMS.items():
                 sol, tst = jobs(arm, args.tasks, args.samples, r)
                 batch, stop, out = (sol, sol_stop, sols) if kind == "solutions" else (tst, test_stop, tests)
                 counted = [0]
                 t0 = time.perf_counter()
                 params = GenerationParams(temperature=0.8, max_new_tokens=args.max_new_tokens, stop=stop)
-                out[arm] += engines[arm].generate(batch, params, lambda _, n, c=counted: c.__setitem__(0, c[0] + n))
+                out[arm] += engine.generate(batch, params, lambda _, n, c=counted: c.__setitem__(0, c[0] + n))
                 seconds[arm] += time.perf_counter() - t0
                 tokens[arm] += counted[0]
     owner = [t for _ in range(args.rounds) for t in range(args.tasks) for _ in range(args.samples)]

@@ -16,8 +16,13 @@ from pathlib import Path
 from codedpo_assets.decontam import humaneval_path
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
 
+# A folder holding FILE, or one split's file itself (e.g. benchmarks/embedded_samples.py's output).
 DATA = Path(os.environ.get("CODEDPO_REAL_SAMPLES", Path(__file__).resolve().parents[2] / "shared/data/real-samples"))
 FILE = "humaneval-codegen16b-dev.jsonl.gz"
+
+
+def _file() -> Path:
+    return DATA if DATA.is_file() else DATA / FILE
 
 
 @dataclass
@@ -33,7 +38,7 @@ class Problem:
 
 
 def available() -> bool:
-    return (DATA / FILE).exists()
+    return _file().exists()
 
 
 def _official() -> dict[str, dict]:
@@ -45,7 +50,7 @@ def load(limit: int | None = None) -> list[Problem]:
     """The problems, in file order (``limit``: the first n only)."""
     official = _official()
     problems = []
-    with gzip.open(DATA / FILE, "rt") as fh:
+    with gzip.open(_file(), "rt") as fh:
         for line in fh:
             row = json.loads(line)
             entry = row["entry_point"]

@@ -28,7 +28,7 @@ from codedpo_assets.generation.parsing import dedupe, extract_tests
 def main() -> None:
     if not real_samples.available():
         raise SystemExit(f"real samples not found in {real_samples.DATA} (set CODEDPO_REAL_SAMPLES)")
-    with gzip.open(real_samples.DATA / real_samples.FILE, "rt") as fh:
+    with gzip.open(real_samples._file(), "rt") as fh:
         rows = [json.loads(line) for line in fh]
     samples = yielding = 0
     distinct, reasons = [], Counter()

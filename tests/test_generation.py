@@ -328,7 +328,7 @@ def test_task_statements_lose_the_code_they_leak():
 
 def test_sampling_fields_left_empty_take_the_runs_profile():
     """A quick job's launchpad showed the paper's numbers: empty fields now mean "the run's profile"."""
-    assert SamplingConfig().resolved("quick") == Sampling(0.8, 1.0, 128, 3, 4)
+    assert SamplingConfig().resolved("quick") == Sampling(0.8, 1.0, 160, 3, 4)
     assert SamplingConfig().resolved("paper") == Sampling(1.5, 1.0, 512, 0, 15)
     assert SamplingConfig(n_samples=7).resolved("quick").n_samples == 7  # a value given wins
     with pytest.raises(dg.Failure, match="profile='fast'"):
@@ -336,4 +336,4 @@ def test_sampling_fields_left_empty_take_the_runs_profile():
     quick = build_definitions().resolve_job_def("build_pairs_quick")
     assert quick.run_tags["profile"] == "quick"
     described = SamplingConfig.model_fields["max_new_tokens"].description
-    assert "paper 512, quick 128" in described  # every profile's value where the field is described
+    assert "paper 512, quick 160" in described  # every profile's value where the field is described
