@@ -200,10 +200,16 @@ CHAIN = [name for _, names in PASSES for name in names]  # build_pairs_quick's a
 def run(rebuild: bool, skip_training: bool = False, verbose: bool = False) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(REPO / "dagster_home"))
     log_path = Path("data/logs").resolve() / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    from codedpo_assets.generation.backends import GenerationError
+
     with Console(log_path, verbose) as console:
         if not verbose:
             console.say(f"log: {log_path} (run logs, third-party output, warnings)")
-        return _run(console, rebuild, skip_training)
+        try:
+            return _run(console, rebuild, skip_training)
+        except GenerationError as exc:  # the model cannot be set up (missing/corrupt part, cache): one line, store untouched
+            console.say(f"error: {exc}")
+            return 2
 
 
 def _run(console: Console, rebuild: bool, skip_training: bool) -> int:

@@ -115,3 +115,20 @@ def test_a_long_batch_keeps_the_line_moving():
     time.sleep(0.15)
     p2.close()
     assert not any(s.startswith("[g]") for s in seen)  # nothing counted yet: nothing to repeat
+
+
+def test_a_model_that_cannot_be_set_up_is_one_line_and_exit_2(tmp_path, capfd, monkeypatch):
+    from codedpo_assets import cli
+    from codedpo_assets.generation.backends import GenerationError
+
+    def broken(*_):
+        raise GenerationError("embedded model: assembled GGUF sha256 ab12, expected cd34 (491400064 bytes); not loaded")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_run", broken)
+    assert cli.run(rebuild=False) == 2
+    out, err = capfd.readouterr()
+    assert out.splitlines()[1:] == [
+        "error: embedded model: assembled GGUF sha256 ab12, expected cd34 (491400064 bytes); not loaded"
+    ]
+    assert "Traceback" not in out + err

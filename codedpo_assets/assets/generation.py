@@ -206,10 +206,16 @@ def _asset_progress(context: dg.AssetExecutionContext, total: int) -> Generation
     return GenerationReport(f"{context.asset_key.to_user_string()} {where}", total, context.log.info)
 
 
+# Which seeds a capped profile takes first: public functions (a private helper's contract is often
+# implicit in its callers, and its tasks get tests that call the module's other functions), then by id.
+SEED_ORDER = "starts_with(symbol, '_'), seed_id"
+
+
 def task_jobs(db, key: str, config: Sampling) -> tuple[list[tuple], list[str], list]:
     """Seeds of a partition (up to max_seeds), their signatures and the task-writing jobs."""
     limit = f"LIMIT {int(config.max_seeds)}" if config.max_seeds > 0 else ""
-    seeds = db.query(f"SELECT seed_id, symbol, code FROM seeds WHERE partition_key = ? ORDER BY seed_id {limit}", [key]).rows()
+    sql = f"SELECT seed_id, symbol, code FROM seeds WHERE partition_key = ? ORDER BY {SEED_ORDER} {limit}"
+    seeds = db.query(sql, [key]).rows()
     sigs = [signature(code, symbol) for _, symbol, code in seeds]
     return seeds, sigs, [(task_messages(code, sig), 0) for (_, _, code), sig in zip(seeds, sigs)]
 

@@ -98,22 +98,26 @@ def solution_messages(task: str) -> Messages:
         {
             "role": "user",
             "content": task + "\nReply with one ```python code block containing only the complete function "
-            "(and the imports it needs): no docstring, no comments, no examples, no explanation.",
+            "(and the imports it needs, from the Python standard library only): no docstring, no comments, "
+            "no examples, no explanation.",
         },
         {"role": "assistant", "content": f"{FENCE}python\n"},
     ]
 
 
 def test_messages(task: str, entry_point: str) -> Messages:
+    """Tests that call other functions of the seed's module (or import packages) only error."""
+    ask = (
+        f"\nWrite 5 test cases for `{entry_point}`, each a single line of the form "
+        f"`assert {entry_point}(<literal arguments>) == <expected literal value>`, calling no other function, "
+        "where the expected value is exactly what a correct implementation returns. "
+        "Reply with one ```python code block of asserts only."
+    )
     return [
         {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": (
-            task + f"\nWrite 5 test cases for `{entry_point}`, each a single line of the form "
-            f"`assert {entry_point}(<arguments>) == <expected literal value>`, where the expected value is exactly "
-            "what a correct implementation returns. Reply with one ```python code block of asserts only."
-        )},
+        {"role": "user", "content": task + ask},
         {"role": "assistant", "content": f"{FENCE}python\nassert {entry_point}("},
-    ]  # fmt: skip
+    ]
 
 
 def cache_key(model: str, params: GenerationParams, messages: Messages, sample_index: int) -> str:
