@@ -124,3 +124,18 @@ def test_test_reply_as_qwen_writes_it():
         "assert _prevmonth(2021, 12) == (2021, 11)",
     ]
     assert sorted(t.reason for t in tests if not t.kept) == ["no_entry_point_call", "trivial"]
+
+
+def test_a_capped_profile_takes_public_seeds_first(tmp_path):
+    from codedpo_assets.assets.generation import Sampling, task_jobs
+    from codedpo_assets.store import Store
+
+    db = Store(tmp_path / "db.duckdb")
+    names = ["_helper", "area", "_inner", "perimeter"]
+    rows = [{"partition_key": "p", "seed_id": f"s{i}", "source": "t", "source_kind": "directory", "path": "m.py", "symbol": name,
+             "code": f"def {name}(x):\n    return x\n", "n_lines": 2, "content_hash": f"c{i}", "norm_hash": f"n{i}", "unit_hash": "u",
+             "contamination": 0.0} for i, name in enumerate(names)]  # fmt: skip
+    db.replace_partition("p", {"seeds": rows})
+    seeds, sigs, jobs = task_jobs(db, "p", Sampling(0.8, 1.0, 160, 3, 4))
+    assert [symbol for _, symbol, _ in seeds] == ["area", "perimeter", "_helper"] and len(jobs) == 3
+    assert sigs[0] == "def area(x):"
