@@ -180,21 +180,23 @@ def hbars(counts: Mapping[str, float], title: str, xlabel: str) -> str:
         return _markdown(fig, title)
 
 
-def funnel_labels(stages: Sequence[tuple[str, int]]) -> list[str]:
-    """Each stage's count and its size relative to the stage before: ``12 (35 % of prompts)``, or ``400 (12.5 × tests)``
-    for stages that fan out (cells = programs × tests), where a percentage would be unreadable."""
-    labels = []
-    for i, (_, count) in enumerate(stages):
+def funnel_labels(stages: Sequence[tuple[str, int]], bases: Mapping[str, str] | None = None) -> list[str]:
+    """Each stage's count and its size relative to its base — the stage before, or the one ``bases``
+    names (programs and tests are counted per prompt, cells per program): ``12 (35 % of prompts)``,
+    or ``400 (12.5 per test)`` for stages that fan out, where a percentage would be unreadable."""
+    counts, labels = dict(stages), []
+    for i, (name, count) in enumerate(stages):
         text = f"{count:,}"
-        previous, before = stages[i - 1] if i else ("", 0)
+        base = (bases or {}).get(name, stages[i - 1][0] if i else "")
+        before = counts.get(base, 0)
         if before > 0:
             ratio = count / before
             if ratio > 1:
-                text += f" ({ratio:.3g} × {previous})"
+                text += f" ({ratio:.3g} per {base.removesuffix('s')})"
             else:
                 percent = 100 * ratio
                 shown = f"{percent:.0f}" if percent >= 1 or percent == 0 else f"{percent:.1g}"  # 0.3 %, not a misleading 0 %
-                text += f" ({shown} % of {previous})"
+                text += f" ({shown} % of {base})"
         labels.append(text)
     return labels
 
@@ -205,7 +207,7 @@ def funnel_log_scale(counts: Sequence[int]) -> bool:
     return bool(positive) and max(positive) > _LOG_RATIO * min(positive)
 
 
-def funnel(stages: Sequence[tuple[str, int]], title: str) -> str:
+def funnel(stages: Sequence[tuple[str, int]], title: str, bases: Mapping[str, str] | None = None) -> str:
     """Pipeline stages as horizontal bars top to bottom, each labelled with its count and share of the stage before."""
     if not stages:
         return _message(title, "no stages")
@@ -225,7 +227,7 @@ def funnel(stages: Sequence[tuple[str, int]], title: str) -> str:
             _integer_ticks(ax.xaxis)
             ax.set_xlabel("count")
         to_axes = ax.transData + ax.transAxes.inverted()
-        for y, (count, label) in enumerate(zip(counts, funnel_labels(stages))):
+        for y, (count, label) in enumerate(zip(counts, funnel_labels(stages, bases))):
             end = to_axes.transform((count, y))[0] if count > 0 else 0.0
             inside = end > 0.55  # long bars hold their label; short ones get it to their right
             ax.annotate(label, (max(end, 0.0), y), xycoords=("axes fraction", "data"), xytext=(-4 if inside else 4, 0),

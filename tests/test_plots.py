@@ -71,7 +71,17 @@ def test_funnel_labels_share_of_previous_stage():
     stages = [("seeds", 40), ("prompts", 34), ("programs", 12), ("tests", 0), ("cells", 0), ("pairs", 1000), ("kept", 3)]
     assert plots.funnel_labels(stages) == ["40", "34 (85 % of seeds)", "12 (35 % of prompts)", "0 (0 % of programs)", "0", "1,000",
                                            "3 (0.3 % of pairs)"]  # fmt: skip
-    assert plots.funnel_labels([("tests", 40), ("cells", 500)]) == ["40", "500 (12.5 × tests)"]
+    assert plots.funnel_labels([("tests", 40), ("cells", 500)]) == ["40", "500 (12.5 per test)"]
+    pipeline = [("seeds", 30), ("prompts", 20), ("programs", 70), ("tests", 330), ("cells", 1090), ("pairs", 13)]
+    bases = {"programs": "prompts", "tests": "prompts", "cells": "programs", "pairs": "prompts"}
+    assert plots.funnel_labels(pipeline, bases) == [
+        "30",
+        "20 (67 % of seeds)",
+        "70 (3.5 per prompt)",
+        "330 (16.5 per prompt)",
+        "1,090 (15.6 per program)",
+        "13 (65 % of prompts)",
+    ]
 
 
 def test_funnel_log_scale_only_beyond_fifty_fold():

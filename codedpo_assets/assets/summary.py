@@ -7,9 +7,13 @@ import polars as pl
 from codedpo_assets.assets.metadata import code_version, frame_table, numbers, preview, table_metadata
 from codedpo_assets.assets.preferences import preference_pairs
 from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.assets.shortfall import REMEDIES
 from codedpo_assets.plots import funnel, hbars, text_bar
 
 FUNNEL = ("seeds", "prompts", "programs", "tests", "cells", "pairs")
+# What each stage is counted against: programs and tests are written per prompt, cells are programs
+# x tests of a prompt (per program: its tests), pairs come one or two per prompt.
+FUNNEL_BASES = {"programs": "prompts", "tests": "prompts", "cells": "programs", "pairs": "prompts"}
 # Prompts that yielded no pair of any kind, each once, by why no correctness pair came of it: the bars
 # add up to the funnel's dropped pairs.
 UNPAIRED_BY_REASON = """
@@ -51,9 +55,14 @@ def pipeline_summary(store: DuckDBStore) -> dg.MaterializeResult:
         metadata={
             "dagster/row_count": len(rows),
             "funnel": frame_table(pl.DataFrame(table)),
-            "funnel_chart": dg.MetadataValue.md(funnel([(s, items[s]) for s in FUNNEL], "Pipeline funnel, all partitions")),
+            "funnel_chart": dg.MetadataValue.md(funnel([(s, items[s]) for s in FUNNEL], "Pipeline funnel, all partitions", FUNNEL_BASES)),
             **{f"total/{stage.replace(' ', '_')}": dg.MetadataValue.int(n) for stage, n in items.items()},
             **numbers({"pass_rate": pass_rate}),
+            # inline, as a table (the chart opens behind "[Show Markdown]"), with what to change for each reason
+            "prompts_without_pairs": frame_table(pl.DataFrame(
+                [{"reason": r, "prompts": int(n), "what to change": REMEDIES.get(r, "")} for r, n in skipped.items()],
+                schema={"reason": pl.String, "prompts": pl.Int64, "what to change": pl.String},
+            )),
             "prompts_without_pairs_by_reason": dg.MetadataValue.md(hbars(skipped, "Why prompts yielded no pair (all partitions)", "prompts"))
             if skipped else "none",
             "preview": preview(db, "SELECT kind, count(*) AS pairs, count(DISTINCT prompt_id) AS prompts, round(avg(margin), 3) AS avg_margin "
