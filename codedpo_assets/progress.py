@@ -9,6 +9,7 @@ one terminal while everything else goes to the log file.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,12 @@ def publish(text: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(text.replace("\n", " ") + "\n")
+
+
+def notice(text: str) -> None:
+    """A one-off line for the terminal of a CLI run (the progress channel) and stderr (the run's log)."""
+    print(text, file=sys.stderr, flush=True)
+    publish(text)
 
 
 class Progress:

@@ -44,7 +44,6 @@ class TrainSettings:
     lora: bool = True
     lora_r: int = 8
     lora_alpha: int = 16
-    lora_targets: str = "all-linear"  # or module names, comma-separated (e.g. "q_proj,v_proj")
     seed: int = 0
 
     def check(self) -> None:
@@ -139,7 +138,7 @@ def _trainer(settings: TrainSettings, model: Any, ref: Any, tokenizer: Any, exam
             r=settings.lora_r,
             lora_alpha=settings.lora_alpha,
             lora_dropout=0.0,
-            target_modules=settings.lora_targets if settings.lora_targets == "all-linear" else settings.lora_targets.split(","),
+            target_modules="all-linear",
             task_type="CAUSAL_LM",
         )
     if settings.arm == "sft":

@@ -49,10 +49,6 @@ class TrainingConfig(dg.Config):
     )
     lora_r: int = Field(default=_DEFAULTS.lora_r, description="LoRA rank.")
     lora_alpha: int = Field(default=_DEFAULTS.lora_alpha, description="LoRA alpha.")
-    lora_targets: str = Field(
-        default=_DEFAULTS.lora_targets,
-        description="LoRA target modules: all-linear, or names comma-separated (q_proj,v_proj); step times: benchmarks/dpo_step_bench.py.",
-    )
     seed: int = Field(default=_DEFAULTS.seed, description="Training seed.")
     pairs_dir: str = Field(default=ExportConfig().directory, description="Exported pair directory (preference_pairs_export's).")
     checkpoints_dir: str = Field(default="data/checkpoints", description="Where checkpoint directories are written.")

@@ -34,7 +34,6 @@ class GenerationParams:
     top_p: float = 1.0
     max_new_tokens: int = 512
     stop: tuple[str, ...] = ()  # generation ends at the first of these (not included in the text)
-    top_k: int = 0  # sample among the k likeliest tokens; 0 = the whole vocabulary
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -136,7 +135,7 @@ class TransformersBackend:
                     do_sample=params.temperature > 0,
                     temperature=params.temperature if params.temperature > 0 else None,
                     top_p=params.top_p,
-                    top_k=params.top_k,  # 0: no top-k cut (None would mean the generation config's 50)
+                    top_k=0,  # the whole vocabulary, as on CTranslate2 (None would mean the generation config's 50)
                     max_new_tokens=params.max_new_tokens,
                     pad_token_id=self.tokenizer.pad_token_id,
                     stop_strings=list(params.stop) or None,
@@ -199,8 +198,6 @@ class OpenAIBackend:
         }
         if params.stop:
             body["stop"] = list(params.stop)
-        if params.top_k:
-            body["top_k"] = params.top_k  # vLLM / SGLang extension of the OpenAI API
         if prefix and self.prefills:
             body |= {"continue_final_message": True, "add_generation_prompt": False}
         reply = self._post(body)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from codedpo_assets.generation.backends import (
     dir_identity,
     prefix_of,
 )
-from codedpo_assets.progress import publish
+from codedpo_assets.progress import notice
 
 ENGINES = ("auto", "ctranslate2", "transformers")
 QUANTIZATIONS = ("int8", "int8_float32", "int16", "float32")  # what CTranslate2 computes on CPU
@@ -37,12 +36,6 @@ STAMP = "codedpo-conversion.json"  # what a converted model was made from; a mis
 
 def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _say(text: str) -> None:
-    """A notice for the terminal of a CLI run (progress channel) and stderr (the run's log)."""
-    print(text, file=sys.stderr, flush=True)
-    publish(text)
 
 
 def _stamp(source: Path, quantization: str, source_id: str | None = None) -> dict:
@@ -64,7 +57,7 @@ def _unusable(target: Path, stamp: dict) -> str:
     return "" if (target / "model.bin").is_file() else "model.bin missing"
 
 
-def converted(source: Path, quantization: str, log=_say, source_id: str | None = None) -> Path:
+def converted(source: Path, quantization: str, log=notice, source_id: str | None = None) -> Path:
     """The CTranslate2 conversion of ``source`` (built now if missing, stale or corrupt; once, when
     several runs ask at the same time). ``source_id``: its ``dir_identity`` when already known."""
     target = source.with_name(f"{source.name}-ct2-{quantization}")
@@ -93,7 +86,7 @@ class CTranslate2Backend:
 
     prefills = True
 
-    def __init__(self, path: str | Path, *, quantization: str = "int8", batch_size: int = 16, log=_say) -> None:
+    def __init__(self, path: str | Path, *, quantization: str = "int8", batch_size: int = 16, log=notice) -> None:
         import ctranslate2
         from transformers import AutoTokenizer
 
@@ -163,7 +156,7 @@ class CTranslate2Backend:
             include_prompt_in_result=False,
             end_token=self.end_ids,
             sampling_temperature=params.temperature if params.temperature > 0 else 1.0,
-            sampling_topk=params.top_k if params.temperature > 0 else 1,  # 0: the whole vocabulary (top_p cuts it)
+            sampling_topk=0 if params.temperature > 0 else 1,  # 0: the whole vocabulary (top_p cuts it)
             sampling_topp=params.top_p,
             callback=_Stopper(self.tokenizer, params.stop, len(prompts)) if params.stop else None,
         )
@@ -229,5 +222,5 @@ def local_backend(path: str | Path, engine: str = "auto", *, quantization: str =
     except Exception as exc:  # noqa: BLE001 - any conversion failure: the model still works on transformers
         if str(path) not in _fallbacks_said:
             _fallbacks_said.add(str(path))
-            _say(f"ctranslate2 unavailable for {path} ({type(exc).__name__}: {exc}); generating with transformers (slower)")
+            notice(f"ctranslate2 unavailable for {path} ({type(exc).__name__}: {exc}); generating with transformers (slower)")
         return TransformersBackend(path, batch_size=batch_size)

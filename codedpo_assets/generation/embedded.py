@@ -14,14 +14,13 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from codedpo_assets.generation.backends import GenerationError, conversion_lock
-from codedpo_assets.progress import publish
+from codedpo_assets.progress import notice
 
 MODEL_CACHE_ENV = "CODEDPO_MODEL_CACHE"
 STAMP = "codedpo-embedded.json"  # written last: a checkpoint directory without it is incomplete
@@ -95,11 +94,6 @@ QWEN_CODER_05B = EmbeddedModel(
 EMBEDDED = QWEN_CODER_05B
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-    publish(text)
-
-
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -115,7 +109,7 @@ def part_paths(model: EmbeddedModel, locate: Callable[[str], Path] = _package_di
         path = locate(part.package) / part.file
         if not path.is_file():
             raise GenerationError(f"embedded model: {path} is missing (package {part.package} incomplete: `make setup`)")
-        if part.size and path.stat().st_size != part.size:
+        if path.stat().st_size != part.size:
             raise GenerationError(
                 f"embedded model: {path} has {path.stat().st_size} bytes, expected {part.size} (partial or corrupt part)"
             )
@@ -123,7 +117,7 @@ def part_paths(model: EmbeddedModel, locate: Callable[[str], Path] = _package_di
     return paths
 
 
-def assemble(model: EmbeddedModel, paths: list[Path], target: Path, log: Callable[[str], None] = _say) -> None:
+def assemble(model: EmbeddedModel, paths: list[Path], target: Path, log: Callable[[str], None] = notice) -> None:
     """Concatenate the parts into ``target``, hashing as it goes; a part or whole whose sha256 is not
     the expected one is an error that names both hashes, and ``target`` is then not left behind."""
     partial = target.with_name(target.name + ".partial")
@@ -141,7 +135,7 @@ def assemble(model: EmbeddedModel, paths: list[Path], target: Path, log: Callabl
                         if time.monotonic() - last > 2:
                             last = time.monotonic()
                             log(f"[embedded model] assembling {model.name}: {done >> 20}/{model.size >> 20} MiB")
-                if part.sha256 and digest.hexdigest() != part.sha256:
+                if digest.hexdigest() != part.sha256:
                     raise GenerationError(
                         f"embedded model: {path} sha256 {digest.hexdigest()}, expected {part.sha256} (corrupt part: reinstall it)"
                     )
@@ -188,7 +182,7 @@ def embedded_model_dir(model: EmbeddedModel = EMBEDDED, locate: Callable[[str], 
     return checkpoint
 
 
-def build_checkpoint(model: EmbeddedModel, paths: list[Path], checkpoint: Path, log: Callable[[str], None] = _say) -> None:
+def build_checkpoint(model: EmbeddedModel, paths: list[Path], checkpoint: Path, log: Callable[[str], None] = notice) -> None:
     """Verified GGUF → bf16 checkpoint. The GGUF lives only while it is read (it is ~0.5 GB)."""
     started = time.monotonic()
     gguf = checkpoint.with_name(checkpoint.name + ".gguf")
