@@ -18,7 +18,7 @@ from codedpo_assets.generation.tasks import (
     task_statement,
 )
 
-TEMPLATE = (Path(__file__).parent / "data" / "qwen2.5-chat-template.jinja").read_text()  # Apache-2.0, from the model's GGUF
+TEMPLATE = (Path(__file__).parent / "fixtures" / "qwen2.5-chat-template.jinja").read_text()  # Apache-2.0, from the model's GGUF
 
 
 @pytest.fixture(scope="module")
