@@ -55,7 +55,7 @@ ADVERSARIAL = {
     ),
     "recursive": "def f(x):\n    a = []\n    a.append(a)\n    return a\n",
     "nan": "def f(x):\n    return float('nan')\n",
-    "huge": "def f(x):\n    return list(range(300000))\n",
+    "huge": "def f(x):\n    return list(range(100000))\n",
     "raises": "def f(x):\n    return x[100]\n",
     "odd_text": "def f(x):\n    return [b'\\xff\\xfe'.decode('utf-8', 'surrogateescape'), b'\\xff']\n",
     "loops": "def f(x):\n    while True:\n        pass\n",
