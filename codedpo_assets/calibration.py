@@ -13,9 +13,12 @@ sampling budget (15 or 100 samples, 10 or 300 tests give the same scale):
 Chosen on real samples (``benchmarks/ranking_real_bench.py``) by 5-fold cross-validation over
 problems among single features and pairs of {mass, agreement, functional-overlap mass, score
 share, agreement with the other rankers}: this pair had the lowest out-of-fold error. Each ranker
-picks its chosen code its own way, so each has its own coefficients (``COEFFICIENTS``): the fit on
-all 82 problems of the development split; the figures reported for them (reliability table,
-precision and yield) are out-of-fold. :func:`fit` refits on labelled data of your own model.
+picks its chosen code its own way, so each has its own coefficients: the fit on all 82 even
+HumanEval problems of one model's samples (``FITS``: CodeGen-Mono-16B's real samples, and the
+embedded model's own, ``benchmarks/embedded_samples.py``; ``COEFFICIENTS`` is the default fit's).
+A model's confidence scale is its own (how often its majority is right), so the default is the
+embedded model's. The figures reported for them (reliability table, precision and yield) are
+out-of-fold. :func:`fit` refits on labelled data of your own model.
 """
 
 from __future__ import annotations
@@ -26,16 +29,29 @@ from collections.abc import Sequence
 import numpy as np
 
 AGREEMENT_FLOOR = 0.01
-# ranker → (intercept, log mass, log agreement): the fit on the real-sample development split (docs/benchmarks.md)
-COEFFICIENTS: dict[str, tuple[float, float, float]] = {
-    "consensus": (1.98, 0.901, 0.545),
-    "behaviour": (1.623, 0.65, 0.48),
-    "self_verification": (1.085, 0.482, 0.324),
-    "codet": (2.197, 1.132, 0.556),
-    "pass_count": (0.847, 0.692, 0.317),
-    "all_tests": (6.034, 3.621, 1.552),
-    "random": (1.765, 1.007, 0.568),
+# sample source → ranker → (intercept, log mass, log agreement): fits on HumanEval's even problems (docs/benchmarks.md)
+FITS: dict[str, dict[str, tuple[float, float, float]]] = {
+    "codegen-mono-16b": {  # ../shared/data/real-samples: 100 solutions + 100 tests per problem
+        "consensus": (1.98, 0.901, 0.545),
+        "behaviour": (1.623, 0.65, 0.48),
+        "self_verification": (1.085, 0.482, 0.324),
+        "codet": (2.197, 1.132, 0.556),
+        "pass_count": (0.847, 0.692, 0.317),
+        "all_tests": (6.034, 3.621, 1.552),
+        "random": (1.765, 1.007, 0.568),
+    },
+    "qwen2.5-coder-0.5b-instruct": {  # the embedded model's own 10 solutions + 10 tests per problem (benchmarks/embedded_samples.py)
+        "consensus": (2.879, 1.141, 1.229),
+        "behaviour": (2.535, 0.476, 1.183),
+        "self_verification": (2.642, 0.805, 1.086),
+        "codet": (2.688, 0.943, 1.133),
+        "pass_count": (3.753, 1.481, 1.194),
+        "all_tests": (3.043, 2.034, 1.083),
+        "random": (3.366, 1.891, 1.307),
+    },
 }
+DEFAULT_FIT = "qwen2.5-coder-0.5b-instruct"  # the embedded model: its own samples, through the product's prompts
+COEFFICIENTS = FITS[DEFAULT_FIT]
 
 
 def features(mass: float, agreement: float) -> np.ndarray:

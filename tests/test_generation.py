@@ -272,6 +272,15 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         assert db.query("SELECT DISTINCT reason, round(confidence, 6) FROM preference_pairs_skipped").rows() == [
             ("low_confidence", round(conf, 6))
         ]
+        # another model's confidence fit, by config: the same prompt's pair carries that fit's probability
+        other = Ranking(min_confidence=0.0, confidence_fit="codegen-mono-16b")
+        refit = dg.materialize(chain, selection=[timings, preference_pairs], partition_key="local:calc.py", instance=instance,
+                               resources={**defs.resources, "ranking": other})  # fmt: skip
+        expected = calibration.predict(calibration.features(0.5, 1.0), calibration.FITS["codegen-mono-16b"][DEFAULT_RANKER])
+        assert expected != pytest.approx(conf)
+        assert refit.success and db.query("SELECT confidence FROM preference_pairs").item() == pytest.approx(expected)
+        with pytest.raises(dg.Failure, match="confidence_fit"):
+            Ranking(confidence_fit="gpt-2").checked()
         # lineage by snapshot: the export recorded the DuckLake snapshot it read; time travel still finds that pair
         if db.backend == "ducklake":
             assert db.query(f"SELECT count(*) FROM preference_pairs AT (VERSION => {manifest['store_snapshot']})").item() == 1

@@ -10,6 +10,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from codedpo_assets import calibration
 from codedpo_assets.assets.generation import ASSET_ARGS, run_profile
 from codedpo_assets.assets.metadata import code_preview, code_version, frame_table, previews, table_metadata, whole_asset
 from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
@@ -43,15 +44,22 @@ class Ranking(dg.ConfigurableResource):
                                   description="A prompt yields pairs only when the calibrated probability that its chosen code is correct is at "
                                               "least this; 0 keeps every prompt. Default chosen by cross-validation on real samples.")  # fmt: skip
 
+    confidence_fit: str = Field(default=calibration.DEFAULT_FIT,
+                                description=f"Whose samples the confidence model was fitted on, one of {sorted(calibration.FITS)}: the "
+                                            "embedded model's own by default; pick the one nearest your model, or refit with calibration.fit.")  # fmt: skip
+
     def checked(self) -> str:
         if self.ranker not in RANKERS:
             raise dg.Failure(f"ranking.ranker: {self.ranker!r} is not one of {RANKERS}")
+        if self.confidence_fit not in calibration.FITS:
+            raise dg.Failure(f"ranking.confidence_fit: {self.confidence_fit!r} is not one of {sorted(calibration.FITS)}")
         return self.ranker
 
     def knobs(self, ranker: str) -> dict[str, Any]:
+        coefficients = {"coefficients": calibration.FITS[self.confidence_fit][ranker]}
         if ranker in ("consensus", "self_verification"):
-            return {"damping": self.damping, "iterations": self.iterations}
-        return {"mass_exponent": self.mass_exponent} if ranker == "behaviour" else {}
+            return {"damping": self.damping, "iterations": self.iterations, **coefficients}
+        return {"mass_exponent": self.mass_exponent, **coefficients} if ranker == "behaviour" else coefficients
 
 
 @dataclass(frozen=True)
@@ -164,8 +172,8 @@ class FilterConfig(dg.Config):
 
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0,
                                          description="Overrides ranking.min_confidence for this run. Empty: the run's profile (tag `profile`): "
-                                                     "paper the ranking's (0.5, chosen by cross-validation on real samples), quick 0 (keeps every "
-                                                     "prompt: 4 samples of a 135M model fall outside what the confidence model was calibrated on).")  # fmt: skip
+                                                     f"paper the ranking's ({DEFAULT_MIN_CONFIDENCE:g}, chosen by cross-validation on the embedded model's samples), quick 0 "
+                                                     "(keeps every prompt: 4 samples per task fall outside the 10 the confidence model was fitted on).")  # fmt: skip
 
     def threshold(self, ranking: Ranking, profile: str = "paper") -> float:
         if self.min_confidence is not None:
