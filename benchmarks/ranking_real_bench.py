@@ -261,7 +261,7 @@ def main() -> None:
     exponent = _best_knob(tables["behaviour"])
     print(
         f"\nshipped (fitted on all {n} problems by the same rules as inside each training fold): behaviour mass exponent {exponent:g} "
-        f"(product: {MASS_EXPONENT:g}); confidence coefficients (product in brackets):"
+        f"(product: {MASS_EXPONENT:g}); confidence coefficients (the product's default fit, {calibration.DEFAULT_FIT}, in brackets):"
     )
     for ranker in RANKERS:
         coef, threshold = _shipped(tables[ranker][_best_knob(tables[ranker])])

@@ -198,6 +198,11 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         assert meta["pass_matrix"]["partition_rows"].value == 6 and meta["pass_matrix"]["pass_rate"].value == round(4 / 6, 4)
         assert "data:image/png;base64," in meta["verification_scores"]["score_histogram"].value
         pairs = [r.data for r in meta["preference_pairs"]["preview"].value.records]
+        inline = [(r.data["what"], r.data["rows"]) for r in meta["preference_pairs"]["pairs_and_skips"].value.records]
+        assert sorted(inline) == [
+            ("correctness pairs", 1),
+            ("no efficiency pair: fewer_than_two_correct_timed", 1),
+        ]  # shown on the page, no click
         assert (
             meta["preference_pairs"]["correctness_pairs"].value == 1
             and "return a + b" in pairs[0]["chosen"]

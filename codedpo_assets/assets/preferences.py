@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 import numpy as np
+import polars as pl
 from pydantic import Field
 
 from codedpo_assets import calibration
@@ -304,6 +305,7 @@ def preference_pairs(
     shown = dict(db.query(PAIRS_AND_SKIPS).rows())  # the whole asset
     return dg.MaterializeResult(metadata={"skipped": len(skipped), "correctness_pairs": by_kind["correctness"], "efficiency_pairs": by_kind["efficiency"],
                                           **whole_asset(db, "preference_pairs", key, len(pairs), dropped_table="preference_pairs_skipped"),
+                                          "pairs_and_skips": frame_table(pl.DataFrame({"what": list(shown), "rows": list(shown.values())}, schema={"what": pl.String, "rows": pl.Int64})),
                                           "pairs_by_kind": dg.MetadataValue.md(hbars(shown, "Pairs, and prompts without a pair of a kind, all partitions", "rows")),
                                           **previews(db, "SELECT partition_key, kind, round(margin, 3) AS margin, round(confidence, 3) AS confidence, chosen_cluster, "
                                                          "rejected_cluster, chosen, rejected FROM preference_pairs WHERE {partition} "
