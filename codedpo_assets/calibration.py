@@ -51,6 +51,8 @@ FITS: dict[str, dict[str, tuple[float, float, float]]] = {
     },
 }
 DEFAULT_FIT = "qwen2.5-coder-0.5b-instruct"  # the embedded model: its own samples, through the product's prompts
+# fit → the threshold rule's pick (keep prompts while their pairs are right more often than wrong) for the default ranker
+THRESHOLDS: dict[str, float] = {"codegen-mono-16b": 0.5, "qwen2.5-coder-0.5b-instruct": 0.35}
 COEFFICIENTS = FITS[DEFAULT_FIT]
 
 

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codedpo_assets import calibration
 from codedpo_assets.sandbox.timing import Timing, compare
 from codedpo_assets.scoring import Ranking
 
-DEFAULT_MIN_CONFIDENCE = 0.35  # the rule's pick on the default fit (the embedded model's samples; CodeGen-16B's fit: 0.5)
+DEFAULT_MIN_CONFIDENCE = calibration.THRESHOLDS[calibration.DEFAULT_FIT]
 
 
 @dataclass(frozen=True)

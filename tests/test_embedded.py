@@ -108,3 +108,9 @@ def test_unwritable_cache_reported_even_as_root(tmp_path, monkeypatch):
 def test_shipped_parts_add_up_to_the_declared_file():
     assert sum(p.size for p in QWEN_CODER_05B.parts) == QWEN_CODER_05B.size
     assert all(len(p.sha256) == 64 for p in QWEN_CODER_05B.parts) and QWEN_CODER_05B.licence == "Apache-2.0"
+
+
+def test_the_default_confidence_fit_is_the_embedded_models():
+    from codedpo_assets import calibration
+
+    assert embedded.EMBEDDED.name == calibration.DEFAULT_FIT and set(calibration.THRESHOLDS) == set(calibration.FITS)

@@ -284,6 +284,13 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         expected = calibration.predict(calibration.features(0.5, 1.0), calibration.FITS["codegen-mono-16b"][DEFAULT_RANKER])
         assert expected != pytest.approx(conf)
         assert refit.success and db.query("SELECT confidence FROM preference_pairs").item() == pytest.approx(expected)
+        assert (
+            other.threshold() == 0.0
+            and Ranking(confidence_fit="codegen-mono-16b").threshold() == calibration.THRESHOLDS["codegen-mono-16b"]
+        )
+        assert (
+            Ranking().threshold() == DEFAULT_MIN_CONFIDENCE != calibration.THRESHOLDS["codegen-mono-16b"]
+        )  # the threshold goes with its fit
         with pytest.raises(dg.Failure, match="confidence_fit"):
             Ranking(confidence_fit="gpt-2").checked()
         # lineage by snapshot: the export recorded the DuckLake snapshot it read; time travel still finds that pair

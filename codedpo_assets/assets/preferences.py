@@ -41,9 +41,10 @@ class Ranking(dg.ConfigurableResource):
                                                                             "× (its share of the tests passed); chosen by cross-validation on real samples.")  # fmt: skip
     damping: float = Field(default=0.85, description="Damping d of the consensus and self_verification iterations.")
     iterations: int = Field(default=10, description="Iterations of the consensus and self_verification rankers.")
-    min_confidence: float = Field(default=DEFAULT_MIN_CONFIDENCE, ge=0.0, le=1.0,
-                                  description="A prompt yields pairs only when the calibrated probability that its chosen code is correct is at "
-                                              "least this; 0 keeps every prompt. Default chosen by cross-validation on real samples.")  # fmt: skip
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0,
+                                         description="A prompt yields pairs only when the calibrated probability that its chosen code is correct is "
+                                                     "at least this; 0 keeps every prompt. Empty: the confidence fit's own threshold, chosen by "
+                                                     f"cross-validation with it ({calibration.THRESHOLDS}).")  # fmt: skip
 
     confidence_fit: str = Field(default=calibration.DEFAULT_FIT,
                                 description=f"Whose samples the confidence model was fitted on, one of {sorted(calibration.FITS)}: the "
@@ -61,6 +62,10 @@ class Ranking(dg.ConfigurableResource):
         if ranker in ("consensus", "self_verification"):
             return {"damping": self.damping, "iterations": self.iterations, **coefficients}
         return {"mass_exponent": self.mass_exponent, **coefficients} if ranker == "behaviour" else coefficients
+
+    def threshold(self) -> float:
+        """The confidence a prompt needs: the one set, or the one chosen with the fit in use."""
+        return calibration.THRESHOLDS[self.confidence_fit] if self.min_confidence is None else self.min_confidence
 
 
 @dataclass(frozen=True)
@@ -173,13 +178,13 @@ class FilterConfig(dg.Config):
 
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0,
                                          description="Overrides ranking.min_confidence for this run. Empty: the run's profile (tag `profile`): "
-                                                     f"paper the ranking's ({DEFAULT_MIN_CONFIDENCE:g}, chosen by cross-validation on the embedded model's samples), quick 0 "
+                                                     f"paper the ranking's (its fit's: {DEFAULT_MIN_CONFIDENCE:g} for the embedded model's, chosen by cross-validation), quick 0 "
                                                      "(keeps every prompt: 4 samples per task fall outside the 10 the confidence model was fitted on).")  # fmt: skip
 
     def threshold(self, ranking: Ranking, profile: str = "paper") -> float:
         if self.min_confidence is not None:
             return self.min_confidence
-        return QUICK_FILTER["min_confidence"] if profile == "quick" else ranking.min_confidence
+        return QUICK_FILTER["min_confidence"] if profile == "quick" else ranking.threshold()
 
 
 QUICK_FILTER = {"min_confidence": 0.0}  # the quick profile's FilterConfig (make run exercises the loop end to end)
