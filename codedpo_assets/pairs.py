@@ -53,16 +53,23 @@ def trusted_codes(ranking: Ranking) -> np.ndarray:
 
 
 def correctness_pair(
-    ranking: Ranking, norm_hashes: list[str], code_weights: np.ndarray | None = None, *, min_margin: float = 1e-9
+    ranking: Ranking,
+    norm_hashes: list[str],
+    code_weights: np.ndarray | None = None,
+    *,
+    min_margin: float = 1e-9,
+    trusted: np.ndarray | None = None,
 ) -> Pair | str:
     """The chosen code vs the most-written code of the lowest-scored cluster failing a trusted
-    test, or the reason there is no pair."""
+    test, or the reason there is no pair. ``trusted`` (per test of the matrix): the tests that
+    judge, when not the chosen cluster's (the seed's, :mod:`codedpo_assets.reference`)."""
     scores, clusters = np.asarray(ranking.scores, dtype=np.float64), ranking.clusters
     if scores.size < 2:
         return "fewer_than_two_candidates"
     if not np.isfinite(scores).all():
         return "non_finite_scores"
-    trusted = clusters.passed[ranking.top_cluster]  # two or more codes: there is a chosen one
+    # default: what the chosen cluster passes (two or more codes: there is a chosen one)
+    trusted = clusters.passed[ranking.top_cluster] if trusted is None else np.asarray(trusted, dtype=bool)[ranking.counted]
     if not trusted.any():
         return "no_trusted_tests"
     fails = ~clusters.passed[:, trusted].all(axis=1)
