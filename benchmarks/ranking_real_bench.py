@@ -117,6 +117,15 @@ class Case:
         return out
 
 
+def load_cases(limit: int | None = None) -> list[Case]:
+    """The split's problems as the product sees them, executed (cached); a clear exit without the data."""
+    if not real_samples.available():
+        raise SystemExit(f"real samples not found in {real_samples.DATA} (set CODEDPO_REAL_SAMPLES)")
+    problems = real_samples.load(limit)
+    runs = executed(problems)
+    return [Case(p, runs[p.task_id]) for p in problems]
+
+
 def pair_stats(kept: np.ndarray, right: np.ndarray) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
     """(precision, yield, precision CI, yield CI) from [draws, problems] masks of kept pairs and
     right pairs; intervals resample problems (each with all its draws)."""
@@ -180,11 +189,7 @@ def main() -> None:
     parser.add_argument("--no-timing", action="store_true", help="skip the efficiency pairs (timing the top clusters)")
     parser.add_argument("--draws", type=int, default=20, help="random fold assignments of the cross-validation")
     args = parser.parse_args()
-    if not real_samples.available():
-        raise SystemExit(f"real samples not found in {real_samples.DATA} (set CODEDPO_REAL_SAMPLES)")
-    problems = real_samples.load(args.limit)
-    runs = executed(problems)
-    cases = [Case(p, runs[p.task_id]) for p in problems]
+    cases = load_cases(args.limit)
     n = len(cases)
     raw = np.array([(c.weights * c.correct).sum() / c.problem.samples for c in cases])
     oracle = np.array([c.correct.any() for c in cases], dtype=float)

@@ -37,14 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_samples
-from ranking_real_bench import FOLDS, OFFICIAL_LIMIT_S, Case, _pct, executed, pair_stats
+from ranking_real_bench import FOLDS, OFFICIAL_LIMIT_S, Case, _pct, load_cases, pair_stats
 
 from codedpo_assets import calibration, reference
 from codedpo_assets.decontam import humaneval_problems
 from codedpo_assets.evaluation import check_programs
 from codedpo_assets.pairs import Pair, correctness_pair
 from codedpo_assets.sandbox import run_pass_matrices
-from codedpo_assets.scoring import DEFAULT_RANKER
+from codedpo_assets.scoring import DEFAULT_RANKER, Ranking
 
 DRIFT_SHARE, DRIFT_SEED = 0.25, 20261207
 FIDELITIES = (0.3, 0.5, 0.7)  # reference.MIN_FIDELITY candidates
@@ -162,9 +162,8 @@ def seed_rows(problems: list[real_samples.Problem], drawn: dict[str, dict]) -> d
     return {p.task_id: cache[p.task_id] for p in problems}
 
 
-def outcomes(case: Case, row: dict, knobs: tuple[float, float]) -> dict:
-    """One problem with the seed, for one pair of drift knobs."""
-    r = case.rank(DEFAULT_RANKER)
+def outcomes(case: Case, r: Ranking, row: dict, knobs: tuple[float, float, float]) -> dict:
+    """One problem with the seed (``r``: its seed-free ranking), for one setting of the drift knobs."""
     verdict = reference.judge(
         r,
         row["passed"],
@@ -268,11 +267,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
     parser.add_argument("--draws", type=int, default=20, help="random fold assignments of the cross-validation")
     args = parser.parse_args()
-    if not real_samples.available():
-        raise SystemExit(f"real samples not found in {real_samples.DATA} (set CODEDPO_REAL_SAMPLES)")
-    problems = real_samples.load(args.limit)
-    runs = executed(problems)
-    cases = [Case(p, runs[p.task_id]) for p in problems]
+    cases = load_cases(args.limit)
+    problems = [c.problem for c in cases]
     drawn = seeds(problems)
     rows = seed_rows(problems, drawn)
     n, split = len(cases), real_samples.split_name()
@@ -282,10 +278,11 @@ def main() -> None:
           f"{sum(rows[c.problem.task_id]['correct'] for c in cases)}; {args.draws} draws of {FOLDS}-fold CV\n")  # fmt: skip
     free = [c.outcome(DEFAULT_RANKER) for c in cases]
     table = {
-        k: [outcomes(c, rows[c.problem.task_id], k) for c in cases] for k in itertools.product(FIDELITIES, OVERLAPS, MATCHES)
+        k: [outcomes(c, f["ranking"], rows[c.problem.task_id], k) for c, f in zip(cases, free)]
+        for k in itertools.product(FIDELITIES, OVERLAPS, MATCHES)
     }
     cv = cross_validate(cases, free, table, args.draws)
-    _statuses(table, cv, drifted, cases)
+    _statuses(table, cv, drifted, free)
     prec, yld, pci, yci = pair_stats(cv["kept"], cv["right"])
     rows0 = table[max(set(cv["knobs"]), key=cv["knobs"].count)]
     ceiling = [r for r in rows0 if r["verdict"].decides and isinstance(r["pair"], Pair)]
@@ -336,12 +333,12 @@ def _kinds(drawn: dict[str, dict]) -> dict[str, int]:
     return kinds
 
 
-def _statuses(table: dict, cv: dict, drifted: np.ndarray, cases: list[Case]) -> None:
+def _statuses(table: dict, cv: dict, drifted: np.ndarray, free: list[dict]) -> None:
     """Per seed status (at the knobs chosen most often): problems, canonical vs drifted, and whether
     the seed-free choice was right there."""
     knobs = max(set(cv["knobs"]), key=cv["knobs"].count)
     rows = table[knobs]
-    free_ok = np.array([c.correct[c.rank(DEFAULT_RANKER).chosen] if len(c.correct) else False for c in cases])
+    free_ok = np.array([f["chosen_ok"] for f in free])
     print(
         f"seed statuses at min_fidelity {knobs[0]:g}, min_overlap {knobs[1]:g}, min_match {knobs[2]:g} (chosen in {cv['knobs'].count(knobs)} of {len(cv['knobs'])} folds):\n"
     )

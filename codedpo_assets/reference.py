@@ -67,9 +67,14 @@ class SeedVerdict:
         return self.status in ("agrees", "overrules")
 
 
+def _unjudged(status: str, reason: str, n_tests: int) -> SeedVerdict:
+    """A verdict without figures: the seed gave nothing to compare."""
+    return SeedVerdict(status, reason, float("nan"), 0.0, 0.0, 0.0, -1, np.zeros(n_tests, dtype=bool))
+
+
 def not_runnable(reason: str, n_tests: int) -> SeedVerdict:
     """A seed that cannot run on its own (no entry point, does not compile, needs its module)."""
-    return SeedVerdict("not_runnable", reason, float("nan"), 0.0, 0.0, 0.0, -1, np.zeros(n_tests, dtype=bool))
+    return _unjudged("not_runnable", reason, n_tests)
 
 
 _CONTEXT_ERRORS = ("!error:NameError", "!error:ImportError", "!error:ModuleNotFoundError", "!error:UnboundLocalError")
@@ -115,13 +120,13 @@ def judge(
     on = counted[valued[counted]]  # verified tests whose input the seed answers
     nothing = np.zeros(m, dtype=bool)
     if not len(counted):
-        return SeedVerdict("no_tests", "no verified test to run the seed on", float("nan"), 0.0, 0.0, 0.0, -1, nothing)
+        return _unjudged("no_tests", "no verified test to run the seed on", m)
     if not len(on):
         errors = Counter(str(f) for f in prints[counted])
         context = sum(n for f, n in errors.items() if f.startswith(_CONTEXT_ERRORS))
         if context == len(counted):  # every call stopped at a name its module would have given it
             return not_runnable(f"needs its module's context: {errors.most_common(1)[0][0][1:]} on every input", m)
-        return SeedVerdict("drifted", "the seed returns no value on any test input", float("nan"), 0.0, 0.0, 0.0, -1, nothing)
+        return _unjudged("drifted", "the seed returns no value on any test input", m)
     fidelity = float(agreement(passed[on][None], weights[on])[0])
     judged = float(weights[on].sum() / weights[counted].sum())
     clusters = ranking.clusters
@@ -163,8 +168,8 @@ def confidence(verdict: SeedVerdict, coefficients: Sequence[float] = COEFFICIENT
 
 
 def seed_ranking(ranking: Ranking, verdict: SeedVerdict, coefficients: Sequence[float] = COEFFICIENTS) -> Ranking:
-    """The ranking as the seed decides it: its cluster's most-written code chosen and scored above
-    every other, the confidence from the seed's features. A seed that does not decide leaves the
+    """The ranking as the seed decides it: its cluster scored above every other, its best-scored
+    code chosen (consensus: the most written), the confidence from the seed's features. A seed that does not decide leaves the
     seed-free ranking as it is."""
     if not verdict.decides:
         return ranking
