@@ -192,7 +192,7 @@ def _ops(config: dict, names: list[str]) -> dict:
 # partitions (its assets' single-run backfill policy): all their model requests in one batched call,
 # inside a run the UI shows. The other passes run one partition per run.
 PASSES = (("seeds", ["seeds"]), ("generation", ["prompts", "candidate_code", "generated_tests"]),
-          ("sandbox and pairs", ["pass_matrix", "verification_scores", "trusted_tests", "timings", "preference_pairs"]))  # fmt: skip
+          ("sandbox and pairs", ["pass_matrix", "seed_reference", "verification_scores", "trusted_tests", "timings", "preference_pairs"]))  # fmt: skip
 RANGED = ("generation",)
 CHAIN = [name for _, names in PASSES for name in names]  # build_pairs_quick's assets, in order
 
@@ -338,6 +338,12 @@ def _summary(
     if rejected.height:
         say(_table(rejected, "Rejected inputs by reason (seeds_rejected):"))
     say(_table(store.query((QUERIES / "generation_drops.sql").read_text()), "Generation outcomes (generation_drops):"))
+    say(
+        _table(
+            store.query("SELECT * FROM seed_reference_by_source"),
+            "Seeds as references, by source (seed_reference_by_source; drifted tasks: `codedpo sql drifted_tasks`):",
+        )
+    )
     say(_table(store.query((QUERIES / "preference_pairs_stats.sql").read_text()), "Preference pairs (preference_pairs_stats):"))
     if skipped:
         say(f"\nTraining skipped, no training pairs: {no_pairs_report(store)}")

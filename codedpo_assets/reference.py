@@ -98,10 +98,10 @@ def _is_value(prints: np.ndarray) -> np.ndarray:
 
 def judge(
     ranking: Ranking,
-    seed_passed: Sequence[bool],
-    seed_prints: Sequence[str],
+    seed_passed: Sequence[bool] | np.ndarray,
+    seed_prints: Sequence[str] | np.ndarray,
     inputs: Sequence[str] | None = None,
-    test_weights: Sequence[float] | None = None,
+    test_weights: Sequence[float] | np.ndarray | None = None,
     *,
     min_fidelity: float = MIN_FIDELITY,
     min_overlap: float = MIN_OVERLAP,

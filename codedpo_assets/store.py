@@ -50,6 +50,11 @@ def schema_sql() -> str:
     return (SQL_DIR / "schema.sql").read_text()
 
 
+def named_query(name: str) -> str:
+    """A query of sql/queries/ by name, without its closing semicolon (so it nests as a subquery)."""
+    return (SQL_DIR / "queries" / f"{name}.sql").read_text().rstrip().rstrip(";")
+
+
 def lake_schema_sql() -> str:
     """The same schema for DuckLake, which has no PRIMARY KEY/UNIQUE constraints: writers keep keys
     unique themselves (delete + insert by key, inserts that skip existing keys)."""

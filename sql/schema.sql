@@ -108,7 +108,9 @@ CREATE TABLE IF NOT EXISTS generated_tests (
 );
 ALTER TABLE generated_tests ADD COLUMN IF NOT EXISTS multiplicity INTEGER;
 
--- pass_matrix: one row per (prompt, code, test) cell, run in the sandbox.
+-- pass_matrix: one row per (prompt, code, test) cell, run in the sandbox. Each task's seed runs
+-- with its candidates as the reference row (is_reference: code_id 'seed:<seed_id>', code_index -1;
+-- codedpo_assets/reference.py); views over candidates leave it out.
 CREATE TABLE IF NOT EXISTS pass_matrix (
     partition_key  VARCHAR NOT NULL,
     prompt_id      VARCHAR NOT NULL,
@@ -122,32 +124,65 @@ CREATE TABLE IF NOT EXISTS pass_matrix (
     cpu_time_ns    BIGINT NOT NULL,   -- CPU of the test (threads and child processes), read by the zygote: its share of the batch it ran in
     detail         VARCHAR,
     limit_ms       DOUBLE,            -- CPU limit the cell ran under (calibrated); NULL: not run (see detail)
-    fingerprint    VARCHAR            -- what the code did on the test's input: '=' + its returned value (canonical plain data) or '#' + a hash of a long one; '!' + the outcome without a value ('!pass', '!error:KeyError', '!timeout')
+    fingerprint    VARCHAR,           -- what the code did on the test's input: '=' + its returned value (canonical plain data) or '#' + a hash of a long one; '!' + the outcome without a value ('!pass', '!error:KeyError', '!timeout')
+    is_reference   BOOLEAN            -- the task's seed, not a candidate (one row per test; none when the seed cannot run on its own)
 );
 ALTER TABLE pass_matrix ADD COLUMN IF NOT EXISTS limit_ms DOUBLE;  -- databases made before the column
 ALTER TABLE pass_matrix ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
+ALTER TABLE pass_matrix ADD COLUMN IF NOT EXISTS is_reference BOOLEAN;
+
+-- seed_reference: per task, what its seed says of the candidates and tests (codedpo_assets/reference.py).
+CREATE TABLE IF NOT EXISTS seed_reference (
+    partition_key  VARCHAR NOT NULL,
+    prompt_id      VARCHAR NOT NULL,
+    seed_id        VARCHAR NOT NULL,
+    status         VARCHAR NOT NULL,   -- agrees | overrules | conflicting | drifted | no_tests | not_runnable
+    reason         VARCHAR NOT NULL,   -- why, in words
+    fidelity       DOUBLE,             -- share of the verified tests the seed passes, on inputs it returns a value for (NULL: none)
+    judged         DOUBLE NOT NULL,    -- share of the verified tests on whose input the seed returns a value
+    match_mass     DOUBLE NOT NULL,    -- share of the code samples that behave like the seed
+    overlap        DOUBLE NOT NULL,    -- the closest behaviour cluster's share of inputs where it returns the seed's value
+    seed_cluster   INTEGER,            -- the behaviour cluster the seed belongs to (agrees / overrules)
+    decides        BOOLEAN NOT NULL,   -- the seed chose the code and the trusted tests (ranking.use_seed and agrees / overrules)
+    chosen_code_id VARCHAR,            -- the code the pairs use as chosen
+    confidence     DOUBLE NOT NULL     -- calibrated P(chosen code correct): the seed's model where it decides
+);
+
+-- seed_reference_by_source: per seed source, how its tasks' seeds judged (drift per source).
+CREATE OR REPLACE VIEW seed_reference_by_source AS
+SELECT s.source, count(*) AS tasks, count(*) FILTER (WHERE r.status <> 'not_runnable') AS seed_ran,
+       count(*) FILTER (WHERE r.status = 'agrees') AS agrees, count(*) FILTER (WHERE r.status = 'overrules') AS overrules,
+       count(*) FILTER (WHERE r.status = 'conflicting') AS conflicting, count(*) FILTER (WHERE r.status = 'drifted') AS drifted,
+       count(*) FILTER (WHERE r.status = 'no_tests') AS no_tests, count(*) FILTER (WHERE r.status = 'not_runnable') AS not_runnable,
+       round(count(*) FILTER (WHERE r.status IN ('drifted', 'conflicting')) / greatest(count(*) FILTER (WHERE r.status <> 'not_runnable'), 1), 3) AS drift_share,
+       round(avg(r.fidelity), 3) AS mean_fidelity, count(*) FILTER (WHERE r.decides) AS seed_decides
+FROM seed_reference r JOIN seeds s USING (partition_key, seed_id) GROUP BY s.source ORDER BY s.source;
 
 -- behaviour_clusters: per prompt, programs with identical fingerprints on every test form one
 -- behaviour cluster (numbered by their first code, as the rankers number them), with the samples
--- behind them and their outputs on each test, in test order.
+-- behind them and their outputs on each test, in test order; is_seed_cluster: the cluster the
+-- task's seed behaves like (seed_reference.seed_cluster).
 CREATE OR REPLACE VIEW behaviour_clusters AS
 WITH vectors AS (
     SELECT m.partition_key, m.prompt_id, m.code_index, coalesce(c.multiplicity, 1) AS samples,
            string_agg(coalesce(m.fingerprint, '!' || m.status), ' | ' ORDER BY m.test_index) AS outputs,
            string_agg(CASE WHEN m.passed THEN 'P' ELSE '.' END, '' ORDER BY m.test_index) AS passed_tests
-    FROM pass_matrix m LEFT JOIN candidate_code c USING (partition_key, code_id)
+    FROM pass_matrix m LEFT JOIN candidate_code c USING (partition_key, code_id) WHERE NOT coalesce(m.is_reference, false)
     GROUP BY m.partition_key, m.prompt_id, m.code_index, c.multiplicity
+), clusters AS (
+    SELECT partition_key, prompt_id,
+           dense_rank() OVER (PARTITION BY partition_key, prompt_id ORDER BY min(code_index)) - 1 AS cluster,
+           count(*) AS programs, sum(samples) AS samples, list(code_index ORDER BY code_index) AS code_indexes,
+           length(passed_tests) - length(replace(passed_tests, 'P', '')) AS tests_passed, outputs
+    FROM vectors GROUP BY partition_key, prompt_id, outputs, passed_tests
 )
-SELECT partition_key, prompt_id,
-       dense_rank() OVER (PARTITION BY partition_key, prompt_id ORDER BY min(code_index)) - 1 AS cluster,
-       count(*) AS programs, sum(samples) AS samples, list(code_index ORDER BY code_index) AS code_indexes,
-       length(passed_tests) - length(replace(passed_tests, 'P', '')) AS tests_passed, outputs
-FROM vectors GROUP BY partition_key, prompt_id, outputs, passed_tests;
+SELECT k.*, coalesce(k.cluster = r.seed_cluster, false) AS is_seed_cluster
+FROM clusters k LEFT JOIN seed_reference r USING (partition_key, prompt_id);
 
 -- pass_matrix_grid: the wide matrix of a prompt, one row per code, one character per test
--- (P pass, F fail, E error, T timeout, C crash), in test order.
+-- (P pass, F fail, E error, T timeout, C crash), in test order; the seed's row (is_reference) first.
 CREATE OR REPLACE VIEW pass_matrix_grid AS
-SELECT prompt_id, code_index, code_id,
+SELECT prompt_id, code_index, code_id, coalesce(bool_or(is_reference), false) AS is_reference,
        string_agg(CASE status WHEN 'pass' THEN 'P' WHEN 'fail' THEN 'F' WHEN 'error' THEN 'E'
                               WHEN 'timeout' THEN 'T' ELSE 'C' END, '' ORDER BY test_index) AS cells,
        count(*) FILTER (WHERE passed) AS tests_passed
@@ -159,7 +194,7 @@ SELECT partition_key, prompt_id, count(DISTINCT code_id) AS codes, count(DISTINC
        count(*) FILTER (WHERE passed) AS cells_passed, count(*) AS cells,
        round(avg(passed::INT), 3) AS pass_rate,
        count(*) FILTER (WHERE status = 'timeout') AS timeouts, count(*) FILTER (WHERE status = 'crash') AS crashes
-FROM pass_matrix GROUP BY partition_key, prompt_id;
+FROM pass_matrix WHERE NOT coalesce(is_reference, false) GROUP BY partition_key, prompt_id;
 
 -- verification_scores: per prompt, every ranker's score and rank for each code (and, for
 -- self_verification, each test); rankers side by side for ablations (consensus is the default).
@@ -223,12 +258,14 @@ CREATE TABLE IF NOT EXISTS preference_pairs (
     confidence        DOUBLE,             -- calibrated P(chosen code correct) (codedpo_assets.calibration)
     min_confidence    DOUBLE,             -- the filter threshold the prompt passed (ranking.min_confidence)
     chosen_cluster    INTEGER,            -- behaviour clusters of the two codes (see the behaviour_clusters view)
-    rejected_cluster  INTEGER
+    rejected_cluster  INTEGER,
+    seed_status       VARCHAR             -- the seed's verdict on the task (seed_reference.status; NULL: ranking.use_seed = false)
 );
 ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS confidence DOUBLE;  -- databases made before the columns
 ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS min_confidence DOUBLE;
 ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS chosen_cluster INTEGER;
 ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS rejected_cluster INTEGER;
+ALTER TABLE preference_pairs ADD COLUMN IF NOT EXISTS seed_status VARCHAR;
 
 -- preference_pairs_skipped: why a prompt produced no pair of a kind.
 CREATE TABLE IF NOT EXISTS preference_pairs_skipped (
@@ -275,8 +312,9 @@ SELECT * FROM (
                      count(DISTINCT partition_key) FROM candidate_code
     UNION ALL SELECT 4, 'tests', 'generated_tests', count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), 0,
                      count(DISTINCT partition_key) FROM generated_tests
-    UNION ALL SELECT 5, 'cells', 'pass_matrix', count(*), 0, 0, count(DISTINCT partition_key) FROM pass_matrix
+    UNION ALL SELECT 5, 'cells', 'pass_matrix', count(*), 0, 0, count(DISTINCT partition_key) FROM pass_matrix WHERE NOT coalesce(is_reference, false)
     UNION ALL SELECT 6, 'cells passed', 'pass_matrix', count(*) FILTER (WHERE passed), 0, 0, count(DISTINCT partition_key) FROM pass_matrix
+                     WHERE NOT coalesce(is_reference, false)
     UNION ALL SELECT 7, 'prompts with trusted tests', 'trusted_tests', count(DISTINCT prompt_id), 0, 0, count(DISTINCT partition_key) FROM trusted_tests
     UNION ALL SELECT 8, 'pairs', 'preference_pairs', count(*), coalesce((SELECT n FROM unpaired WHERE kind = 'any'), 0), 0,
                      count(DISTINCT partition_key) FROM preference_pairs

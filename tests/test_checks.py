@@ -30,6 +30,8 @@ def store(tmp_path) -> DuckDBStore:
         for i, code in enumerate(("c1", "c2")):
             conn.execute("INSERT INTO pass_matrix (partition_key, prompt_id, code_id, test_id, code_index, test_index, status, passed, verified, cpu_time_ns) "
                          "VALUES ('k', 'p1', ?, 't1', ?, 0, 'pass', true, true, 10)", [code, i])  # fmt: skip
+        conn.execute("INSERT INTO seed_reference (partition_key, prompt_id, seed_id, status, reason, judged, match_mass, overlap, decides, confidence) "
+                     "VALUES ('k', 'p1', 's1', 'not_runnable', 'defines no function', 0, 0, 0, false, 0.5)")  # fmt: skip
     return resource
 
 
@@ -38,7 +40,7 @@ def _results(store) -> dict[str, dg.AssetCheckResult]:
 
 
 def test_every_stage_has_checks_and_sound_tables_pass(store):
-    assert {"seeds", "prompts", "candidate_code", "generated_tests", "pass_matrix", "verification_scores", "trusted_tests",
+    assert {"seeds", "prompts", "candidate_code", "generated_tests", "pass_matrix", "seed_reference", "verification_scores", "trusted_tests",
             "timings", "preference_pairs", "dpo_checkpoint", "model_evaluation"} <= set(RULES)  # fmt: skip
     failed = {name: r.metadata for name, r in _results(store).items() if not r.passed}
     assert failed == {"prompts_have_seeds": {"violations": dg.IntMetadataValue(1)}}  # the fixture has no seeds row
@@ -50,6 +52,11 @@ def test_every_stage_has_checks_and_sound_tables_pass(store):
     ("UPDATE pass_matrix SET test_id = 'nope' WHERE code_id = 'c1'", "cells_reference_codes_and_tests"),
     ("INSERT INTO trusted_tests VALUES ('k', 'p1', 'self_verification', 'ghost', 3)", "trusted_tests_exist"),
     ("UPDATE candidate_code SET code_id = 'c1'", "code_ids_unique"),
+    ("UPDATE seed_reference SET status = 'maybe'", "verdicts_known"),
+    ("UPDATE seed_reference SET decides = true", "verdicts_known"),
+    ("DELETE FROM seed_reference", "one_verdict_per_task"),
+    ("INSERT INTO pass_matrix (partition_key, prompt_id, code_id, test_id, code_index, test_index, status, passed, verified, cpu_time_ns, is_reference) "
+     "VALUES ('k', 'p1', 'seed:ghost', 't1', -1, 0, 'pass', true, true, 10, true)", "cells_reference_codes_and_tests"),
 ])  # fmt: skip
 def test_corruption_is_caught_by_its_check(store, corruption, check):
     with store.get().transaction() as conn:

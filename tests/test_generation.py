@@ -4,10 +4,11 @@ and the seeds → prompts → candidate_code / generated_tests → pass_matrix c
 import json
 
 import dagster as dg
+import numpy as np
 import pytest
 from conftest import FakeServer
 
-from codedpo_assets import calibration
+from codedpo_assets import calibration, reference
 from codedpo_assets.assets import build_definitions
 from codedpo_assets.assets.generation import Generator, Sampling, SamplingConfig, candidate_code, generated_tests, prompts
 from codedpo_assets.assets.pass_matrix import pass_matrix
@@ -19,7 +20,9 @@ from codedpo_assets.assets.preferences import (
     trusted_tests,
     verification_scores,
 )
+from codedpo_assets.assets.ranking import Ranking
 from codedpo_assets.assets.resources import SeedSource, SeedSources
+from codedpo_assets.assets.seed_reference import seed_reference
 from codedpo_assets.assets.seeds import seed_sources, seeds
 from codedpo_assets.generation.backends import GenerationError, GenerationParams, OpenAIBackend, Request
 from codedpo_assets.generation.parsing import dedupe, extract_program, extract_tests
@@ -169,7 +172,7 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         SeedSources(sources=[SeedSource(name="local", kind="directory", path=str(tree))]),
         Generator(backend="openai", base_url=server.url, model="fake"),
     )
-    chain = [seed_sources, seeds, prompts, candidate_code, generated_tests, pass_matrix, verification_scores, trusted_tests,
+    chain = [seed_sources, seeds, prompts, candidate_code, generated_tests, pass_matrix, seed_reference, verification_scores, trusted_tests,
              timings, preference_pairs]  # fmt: skip
     config = dg.RunConfig(
         {name: {"config": {"n_samples": 4, "temperature": 0.8}} for name in ("prompts", "candidate_code", "generated_tests")}
@@ -195,7 +198,9 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
             r.data for r in meta["pass_matrix"]["heatmap_codes"].value.records
         ]  # beside it: that prompt's codes, whole, with their verdicts
         assert [r["code"] for r in shown] == [0, 1] and any(r["program"].startswith("def add(a, b):\n") for r in shown)
-        assert meta["pass_matrix"]["partition_rows"].value == 6 and meta["pass_matrix"]["pass_rate"].value == round(4 / 6, 4)
+        # 2 codes x 3 tests, and the seed's reference row (its pass rate is not the candidates')
+        assert meta["pass_matrix"]["partition_rows"].value == 9 and meta["pass_matrix"]["pass_rate"].value == round(4 / 6, 4)
+        assert meta["pass_matrix"]["reference_rows"].value == 1
         assert "data:image/png;base64," in meta["verification_scores"]["score_histogram"].value
         pairs = [r.data for r in meta["preference_pairs"]["preview"].value.records]
         inline = [(r.data["what"], r.data["rows"]) for r in meta["preference_pairs"]["pairs_and_skips"].value.records]
@@ -220,22 +225,25 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         assert db.query("SELECT multiplicity FROM candidate_code WHERE reason IS NULL").to_series().to_list() == [2, 2]
         tests = db.query("SELECT test, verified, reason FROM generated_tests WHERE reason IS NULL").rows()
         assert len(tests) == 3 and all(v for _, v, _ in tests)
-        grid = db.query("SELECT cells FROM pass_matrix_grid ORDER BY code_index").to_series().to_list()
+        grid = db.query("SELECT cells FROM pass_matrix_grid WHERE NOT is_reference ORDER BY code_index").to_series().to_list()
         assert [sorted(g) for g in grid] == [
             list("PPP") if "a + b" in c else list("FFP") for c in kept
         ]  # a - b passes only add(0, 0) == 0
-        # two candidates are too few to calibrate limits from: every cell ran under the full limit
-        assert db.query("SELECT DISTINCT limit_ms FROM pass_matrix").rows() == [(2000.0,)]
+        # two candidates and the seed (it runs with them) finish every test: their CPU calibrates the limits
+        assert [limit for (limit,) in db.query("SELECT DISTINCT limit_ms FROM pass_matrix").rows()] < [2000.0]
         assert (
             meta["pass_matrix"]["isolation"].value["cpu_accounting"]
             and "cells_not_run" in meta["pass_matrix"]["calibration"].value
         )
         (pair,) = db.query(
-            "SELECT kind, chosen, rejected, margin, trusted_test_ids, confidence, min_confidence FROM preference_pairs"
+            "SELECT kind, chosen, rejected, margin, trusted_test_ids, confidence, min_confidence, seed_status FROM preference_pairs"
         ).rows()
-        # half the code samples behave like the chosen code, which passes every test
-        conf = calibration.predict(calibration.features(0.5, 1.0), calibration.COEFFICIENTS[DEFAULT_RANKER])
-        assert pair[5:] == (pytest.approx(conf), DEFAULT_MIN_CONFIDENCE) and conf > DEFAULT_MIN_CONFIDENCE
+        # the seed (total = a; total += b) behaves like a + b on every test and passes them all: it agrees, and its
+        # confidence model gates the pair (half the code samples behave like it)
+        (verdict,) = db.query("SELECT status, fidelity, match_mass, decides, confidence FROM seed_reference").rows()
+        conf = reference.confidence(reference.SeedVerdict("agrees", "", 1.0, 1.0, 0.5, 1.0, 0, np.ones(3, dtype=bool)))
+        assert verdict == ("agrees", 1.0, 0.5, True, pytest.approx(conf))
+        assert pair[5:] == (pytest.approx(conf), reference.MIN_CONFIDENCE, "agrees")
         assert pair[0] == "correctness" and "a + b" in pair[1] and "a - b" in pair[2] and pair[3] > 0 and len(pair[4]) == 3
         skipped = db.query("SELECT kind, reason FROM preference_pairs_skipped").rows()
         assert skipped == [("efficiency", "fewer_than_two_correct_timed")]
@@ -251,11 +259,11 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
         card = (tmp_path / "export" / "README.md").read_text()
         assert (
             f"| correctness | {DEFAULT_RANKER} | 1 |" in card
-            and f"selection: ranker {DEFAULT_RANKER}, confidence >= {DEFAULT_MIN_CONFIDENCE}" in card
+            and f"selection: ranker {DEFAULT_RANKER}, confidence >= {reference.MIN_CONFIDENCE}" in card
         )
         manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
         assert (
-            manifest["selection"] == [{"ranker": DEFAULT_RANKER, "min_confidence": DEFAULT_MIN_CONFIDENCE}]
+            manifest["selection"] == [{"ranker": DEFAULT_RANKER, "min_confidence": reference.MIN_CONFIDENCE}]
             and "behaviour cluster" in manifest["confidence_filter"]
         )
         assert ds[0]["confidence"] == pytest.approx(conf) and (ds[0]["chosen_cluster"], ds[0]["rejected_cluster"]) in (
@@ -267,18 +275,24 @@ def test_seed_to_pass_matrix_chain_with_cache(server, tree, tmp_path, store_reso
             (1, 2, 1),
             (1, 2, 3),
         ]  # the view: one cluster per program here, with its samples
+        # without the seed, the seed-free confidence: half the code samples behave like the chosen code, which passes every test
+        conf = calibration.predict(calibration.features(0.5, 1.0), calibration.COEFFICIENTS[DEFAULT_RANKER])
+        free = dg.materialize(chain, selection=[timings, preference_pairs], partition_key="local:calc.py", instance=instance,
+                              resources={**defs.resources, "ranking": Ranking(use_seed=False)})  # fmt: skip
+        assert free.success and conf > DEFAULT_MIN_CONFIDENCE
+        assert db.query("SELECT confidence, min_confidence, seed_status FROM preference_pairs").rows() == [
+            (pytest.approx(conf), DEFAULT_MIN_CONFIDENCE, None)
+        ]
         # a stricter confidence filter: the prompt yields no pair, with the reason
-        from codedpo_assets.assets.preferences import Ranking
-
         strict = dg.materialize(chain, selection=[timings, preference_pairs], partition_key="local:calc.py", instance=instance,
-                                resources={**defs.resources, "ranking": Ranking(min_confidence=0.9)})  # fmt: skip
+                                resources={**defs.resources, "ranking": Ranking(min_confidence=0.9, use_seed=False)})  # fmt: skip
         assert strict.success and db.query("SELECT count(*) FROM preference_pairs").item() == 0
         assert db.query("SELECT count(*) FROM timings").item() == 0  # nothing timed for a prompt below the filter
         assert db.query("SELECT DISTINCT reason, round(confidence, 6) FROM preference_pairs_skipped").rows() == [
             ("low_confidence", round(conf, 6))
         ]
         # another model's confidence fit, by config: the same prompt's pair carries that fit's probability
-        other = Ranking(min_confidence=0.0, confidence_fit="codegen-mono-16b")
+        other = Ranking(min_confidence=0.0, confidence_fit="codegen-mono-16b", use_seed=False)
         refit = dg.materialize(chain, selection=[timings, preference_pairs], partition_key="local:calc.py", instance=instance,
                                resources={**defs.resources, "ranking": other})  # fmt: skip
         expected = calibration.predict(calibration.features(0.5, 1.0), calibration.FITS["codegen-mono-16b"][DEFAULT_RANKER])

@@ -5,7 +5,18 @@ import warnings
 
 import dagster as dg
 
-from codedpo_assets.assets import checks, evaluation, generation, pass_matrix, preferences, seeds, summary, training
+from codedpo_assets.assets import (
+    checks,
+    evaluation,
+    generation,
+    pass_matrix,
+    preferences,
+    ranking,
+    seed_reference,
+    seeds,
+    summary,
+    training,
+)
 from codedpo_assets.assets.resources import EAGER_OR_MISSING_AT_START, DuckDBStore, SeedSources, StoreIOManager, sources_from_env
 
 EXECUTOR_ENV = "CODEDPO_EXECUTOR"
@@ -125,6 +136,7 @@ def build_definitions(
             generation.candidate_code,
             generation.generated_tests,
             pass_matrix.pass_matrix,
+            seed_reference.seed_reference,
             preferences.verification_scores,
             preferences.trusted_tests,
             preferences.timings,
@@ -146,7 +158,7 @@ def build_definitions(
             "io_manager": StoreIOManager(store=store),
             "sources": sources or sources_from_env(),
             "generator": generator or generation.generator_from_env(),
-            "ranking": preferences.Ranking(),
+            "ranking": ranking.Ranking(),
             "pipes_client": dg.PipesSubprocessClient(),
         },
     )

@@ -10,7 +10,9 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import dagster as dg
 
+from codedpo_assets.assets.ranking import REFERENCE_PREFIX
 from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.reference import STATUSES
 
 
 def _dup(table: str, key: str) -> str:
@@ -20,6 +22,8 @@ def _dup(table: str, key: str) -> str:
 def _orphans(table: str, column: str, parent: str, parent_column: str | None = None) -> str:
     return f"SELECT count(*) FROM {table} t WHERE t.{column} IS NOT NULL AND t.{column} NOT IN (SELECT {parent_column or column} FROM {parent})"
 
+
+SEED_CODE_ID = f"'{REFERENCE_PREFIX}' || seed_id"  # a reference row's code_id, from seeds
 
 # asset → (check name, description, violations SQL, blocking)
 RULES: dict[str, Sequence[tuple[str, str, str, bool]]] = {
@@ -49,21 +53,40 @@ RULES: dict[str, Sequence[tuple[str, str, str, bool]]] = {
         (
             "cells_reference_codes_and_tests",
             "Every cell's code and test exist.",
-            f"SELECT ({_orphans('pass_matrix', 'code_id', 'candidate_code')}) + ({_orphans('pass_matrix', 'test_id', 'generated_tests')})",
+            f"SELECT ({_orphans('pass_matrix', 'code_id', 'candidate_code')} AND NOT coalesce(t.is_reference, false)) "
+            f"+ ({_orphans('pass_matrix', 'test_id', 'generated_tests')}) "
+            f"+ ({_orphans('pass_matrix', 'code_id', 'seeds', SEED_CODE_ID)} AND t.is_reference)",
             True,
         ),
         (
             "matrix_complete",
-            "Each prompt has one cell per kept code × kept test, none twice.",
-            "SELECT count(*) FROM (SELECT prompt_id, count(*) AS n, count(DISTINCT (code_id, test_id)) AS d FROM pass_matrix GROUP BY prompt_id) m "
-            "WHERE n <> d OR n <> (SELECT count(*) FROM candidate_code c WHERE c.prompt_id = m.prompt_id AND c.reason IS NULL) "
-            "* (SELECT count(*) FROM generated_tests t WHERE t.prompt_id = m.prompt_id AND t.reason IS NULL)",
+            "Each prompt has one cell per kept code × kept test, none twice, and its seed's reference row has every test or none.",
+            "WITH m AS (SELECT prompt_id, count(*) FILTER (WHERE NOT coalesce(is_reference, false)) AS n, count(DISTINCT (code_id, test_id)) AS d, "
+            "count(*) FILTER (WHERE is_reference) AS r, count(*) AS cells FROM pass_matrix GROUP BY prompt_id), "
+            "k AS (SELECT prompt_id, (SELECT count(*) FROM generated_tests t WHERE t.prompt_id = m.prompt_id AND t.reason IS NULL) AS tests FROM m) "
+            "SELECT count(*) FROM m JOIN k USING (prompt_id) WHERE cells <> d OR r NOT IN (0, tests) "
+            "OR n <> (SELECT count(*) FROM candidate_code c WHERE c.prompt_id = m.prompt_id AND c.reason IS NULL) * tests",
             True,
         ),
         (
             "statuses_known",
             "Status is one of pass/fail/error/timeout/crash; passed iff status = pass.",
             "SELECT count(*) FROM pass_matrix WHERE status NOT IN ('pass', 'fail', 'error', 'timeout', 'crash') OR passed <> (status = 'pass')",
+            True,
+        ),
+    ],
+    "seed_reference": [
+        (
+            "one_verdict_per_task",
+            "Every prompt with a pass matrix has exactly one seed verdict.",
+            "SELECT (SELECT count(*) - count(DISTINCT prompt_id) FROM seed_reference) + (SELECT count(*) FROM (SELECT DISTINCT prompt_id FROM pass_matrix "
+            "WHERE NOT coalesce(is_reference, false)) m WHERE m.prompt_id NOT IN (SELECT prompt_id FROM seed_reference))",
+            True,
+        ),
+        (
+            "verdicts_known",
+            "Status is one of codedpo_assets.reference.STATUSES; a deciding seed agrees or overrules.",
+            f"SELECT count(*) FROM seed_reference WHERE status NOT IN {STATUSES} OR (decides AND status NOT IN ('agrees', 'overrules'))",
             True,
         ),
     ],

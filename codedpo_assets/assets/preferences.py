@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,118 +10,23 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from codedpo_assets import calibration
 from codedpo_assets.assets.generation import ASSET_ARGS, run_profile
 from codedpo_assets.assets.metadata import code_preview, code_version, frame_table, previews, table_metadata, whole_asset
 from codedpo_assets.assets.pass_matrix import pass_matrix, seed_imports
+from codedpo_assets.assets.ranking import Decision, Ranking, decisions, matrices
 from codedpo_assets.assets.resources import DuckDBStore
+from codedpo_assets.assets.seed_reference import seed_reference
 from codedpo_assets.assets.shortfall import no_pairs_report
 from codedpo_assets.normalize import content_hash
 from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, correctness_pair, efficiency_pair, trusted_codes
-from codedpo_assets.pairs import trusted_tests as trusted_mask
 from codedpo_assets.plots import hbars, score_panels
 from codedpo_assets.sandbox.timing import Timing, time_candidates
-from codedpo_assets.sandbox.verdicts import parse_test
-from codedpo_assets.scoring import DEFAULT_RANKER, MASS_EXPONENT, RANKERS, rank_candidates, ranks, self_verification_scores
-from codedpo_assets.scoring import Ranking as Ranked
+from codedpo_assets.scoring import RANKERS, ranks, self_verification_scores
 
 SCORING_ARGS: dict[str, Any] = {**ASSET_ARGS, "group_name": "preferences",
                 "code_version": code_version(__name__, "codedpo_assets.scoring", "codedpo_assets.behaviour", "codedpo_assets.calibration",
-                                             "codedpo_assets.pairs", "codedpo_assets.sandbox.timing")}  # fmt: skip
-
-
-class Ranking(dg.ConfigurableResource):
-    """Which ranker picks trusted tests and pairs (an ablation run is a change here), its knobs,
-    and the confidence a prompt needs to yield pairs."""
-
-    ranker: str = Field(default=DEFAULT_RANKER, description=f"One of {RANKERS}; 'behaviour' ranks clusters of identical outputs (SRank's form), "
-                                                            "'self_verification' is the paper's formula.")  # fmt: skip
-    mass_exponent: float = Field(default=MASS_EXPONENT, gt=0.0, description="behaviour: a cluster is worth (its share of the code samples) ** this "
-                                                                            "× (its share of the tests passed); chosen by cross-validation on real samples.")  # fmt: skip
-    damping: float = Field(default=0.85, description="Damping d of the consensus and self_verification iterations.")
-    iterations: int = Field(default=10, description="Iterations of the consensus and self_verification rankers.")
-    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0,
-                                         description="A prompt yields pairs only when the calibrated probability that its chosen code is correct is "
-                                                     "at least this; 0 keeps every prompt. Empty: the confidence fit's own threshold, chosen by "
-                                                     f"cross-validation with it ({calibration.THRESHOLDS}).")  # fmt: skip
-
-    confidence_fit: str = Field(default=calibration.DEFAULT_FIT,
-                                description=f"Whose samples the confidence model was fitted on, one of {sorted(calibration.FITS)}: the "
-                                            "embedded model's own by default; pick the one nearest your model, or refit with calibration.fit.")  # fmt: skip
-
-    def checked(self) -> str:
-        if self.ranker not in RANKERS:
-            raise dg.Failure(f"ranking.ranker: {self.ranker!r} is not one of {RANKERS}")
-        if self.confidence_fit not in calibration.FITS:
-            raise dg.Failure(f"ranking.confidence_fit: {self.confidence_fit!r} is not one of {sorted(calibration.FITS)}")
-        return self.ranker
-
-    def knobs(self, ranker: str) -> dict[str, Any]:
-        coefficients = {"coefficients": calibration.FITS[self.confidence_fit][ranker]}
-        if ranker in ("consensus", "self_verification"):
-            return {"damping": self.damping, "iterations": self.iterations, **coefficients}
-        return {"mass_exponent": self.mass_exponent, **coefficients} if ranker == "behaviour" else coefficients
-
-    def threshold(self) -> float:
-        """The confidence a prompt needs: the one set, or the one chosen with the fit in use."""
-        return calibration.THRESHOLDS[self.confidence_fit] if self.min_confidence is None else self.min_confidence
-
-
-@dataclass(frozen=True)
-class Matrix:
-    """One prompt's stored pass matrix, as ``rank_candidates`` takes it."""
-
-    codes: list[str]  # code ids, by code index
-    tests: list[str]  # test ids, by test index
-    passed: np.ndarray
-    fingerprint: np.ndarray
-    inputs: list[str]  # what each test runs the code on
-    code_weights: np.ndarray  # samples behind each code / test (multiplicity)
-    test_weights: np.ndarray
-    verified: np.ndarray  # per test: judged outside the candidate's process (only these count)
-
-    def rank(self, ranking: Ranking, ranker: str, prompt_id: str) -> Ranked:
-        return rank_candidates(self, ranker, code_weights=self.code_weights, test_weights=self.test_weights, seed=int(prompt_id[:8], 16),
-                               **ranking.knobs(ranker))  # fmt: skip
-
-
-def _matrices(db, key: str) -> dict[str, Matrix]:
-    """prompt_id → its pass matrix (verdicts, fingerprints, test inputs) with the multiplicity
-    its codes and tests were kept with."""
-    rows = db.query(
-        "SELECT m.prompt_id, m.code_index, m.test_index, m.code_id, m.test_id, m.passed, coalesce(m.fingerprint, '!' || m.status), "
-        "coalesce(c.multiplicity, 1), coalesce(t.multiplicity, 1), t.test, m.verified "
-        "FROM pass_matrix m LEFT JOIN candidate_code c USING (partition_key, code_id) LEFT JOIN generated_tests t USING (partition_key, test_id) "
-        "WHERE m.partition_key = ? ORDER BY ALL", [key]
-    ).rows()  # fmt: skip
-    out: dict[str, Matrix] = {}
-    grouped: dict[str, list[tuple]] = {}
-    inputs: dict[str, str] = {}  # test id → what it runs the code on: parsed once per test, not per cell
-    for row in rows:
-        grouped.setdefault(row[0], []).append(row)
-        if row[4] not in inputs:
-            inputs[row[4]] = parse_test(row[9] or "").src
-    for prompt_id, cells in grouped.items():
-        n, m = max(c[1] for c in cells) + 1, max(c[2] for c in cells) + 1
-        matrix = Matrix([""] * n, [""] * m, np.zeros((n, m), dtype=bool), np.full((n, m), "!error", dtype=object), [""] * m, np.ones(n), np.ones(m),
-                        np.zeros(m, dtype=bool))  # fmt: skip
-        for _, i, j, code_id, test_id, ok, fingerprint, cw, tw, _, verified in cells:
-            matrix.codes[i], matrix.tests[j], matrix.passed[i, j], matrix.fingerprint[i, j] = code_id, test_id, ok, fingerprint
-            matrix.code_weights[i], matrix.test_weights[j], matrix.inputs[j], matrix.verified[j] = (
-                cw,
-                tw,
-                inputs[test_id],
-                verified,
-            )
-        out[prompt_id] = matrix
-    return out
-
-
-def _rankings(db, key: str, ranking: Ranking) -> dict[str, tuple[Matrix, Ranked]]:
-    """prompt_id → (its matrix, its ranking by the configured ranker): the default path, recomputed
-    from the stored matrix (cheap, deterministic) so every asset uses exactly the same ranking."""
-    ranker = ranking.checked()
-    return {prompt_id: (matrix, matrix.rank(ranking, ranker, prompt_id)) for prompt_id, matrix in _matrices(db, key).items()}
+                                             "codedpo_assets.pairs", "codedpo_assets.reference", "codedpo_assets.assets.ranking",
+                                             "codedpo_assets.sandbox.timing")}  # fmt: skip
 
 
 @dg.asset(deps=[pass_matrix], description="Score, rank and behaviour cluster of every code (and test) per prompt, with the calibrated "
@@ -131,7 +35,7 @@ def _rankings(db, key: str, ranking: Ranking) -> dict[str, tuple[Matrix, Ranked]
 def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key, ranker = store.get(), context.partition_key, ranking.checked()
     rows = []
-    for prompt_id, matrix in _matrices(db, key).items():
+    for prompt_id, matrix in matrices(db, key).items():
         for ranker in RANKERS:
             ranked = matrix.rank(ranking, ranker, prompt_id)
             items: list[tuple[str, list[str], np.ndarray, Any]] = [("code", matrix.codes, ranked.scores, ranked.clusters.of_code)]
@@ -159,14 +63,15 @@ def verification_scores(context: dg.AssetExecutionContext, store: DuckDBStore, r
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(deps=[verification_scores], description="Tests the chosen code of the configured ranker passes (its whole behaviour cluster does).",
+@dg.asset(deps=[verification_scores, seed_reference], description="Tests the chosen code of the configured ranker passes (its whole behaviour cluster does); "
+                                                                "where the seed decides, the verified tests the seed passes.",
           metadata=table_metadata("trusted_tests"), **SCORING_ARGS)  # fmt: skip
 def trusted_tests(context: dg.AssetExecutionContext, store: DuckDBStore, ranking: Ranking) -> dg.MaterializeResult:
     db, key, ranker = store.get(), context.partition_key, ranking.checked()
     rows = []
-    for prompt_id, (matrix, ranked) in _rankings(db, key, ranking).items():
-        rows += [{"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "test_id": matrix.tests[j], "test_index": j}
-                 for j in np.flatnonzero(trusted_mask(ranked))]  # fmt: skip
+    for prompt_id, decision in decisions(db, key, ranking).items():
+        rows += [{"partition_key": key, "prompt_id": prompt_id, "ranker": ranker, "test_id": decision.matrix.tests[j], "test_index": j}
+                 for j in np.flatnonzero(decision.trusted())]  # fmt: skip
     db.replace_partition(key, {"trusted_tests": rows})
     shown = ("SELECT partition_key, t.prompt_id, t.ranker, t.test_index, g.test FROM trusted_tests t JOIN generated_tests g USING (partition_key, test_id) "
              "WHERE {partition} ORDER BY partition_key, t.prompt_id, t.test_index")  # fmt: skip
@@ -181,10 +86,10 @@ class FilterConfig(dg.Config):
                                                      f"paper the ranking's (its fit's: {DEFAULT_MIN_CONFIDENCE:g} for the embedded model's, chosen by cross-validation), quick 0 "
                                                      "(keeps every prompt: 4 samples per task fall outside the 10 the confidence model was fitted on).")  # fmt: skip
 
-    def threshold(self, ranking: Ranking, profile: str = "paper") -> float:
+    def threshold(self, ranking: Ranking, profile: str = "paper", seeded: bool = False) -> float:
         if self.min_confidence is not None:
             return self.min_confidence
-        return QUICK_FILTER["min_confidence"] if profile == "quick" else ranking.threshold()
+        return QUICK_FILTER["min_confidence"] if profile == "quick" else ranking.threshold(seeded)
 
 
 QUICK_FILTER = {"min_confidence": 0.0}  # the quick profile's FilterConfig (make run exercises the loop end to end)
@@ -216,10 +121,11 @@ def timings(
         _texts(db, key, "generated_tests", "test_id", "test"),
     )
     rows, setup = [], seed_imports(db, key)
-    for prompt_id, (matrix, ranked) in _rankings(db, key, ranking).items():
-        if not by_prompt.get(prompt_id) or ranked.confidence < config.threshold(ranking, run_profile(context)):
+    for prompt_id, decision in decisions(db, key, ranking).items():
+        ranked = decision.ranked
+        if not by_prompt.get(prompt_id) or ranked.confidence < config.threshold(ranking, run_profile(context), decision.seeded):
             continue
-        codes, correct = matrix.codes, np.flatnonzero(trusted_codes(ranked)).tolist()
+        codes, correct = decision.matrix.codes, np.flatnonzero(trusted_codes(ranked)).tolist()
         results = time_candidates([codes_text[codes[i]] for i in correct], [tests_text[t] for _, t in by_prompt[prompt_id]],
                                   setup=setup.get(prompt_id, ""), repetitions=config.repetitions, time_limit_s=config.time_limit_s)  # fmt: skip
         for i, t in zip(correct, results):
@@ -237,9 +143,10 @@ class PairsConfig(FilterConfig):
 
 
 def _pair_row(
-    key, prompt, kind, ranking: Ranking, threshold: float, ranked: Ranked, pair: Pair, codes, code_text, trusted_ids
+    key, prompt, kind, ranking: Ranking, threshold: float, decision: Decision, pair: Pair, code_text, trusted_ids
 ) -> dict:
-    ranker, scores = ranking.ranker, ranked.scores
+    ranker, ranked, codes = ranking.ranker, decision.ranked, decision.matrix.codes
+    scores = ranked.scores
     chosen, rejected = codes[pair.chosen], codes[pair.rejected]
     return {"partition_key": key, "pair_id": content_hash(f"{prompt['prompt_id']}\0{kind}\0{ranker}\0{chosen}\0{rejected}"),
             "prompt_id": prompt["prompt_id"], "seed_id": prompt["seed_id"], "kind": kind, "ranker": ranker,
@@ -247,7 +154,8 @@ def _pair_row(
             "chosen_code_id": chosen, "rejected_code_id": rejected, "margin": float(pair.margin),
             "chosen_score": float(scores[pair.chosen]), "rejected_score": float(scores[pair.rejected]),
             "chosen_cluster": pair.chosen_cluster, "rejected_cluster": pair.rejected_cluster,
-            "trusted_test_ids": trusted_ids, "confidence": ranked.confidence, "min_confidence": threshold}  # fmt: skip
+            "trusted_test_ids": trusted_ids, "confidence": ranked.confidence, "min_confidence": threshold,
+            "seed_status": decision.seed_status}  # fmt: skip
 
 
 PAIRS_AND_SKIPS = """
@@ -278,33 +186,41 @@ def preference_pairs(
         "SELECT prompt_id, code_index, median_ns, mad_ns, samples_ns, all_passed FROM timings WHERE partition_key = ?", [key]
     ).rows():
         timed.setdefault(prompt_id, {})[i] = Timing(med, mad, tuple(samples), ok)
-    rankings, threshold = _rankings(db, key, ranking), config.threshold(ranking, run_profile(context))
+    chosen_by, profile = decisions(db, key, ranking), run_profile(context)
     pairs, skipped = [], []
     for prompt_id in sorted(prompts):
-        if prompt_id not in rankings:
+        if prompt_id not in chosen_by:
             skipped += [
                 {"partition_key": key, "prompt_id": prompt_id, "kind": k, "reason": "no_candidates_or_tests", "confidence": None}
                 for k in ("correctness", "efficiency")
             ]
             continue
-        matrix, ranked = rankings[prompt_id]
-        codes, conf = matrix.codes, ranked.confidence
-        hashes = [norm[c] for c in codes]
-        found = {"correctness": correctness_pair(ranked, hashes, matrix.code_weights),
+        decision = chosen_by[prompt_id]
+        ranked, threshold = decision.ranked, config.threshold(ranking, profile, decision.seeded)
+        hashes = [norm[c] for c in decision.matrix.codes]
+        found = {"correctness": correctness_pair(ranked, hashes, decision.matrix.code_weights, trusted=decision.trusted()),
                  "efficiency": efficiency_pair(timed.get(prompt_id, {}), hashes, min_ratio=config.min_speedup, cluster=ranked.top_cluster)}  # fmt: skip
-        if conf < threshold:
+        if ranked.confidence < threshold:
             found = dict.fromkeys(found, "low_confidence")
         if not trusted.get(prompt_id):
             found = dict.fromkeys(found, "no_trusted_tests")
+        if decision.blocked:
+            found = dict.fromkeys(found, decision.blocked)
         for kind, result in found.items():
             if isinstance(result, Pair):
                 pairs.append(
-                    _pair_row(
-                        key, prompts[prompt_id], kind, ranking, threshold, ranked, result, codes, code_text, trusted[prompt_id]
-                    )
+                    _pair_row(key, prompts[prompt_id], kind, ranking, threshold, decision, result, code_text, trusted[prompt_id])
                 )
             else:
-                skipped.append({"partition_key": key, "prompt_id": prompt_id, "kind": kind, "reason": result, "confidence": conf})
+                skipped.append(
+                    {
+                        "partition_key": key,
+                        "prompt_id": prompt_id,
+                        "kind": kind,
+                        "reason": result,
+                        "confidence": ranked.confidence,
+                    }
+                )
     db.replace_partition(key, {"preference_pairs": pairs, "preference_pairs_skipped": skipped})
     by_kind = {k: sum(p["kind"] == k for p in pairs) for k in ("correctness", "efficiency")}
     shown = dict(db.query(PAIRS_AND_SKIPS).rows())  # the whole asset

@@ -7,7 +7,7 @@ _STAGES = (
     ("prompts", "SELECT count(*) FROM prompts WHERE reason IS NULL"),
     ("candidate_code", "SELECT count(*) FROM candidate_code WHERE reason IS NULL"),
     ("generated_tests", "SELECT count(*) FROM generated_tests WHERE reason IS NULL"),
-    ("pass_matrix", "SELECT count(*) FROM pass_matrix"),
+    ("pass_matrix", "SELECT count(*) FROM pass_matrix WHERE NOT coalesce(is_reference, false)"),
     ("trusted_tests", "SELECT count(*) FROM trusted_tests"),
     ("preference_pairs", "SELECT count(*) FROM preference_pairs"),
 )
@@ -27,6 +27,8 @@ REMEDIES = {  # the reason codes of preference_pairs_skipped (pairs.py, assets/p
     "no_candidates_or_tests": "the model's replies did not parse (see generation_drops): check the generator",
     "no_code_fails_a_trusted_test": "every program passed the trusted tests: add seeds (harder tasks) or raise n_samples",
     "low_confidence": "below the confidence filter: lower filter.min_confidence or sample more",
+    "seed_conflicting": "no candidate behaves like the task's seed: read the task beside its seed (sql/queries/drifted_tasks.sql), "
+    "sample more, or set ranking.use_seed = false",
 }
 
 

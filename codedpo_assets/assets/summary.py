@@ -38,7 +38,7 @@ AFTER_ANY_PARTITION = (
     code_version=code_version(__name__),
     metadata=table_metadata("pipeline_summary"),
     description="Every stage's output across all partitions (view `pipeline_summary`): the funnel seeds → prompts → programs → tests → "
-                "cells → pairs, pass rate, pairs by kind and why prompts gave none.",
+                "cells → pairs, pass rate, pairs by kind, why prompts gave none, and how each seed source's seeds judged their tasks (drift).",
 )  # fmt: skip
 def pipeline_summary(store: DuckDBStore) -> dg.MaterializeResult:
     db = store.get()
@@ -65,6 +65,7 @@ def pipeline_summary(store: DuckDBStore) -> dg.MaterializeResult:
             )),
             "prompts_without_pairs_by_reason": dg.MetadataValue.md(hbars(skipped, "Why prompts yielded no pair (all partitions)", "prompts"))
             if skipped else "none",
+            "seed_reference_by_source": frame_table(db.query("SELECT * FROM seed_reference_by_source")),
             "preview": preview(db, "SELECT kind, count(*) AS pairs, count(DISTINCT prompt_id) AS prompts, round(avg(margin), 3) AS avg_margin "
                                    "FROM preference_pairs GROUP BY kind ORDER BY kind"),
         }

@@ -7,6 +7,7 @@ SELECT prompt_id,
        min(limit_ms) FILTER (WHERE status = 'timeout') AS lowest_limit_ms,
        max(limit_ms) AS highest_limit_ms
 FROM pass_matrix
+WHERE NOT coalesce(is_reference, false)
 GROUP BY prompt_id
 HAVING count(*) FILTER (WHERE status = 'timeout') > 0
 ORDER BY ran_into_limit + not_run DESC, prompt_id;
