@@ -37,14 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_samples
-from ranking_real_bench import FOLDS, OFFICIAL_LIMIT_S, Case, _pct, load_cases, pair_stats
+from ranking_real_bench import FOLDS, OFFICIAL_LIMIT_S, RIGGED, RIGGED_SAMPLES, Case, _pct, load_cases, pair_stats
 
 from codedpo_assets import calibration, reference
 from codedpo_assets.decontam import humaneval_problems
 from codedpo_assets.evaluation import check_programs
-from codedpo_assets.pairs import Pair, correctness_pair
+from codedpo_assets.pairs import DEFAULT_MIN_CONFIDENCE, Pair, correctness_pair
 from codedpo_assets.sandbox import run_pass_matrices
-from codedpo_assets.scoring import DEFAULT_RANKER, Ranking
+from codedpo_assets.scoring import DEFAULT_RANKER, Ranking, rank_candidates
 
 DRIFT_SHARE, DRIFT_SEED = 0.25, 20261207
 FIDELITIES = (0.3, 0.5, 0.7)  # reference.MIN_FIDELITY candidates
@@ -301,6 +301,7 @@ def main() -> None:
     print("drifted seeds, mean over the folds' knobs: " + ", ".join(f"{s} {v:.1f}" for s, v in flagged.items() if v)
           + f"; kept pairs relying on a drifted seed: {relied_drifted / args.draws:.1f} per draw")  # fmt: skip
     _shipped(free, table)
+    _adversarial(cases, rows, drifted)
     print(
         f"seed-reference[{split}]: precision {100 * prec:.0f} % [{100 * pci[0]:.0f}–{100 * pci[1]:.0f}] at yield {100 * yld:.0f} %; "
         f"without the seed {100 * fprec:.0f} % [{100 * fpci[0]:.0f}–{100 * fpci[1]:.0f}] at yield {100 * fyld:.0f} %; "
@@ -322,6 +323,38 @@ def _shipped(free: list[dict], table: dict) -> None:
     print(f"shipped (all problems, the training rules): min_fidelity {knobs[0]:g}, min_overlap {knobs[1]:g}, min_match {knobs[2]:g}; "
           f"coefficients {tuple(round(c, 3) for c in coef)} [product {reference.COEFFICIENTS}], gate {seed_gate:g} "
           f"[product {reference.MIN_CONFIDENCE:g}]")  # fmt: skip
+
+
+def _adversarial(cases: list[Case], rows: dict[str, dict], drifted: np.ndarray) -> None:
+    """The rigged-comparison program (an object whose comparisons all say yes) written by 50 samples
+    in every problem, ranked with the seed at the shipped knobs: how often it is chosen, and pairs
+    choosing it, for right and for drifted seeds."""
+    rigged_rows = run_pass_matrices([([RIGGED.format(entry=c.problem.entry_point)], c.problem.tests, "") for c in cases])
+    counts = {False: [0, 0, 0], True: [0, 0, 0]}  # drifted → [problems, chosen, pairs choosing it]
+    for c, rigged, is_drifted in zip(cases, rigged_rows, drifted):
+        weights, rigged_index = np.append(c.weights, RIGGED_SAMPLES), len(c.weights)
+        r = rank_candidates(np.vstack([c.passed, rigged.passed]), DEFAULT_RANKER, code_weights=weights, test_weights=c.test_weights,
+                            fingerprints=np.vstack([c.fingerprint, rigged.fingerprint]), inputs=c.inputs, verified=c.verified)  # fmt: skip
+        row = rows[c.problem.task_id]
+        verdict = reference.judge(r, row["passed"], row["fingerprint"], c.inputs, c.test_weights)
+        hashes = [*c.hashes, "rigged"]
+        if verdict.decides:
+            chosen = reference.seed_ranking(r, verdict)
+            pair, gate_at = correctness_pair(chosen, hashes, weights, trusted=verdict.trusted), reference.MIN_CONFIDENCE
+        else:
+            chosen = r
+            pair = correctness_pair(r, hashes, weights) if c.passed.shape[1] and verdict.status != "conflicting" else None
+            gate_at = DEFAULT_MIN_CONFIDENCE
+        tally = counts[bool(is_drifted)]
+        tally[0] += 1
+        tally[1] += chosen.chosen == rigged_index
+        tally[2] += isinstance(pair, Pair) and chosen.confidence >= gate_at and pair.chosen == rigged_index
+    print(
+        f"\nadversarial: a rigged-comparison program x{RIGGED_SAMPLES} samples added to each problem, the seed at the shipped knobs:\n"
+    )
+    print("| seeds | problems | it is the chosen code | pairs choosing it |\n|---|---|---|---|")
+    for label, key in (("right (canonical)", False), ("drifted", True)):
+        print(f"| {label} | {counts[key][0]} | {counts[key][1]} | {counts[key][2]} |")
 
 
 def _kinds(drawn: dict[str, dict]) -> dict[str, int]:
