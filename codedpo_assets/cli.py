@@ -197,7 +197,7 @@ RANGED = ("generation",)
 CHAIN = [name for _, names in PASSES for name in names]  # build_pairs_quick's assets, in order
 
 
-def run(rebuild: bool, skip_training: bool = False, verbose: bool = False) -> int:
+def run(rebuild: bool, skip_training: bool = False, verbose: bool = False, profile: str = "quick") -> int:
     os.environ.setdefault("DAGSTER_HOME", str(REPO / "dagster_home"))
     log_path = Path("data/logs").resolve() / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     from codedpo_assets.generation.backends import GenerationError
@@ -206,17 +206,17 @@ def run(rebuild: bool, skip_training: bool = False, verbose: bool = False) -> in
         if not verbose:
             console.say(f"log: {log_path} (run logs, third-party output, warnings)")
         try:
-            return _run(console, rebuild, skip_training)
+            return _run(console, rebuild, skip_training, profile)
         except GenerationError as exc:  # the model cannot be set up (missing/corrupt part, cache): one line, store untouched
             console.say(f"error: {exc}")
             return 2
 
 
-def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
+def _run(console: Console, rebuild: bool, skip_training: bool, profile: str) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     import dagster as dg
 
-    from codedpo_assets.assets import build_definitions, sampling_run_config, seeds, training_run_config
+    from codedpo_assets.assets import PROFILES, build_definitions, job_name, sampling_run_config, seeds, training_run_config
     from codedpo_assets.assets.training import TRAINING_SKIPPED_TAG
     from codedpo_assets.progress import Progress
     from codedpo_assets.sources import plan_partitions, scan_sources
@@ -237,7 +237,13 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
     store.delete_partitions(plan.removed)
     for key in plan.to_observe:
         instance.report_runless_asset_event(seeds.observation(key, current[key]))
-    build, train = defs.resolve_job_def("build_pairs_quick"), defs.resolve_job_def("train_and_evaluate_quick")
+    if profile not in PROFILES:
+        console.say(f"error: --profile {profile!r}: choose one of {', '.join(PROFILES)}")
+        return 2
+    build, train = (
+        defs.resolve_job_def(job_name("build_pairs", profile)),
+        defs.resolve_job_def(job_name("train_and_evaluate", profile)),
+    )
     built = set(current)
     for name in CHAIN:
         built &= instance.get_materialized_partitions(dg.AssetKey(name))
@@ -255,11 +261,11 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
         progress.update(0)
         for keys in _ranges(todo, order) if stage in RANGED else [[k] for k in todo]:
             result = build.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(n) for n in names], raise_on_error=False,
-                                              run_config=_ops(sampling_run_config("quick"), names), **_partitions(keys))  # fmt: skip
+                                              run_config=_ops(sampling_run_config(profile), names), **_partitions(keys))  # fmt: skip
             runs.setdefault(build.name, []).append(result.run_id)
             what = keys[0] if len(keys) == 1 else f"{keys[0]} … {keys[-1]} ({len(keys)} partitions)"
             if not _succeeded(result, f"{build.name} {what}", console):
-                _summary(console, store, runs, walls, time.monotonic() - started)
+                _summary(console, store, runs, walls, time.monotonic() - started, profile=profile)
                 return 1
             if stage in RANGED:
                 steps = _step_walls(instance, result.run_id).items()
@@ -277,17 +283,17 @@ def _run(console: Console, rebuild: bool, skip_training: bool) -> int:
         never_built = [n for n in names if not instance.get_latest_materialization_event(dg.AssetKey(n))]
         if todo or plan.removed or never_built:
             console.say(f"running {job.name}: {', '.join(names)}")
-            config = _ops(training_run_config("quick"), names) if job is train else _ops({"ops": {}}, names)
+            config = _ops(training_run_config(profile), names) if job is train else _ops({"ops": {}}, names)
             result = job.execute_in_process(
                 instance=instance, asset_selection=[dg.AssetKey(n) for n in names], run_config=config, raise_on_error=False
             )
             runs.setdefault(job.name, []).append(result.run_id)
             walls |= _step_walls(instance, result.run_id)
             if not _succeeded(result, f"{job.name}", console):
-                _summary(console, store, runs, walls, time.monotonic() - started)
+                _summary(console, store, runs, walls, time.monotonic() - started, profile=profile)
                 return 1
             skipped = skipped or result.dagster_run.tags.get(TRAINING_SKIPPED_TAG, "")
-    _summary(console, store, runs, walls, time.monotonic() - started, skipped)
+    _summary(console, store, runs, walls, time.monotonic() - started, skipped, profile)
     return 0
 
 
@@ -319,19 +325,25 @@ def _step_walls(instance, run_id: str) -> dict[str, float]:
 
 
 def _summary(
-    console: Console, store, runs: dict[str, list[str]], walls: dict[str, float], elapsed_s: float, skipped: str = ""
+    console: Console,
+    store,
+    runs: dict[str, list[str]],
+    walls: dict[str, float],
+    elapsed_s: float,
+    skipped: str = "",
+    profile: str = "quick",
 ) -> None:
     """What was built and where: totals per stage, drops, pairs, the before/after table (or why there
     is none), wall time per stage, paths. Printed after a failed step too: what was built so far."""
-    from codedpo_assets.assets.generation import QUICK_PROFILE
+    from codedpo_assets.assets.generation import SAMPLING_PROFILES
     from codedpo_assets.assets.shortfall import no_pairs_report
 
     say = console.say
     say(
         _table(
             store.query("SELECT stage, items, dropped, not_sampled, partitions FROM pipeline_summary ORDER BY step"),
-            f"Built, all partitions (pipeline_summary; not_sampled: seeds beyond the quick profile's max_seeds = "
-            f"{QUICK_PROFILE['max_seeds']} per partition; pairs dropped: prompts that yielded none):",
+            f"Built, all partitions (pipeline_summary; not_sampled: seeds beyond the {profile} profile's max_seeds = "
+            f"{SAMPLING_PROFILES[profile]['max_seeds']} per partition; pairs dropped: prompts that yielded none):",
         )
     )
     rejected = store.query("SELECT reason, count(*) AS n FROM seeds_rejected GROUP BY reason ORDER BY n DESC, reason")
@@ -386,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     run_p = sub.add_parser("run", help="sync partitions with the sources and materialize what changed")
     run_p.add_argument("--rebuild", action="store_true", help="rematerialize every partition")
     run_p.add_argument(
+        "--profile", default="quick", help="the jobs' profile: quick (make run), loop (benchmarks/loop_gain.py) or paper"
+    )
+    run_p.add_argument(
         "--skip-training", action="store_true", help="stop after the pair export (no dpo_checkpoint / model_evaluation)"
     )
     run_p.add_argument(
@@ -394,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     sql_p = sub.add_parser("sql", help="run a named query from sql/queries (no name: list them), a .sql file or SQL text")
     sql_p.add_argument("query", nargs="?")
     args = parser.parse_args(argv)
-    return run(args.rebuild, args.skip_training, args.verbose) if args.command == "run" else sql(args.query)
+    return run(args.rebuild, args.skip_training, args.verbose, args.profile) if args.command == "run" else sql(args.query)
 
 
 if __name__ == "__main__":

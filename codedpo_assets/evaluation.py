@@ -129,8 +129,9 @@ def humaneval_items(samples: Samples, ks: Sequence[int]) -> Items:
     return items
 
 
-def reply_logps(model, tokenizer, examples: Sequence[dict]) -> np.ndarray:
-    """Summed log-probability of each example's chosen and rejected reply given its prompt: [n, 2].
+def reply_logps(model, tokenizer, examples: Sequence[dict], per_token: bool = False) -> np.ndarray:
+    """Summed log-probability of each example's chosen and rejected reply given its prompt: [n, 2]
+    (``per_token``: divided by the reply's tokens, so a longer program is not less likely for its length).
 
     One sequence at a time (exact: no padding effects); prompt and reply are tokenized apart, as TRL does."""
     import torch
@@ -144,16 +145,17 @@ def reply_logps(model, tokenizer, examples: Sequence[dict]) -> np.ndarray:
             r_ids = tokenizer(ex[side][0]["content"], add_special_tokens=False)["input_ids"]
             with torch.no_grad():
                 logits = model(torch.tensor([p_ids + r_ids], device=device)).logits[0, len(p_ids) - 1 : -1].float()
-            out.append(float(torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(r_ids, device=device)[:, None]).sum()))
+            total = float(torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(r_ids, device=device)[:, None]).sum())
+            out.append(total / len(r_ids) if per_token else total)
     return np.asarray(out, dtype=float).reshape(-1, 2)
 
 
-def model_logps(model_path, examples: Sequence[dict]) -> np.ndarray:
+def model_logps(model_path, examples: Sequence[dict], per_token: bool = False) -> np.ndarray:
     """``reply_logps`` of the checkpoint at ``model_path`` as saved (torch; CUDA when present)."""
     if not examples:
         return np.zeros((0, 2))
     scorer = TransformersBackend(model_path)
-    return reply_logps(scorer.model, scorer.tokenizer, examples)
+    return reply_logps(scorer.model, scorer.tokenizer, examples, per_token)
 
 
 def preference_items(policy: np.ndarray, reference: np.ndarray, prefix: str = "heldout") -> Items:

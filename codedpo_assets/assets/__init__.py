@@ -43,7 +43,11 @@ def build_pairs_executor() -> dg.ExecutorDefinition:
 # partition per run): Dagster warns that such a job's own backfills take the smaller, one partition per
 # run — what automation wants; a backfill of the generation assets alone from the asset graph is one run.
 warnings.filterwarnings("ignore", message="Asset job .* materializes assets with varying BackfillPolicies")
-PROFILES = ("paper", "quick")  # every generation/training job exists once per profile; its config is the launchpad's preset
+PROFILES = (
+    "paper",
+    "quick",
+    "loop",
+)  # every generation/training job exists once per profile; its config is the launchpad's preset
 CHAIN = (
     dg.AssetSelection.assets(seeds.seeds).downstream()
     - dg.AssetSelection.groups("training")
@@ -53,7 +57,7 @@ CHAIN = (
 
 def sampling_run_config(profile: str) -> dict:
     """The build job's config: sampling values for the generation assets, and the quick profile's confidence filter."""
-    values = generation.SamplingConfig().model_dump() | (generation.QUICK_PROFILE if profile == "quick" else {})
+    values = generation.SamplingConfig().model_dump() | (generation.SAMPLING_PROFILES[profile] if profile != "paper" else {})
     ops = {asset.key.path[-1]: {"config": values} for asset in generation.SAMPLING_ASSETS}
     if profile == "quick":
         ops |= {
@@ -64,13 +68,17 @@ def sampling_run_config(profile: str) -> dict:
 
 
 def training_run_config(profile: str) -> dict:
-    quick = profile == "quick"
-    return {"ops": {"dpo_checkpoint": {"config": training.TrainingConfig().model_dump() | (training.QUICK_TRAINING if quick else {})},
-                    "model_evaluation": {"config": evaluation.EvaluationConfig().model_dump() | (evaluation.QUICK_EVALUATION if quick else {})}}}  # fmt: skip
+    return {"ops": {"dpo_checkpoint": {"config": training.TrainingConfig().model_dump() | training.TRAINING_PROFILES.get(profile, {})},
+                    "model_evaluation": {"config": evaluation.EvaluationConfig().model_dump() | evaluation.EVALUATION_PROFILES.get(profile, {})}}}  # fmt: skip
 
 
 def _suffix(profile: str) -> str:
     return "" if profile == "paper" else f"_{profile}"
+
+
+def job_name(job: str, profile: str) -> str:
+    """A job's name in a profile: build_pairs (paper), build_pairs_quick, build_pairs_loop."""
+    return job + _suffix(profile)
 
 
 # Seeds → pairs for one seed partition per run: what automation launches when a seed unit is new or
@@ -81,7 +89,7 @@ BUILD_PAIRS_JOBS = [
         selection=CHAIN,
         # the paper profile is the assets' config defaults; automation cannot launch a partitioned job
         # that carries run config (Dagster refuses the combination), so only the quick job carries one
-        config=sampling_run_config(profile) if profile == "quick" else None,
+        config=sampling_run_config(profile) if profile != "paper" else None,
         description=f"seeds → … → preference_pairs for a seed partition, {profile} generation profile"
         + (" (automation launches this job for new or changed partitions)." if profile == "paper" else "."),
         executor_def=build_pairs_executor(),

@@ -69,6 +69,10 @@ class EvaluationConfig(dg.Config):
 # `make run`: greedy on 10 problems per model on int8 (float32 doubles the time on 2 cores; the base
 # model's replies are cached for later runs). Enough to run every metric, not to see a change.
 QUICK_EVALUATION = {"limit": 10, "n_samples": 0, "ks": [1], "max_new_tokens": 256, "quantization": "int8"}
+# benchmarks/loop_gain.py: greedy on all 164 (pass@1 with a paired interval); int8 for time on 2 cores
+# (the preference metrics come from torch log-probabilities, not from the int8 engine).
+LOOP_EVALUATION = {"limit": 0, "n_samples": 0, "ks": [1], "max_new_tokens": 256, "quantization": "int8"}
+EVALUATION_PROFILES = {"quick": QUICK_EVALUATION, "loop": LOOP_EVALUATION}  # over EvaluationConfig's defaults (paper)
 
 
 def _sample_and_score(db, role: str, path: str, config: EvaluationConfig, problems: list[dict], log):

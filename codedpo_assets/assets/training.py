@@ -60,6 +60,9 @@ class TrainingConfig(dg.Config):
 # `make run`: one DPO step (2 pairs, LoRA) on the embedded 0.5B model takes ~40 s on 2 cores at 320
 # tokens (prompt + a short function), so 4 steps: the loop trained end to end in ~3 minutes, not a gain.
 QUICK_TRAINING = {"max_steps": 4, "learning_rate": 1e-4, "max_length": 320}
+# benchmarks/loop_gain.py: one pass over the training pairs (~40 s a step of 2 pairs on 2 cores).
+LOOP_TRAINING = {"max_steps": -1, "epochs": 1.0, "learning_rate": 1e-4, "max_length": 320}
+TRAINING_PROFILES = {"quick": QUICK_TRAINING, "loop": LOOP_TRAINING}  # over TrainingConfig's defaults (paper)
 
 
 TRAINING_SKIPPED_TAG = "codedpo/training_skipped"  # on the run: the UI's run list says why nothing was trained
