@@ -211,10 +211,10 @@ def main() -> None:
         raise SystemExit("the product's run failed: see its summary above")
     for arm in ["dpo"] + ([] if args.ablation == "none" else [args.ablation]):
         train_and_evaluate(args.profile, arm, args.eval_limit)
-    report(args, time.monotonic() - started)
+    report(started)
 
 
-def report(args, elapsed_s: float) -> None:
+def report(started: float) -> None:
     import polars as pl
 
     from codedpo_assets.store import Store
@@ -257,7 +257,9 @@ def report(args, elapsed_s: float) -> None:
     )
     with pl.Config(tbl_rows=30, tbl_width_chars=200):
         print(table)
-    print(f"wall time: {elapsed_s / 60:.1f} min")
+    print(
+        f"wall time: {(time.monotonic() - started) / 60:.1f} min (this invocation; a resumed run reuses what earlier ones built)"
+    )
     print(last_line(counts, pass1[dpo[0]], prefs[dpo[0]], dpo[2], dpo[1]))
 
 

@@ -133,7 +133,11 @@ def reply_logps(model, tokenizer, examples: Sequence[dict], per_token: bool = Fa
     """Summed log-probability of each example's chosen and rejected reply given its prompt: [n, 2]
     (``per_token``: divided by the reply's tokens, so a longer program is not less likely for its length).
 
-    One sequence at a time (exact: no padding effects); prompt and reply are tokenized apart, as TRL does."""
+    One sequence at a time (exact: no padding effects); prompt and reply are tokenized apart, as TRL
+    does. The prompt runs once and both replies continue from its cache (the same numbers as the whole
+    sequence, at about half the cost on a CPU)."""
+    import copy
+
     import torch
 
     device = next(model.parameters()).device
@@ -141,10 +145,15 @@ def reply_logps(model, tokenizer, examples: Sequence[dict], per_token: bool = Fa
     for ex in examples:
         prompt = tokenizer.apply_chat_template(ex["prompt"], tokenize=False, add_generation_prompt=True)
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            head = model(torch.tensor([p_ids], device=device), use_cache=True, logits_to_keep=1)
         for side in ("chosen", "rejected"):
             r_ids = tokenizer(ex[side][0]["content"], add_special_tokens=False)["input_ids"]
             with torch.no_grad():
-                logits = model(torch.tensor([p_ids + r_ids], device=device)).logits[0, len(p_ids) - 1 : -1].float()
+                tail = model(
+                    torch.tensor([r_ids], device=device), past_key_values=copy.deepcopy(head.past_key_values), use_cache=True
+                )
+            logits = torch.cat([head.logits[0, -1:], tail.logits[0, :-1]]).float()
             total = float(torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(r_ids, device=device)[:, None]).sum())
             out.append(total / len(r_ids) if per_token else total)
     return np.asarray(out, dtype=float).reshape(-1, 2)

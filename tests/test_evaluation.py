@@ -143,6 +143,19 @@ def test_reply_logps_are_negative_and_deterministic(tiny_model_dir):
     ]
     a, b = reply_logps(model, tok, ex), reply_logps(model, tok, ex)
     assert a.shape == (1, 2) and (a < 0).all() and np.array_equal(a, b)
+    # the prompt's cache gives what the whole sequence gives, per token too
+    import torch
+
+    p_ids = tok(tok.apply_chat_template(ex[0]["prompt"], tokenize=False, add_generation_prompt=True), add_special_tokens=False)[
+        "input_ids"
+    ]
+    whole = []
+    for side in ("chosen", "rejected"):
+        r_ids = tok(ex[0][side][0]["content"], add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(torch.tensor([p_ids + r_ids])).logits[0, len(p_ids) - 1 : -1]
+        whole.append(float(torch.log_softmax(logits, -1).gather(1, torch.tensor(r_ids)[:, None]).sum()) / len(r_ids))
+    assert reply_logps(model, tok, ex, per_token=True)[0] == pytest.approx(whole, rel=1e-5)
 
 
 def test_efficiency_sees_a_genuinely_faster_solution():
