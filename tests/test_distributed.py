@@ -22,7 +22,9 @@ from codedpo_assets.store import Store
 db, instance = Store(), dg.DagsterInstance.get()
 (run,) = instance.get_run_records()
 events = instance.all_logs(run.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
-print(json.dumps({"pairs": db.query("SELECT count(*) FROM preference_pairs").item(), "cells": db.query("SELECT count(*) FROM pass_matrix").item(),
+print(json.dumps({"pairs": db.query("SELECT count(*) FROM preference_pairs").item(),
+                  "cells": db.query("SELECT count(*) FROM pass_matrix WHERE NOT coalesce(is_reference, false)").item(),
+                  "reference_cells": db.query("SELECT count(*) FROM pass_matrix WHERE is_reference").item(),
                   "step_pids": sorted({e.dagster_event.pid for e in events}), "steps": len(events)}))
 """
 
@@ -95,5 +97,6 @@ def test_build_pairs_on_celery_workers_with_postgres_instance_and_ducklake(postg
         _stop(workers)
         server.close()
     assert result["pairs"] == 1 and result["cells"] == 6  # right (a + b) vs wrong (a - b) program, 2 codes x 3 tests, in the lake
+    assert result["reference_cells"] == 3  # and the seed's reference row
     # every step ran in a worker process, and both workers took steps
     assert set(result["step_pids"]) == {w.pid for w in workers}, (result, [w.pid for w in workers])
